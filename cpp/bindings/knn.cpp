@@ -1,0 +1,89 @@
+// Bindings of the k-NN and top-k kernels. Validation and documentation live in
+// python/latentcore/knn.py; here the arrays' dtype, rank, order and device are
+// fixed by their types, sizes are checked so that no call can touch memory out
+// of bounds, and the GIL is released around every kernel.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "latentcore/knn.hpp"
+#include "latentcore/topk.hpp"
+
+namespace nb = nanobind;
+using namespace latentcore;
+
+namespace {
+
+template <typename T, typename... Extra>
+using CpuArray = nb::ndarray<T, nb::c_contig, nb::device::cpu, Extra...>;
+using Matrix = CpuArray<const float, nb::ndim<2>>;
+using Vector = CpuArray<const float, nb::ndim<1>>;
+using ScoreOut = CpuArray<float, nb::ndim<2>>;
+using IndexOut = CpuArray<index_t, nb::ndim<2>>;
+
+void require(bool ok, const std::string& what) {
+    if (!ok) throw std::invalid_argument(what);
+}
+
+void require_output(const ScoreOut& score, const IndexOut& index, size_t rows) {
+    require(score.shape(0) == rows && index.shape(0) == rows, "one output row per query");
+    require(score.shape(1) == index.shape(1) && score.shape(1) > 0,
+            "score and index outputs must have the same k >= 1 columns");
+}
+
+// Polled from the kernel's calling thread: lets Ctrl-C stop a long search.
+bool interrupted() {
+    nb::gil_scoped_acquire hold;
+    return PyErr_CheckSignals() != 0;
+}
+
+void exact_knn_binding(Matrix data, std::optional<Matrix> queries, int metric, bool exclude_self,
+                       std::optional<Vector> center, nb::capsule sgemm, int64_t block,
+                       int n_threads, IndexOut index, ScoreOut score) {
+    require(metric >= 0 && metric <= 3, "unknown metric code");
+    require(block >= 1, "block must be >= 1");
+    KnnProblem p{data.data(), static_cast<size_type>(data.shape(0)), nullptr, 0,
+                 static_cast<size_type>(data.shape(1)), static_cast<int>(score.shape(1)),
+                 static_cast<Metric>(metric), exclude_self, nullptr};
+    if (queries) {
+        require(queries->shape(1) == data.shape(1), "queries and data dimensions differ");
+        p.queries = queries->data();
+        p.m = static_cast<size_type>(queries->shape(0));
+    }
+    if (center) {
+        require(center->shape(0) == data.shape(1), "center length must equal the dimension");
+        p.center = center->data();
+    }
+    require_output(score, index, queries ? p.m : p.n);
+    require(p.k <= p.n - (!queries && exclude_self ? 1 : 0), "k exceeds the available neighbours");
+    const auto gemm = reinterpret_cast<Sgemm>(sgemm.data());
+    bool finished;
+    {
+        nb::gil_scoped_release release;
+        finished = exact_knn(p, gemm, block, n_threads, interrupted, index.data(), score.data());
+    }
+    if (!finished) throw nb::python_error();
+}
+
+void select_topk(Matrix values, bool largest, ScoreOut score, IndexOut index, int n_threads) {
+    require_output(score, index, values.shape(0));
+    require(score.shape(1) <= values.shape(1), "k must not exceed the row length");
+    nb::gil_scoped_release release;
+    select_topk_rows(values.data(), values.shape(0), values.shape(1),
+                     static_cast<int>(score.shape(1)), largest, score.data(), index.data(),
+                     n_threads);
+}
+
+}  // namespace
+
+void bind_knn(nb::module_& m) {
+    m.def("exact_knn", &exact_knn_binding, nb::arg("data"), nb::arg("queries").none(),
+          nb::arg("metric"), nb::arg("exclude_self"), nb::arg("center").none(), nb::arg("sgemm"),
+          nb::arg("block"), nb::arg("n_threads"), nb::arg("index"), nb::arg("score"));
+    m.def("select_topk_rows", &select_topk, nb::arg("values"), nb::arg("largest"),
+          nb::arg("score"), nb::arg("index"), nb::arg("n_threads"));
+}

@@ -1,0 +1,12 @@
+// latentcore._core: the CPU kernels. Each area registers its functions from its
+// own file; this one only assembles the module.
+#include <nanobind/nanobind.h>
+
+namespace nb = nanobind;
+
+void bind_knn(nb::module_& m);
+
+NB_MODULE(_core, m) {
+    m.doc() = "latentcore CPU kernels (private: use the latentcore package)";
+    bind_knn(m);
+}

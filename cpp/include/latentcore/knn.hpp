@@ -1,0 +1,46 @@
+// Exact k-nearest neighbours, blocked: each thread takes a tile of (query
+// block, data block) pairs, computes its inner products with a BLAS SGEMM and
+// folds them into running top-k selections; memory stays O(threads * block^2)
+// besides the output, never O(n^2). Without separate queries the problem is
+// symmetric and only tiles on or above the diagonal are computed: each updates
+// its rows' and its columns' selections.
+#pragma once
+
+#include <functional>
+
+#include "latentcore/common.hpp"
+
+namespace latentcore {
+
+enum class Metric : int { sqeuclidean = 0, euclidean = 1, cosine = 2, inner_product = 3 };
+
+// Fortran-interface SGEMM (column-major), as every BLAS exports it; the caller
+// passes the one it trusts (Python hands over scipy's OpenBLAS), so the kernel
+// library links no BLAS of its own. It must be safe to call from several
+// threads at once with its own threading off.
+using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n,
+                       const int* k, const float* alpha, const float* a, const int* lda,
+                       const float* b, const int* ldb, const float* beta, float* c,
+                       const int* ldc);
+
+struct KnnProblem {
+    const float* data;     // (n, dim) row-major
+    size_type n;
+    const float* queries;  // (m, dim) row-major; null: all pairs among data
+    size_type m;
+    size_type dim;
+    int k;
+    Metric metric;
+    bool exclude_self;      // all-pairs only: a point is not its own neighbour
+    const float* center;    // (dim) subtracted before euclidean ranking, against
+                            // cancellation in |a|^2 + |b|^2 - 2ab; may be null
+};
+
+// Writes the k nearest neighbours of each query (m, k): indices and exact
+// distances, ascending, ties broken by the smaller index. `should_stop` is
+// polled from the calling thread every few milliseconds; when it returns true
+// the search ends early and this returns false (outputs are then undefined).
+bool exact_knn(const KnnProblem& problem, Sgemm sgemm, size_type block, int n_threads,
+               const std::function<bool()>& should_stop, index_t* indices, float* distances);
+
+}  // namespace latentcore

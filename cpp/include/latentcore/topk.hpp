@@ -1,0 +1,86 @@
+// Top-k selection: the k smallest (score, index) pairs of each row, ties broken
+// by the smaller index. Written once and shared: it finishes every k-NN tile
+// and keeps the k largest pre-activations of a TopK sparse code (scores negated).
+#pragma once
+
+#include <limits>
+
+#include "latentcore/common.hpp"
+
+namespace latentcore {
+
+// One row's running selection: a binary max-heap of k (score, index) pairs in
+// caller-owned storage; the root is the worst pair kept so far.
+struct TopKRow {
+    float* score;
+    index_t* index;
+    int k;
+
+    static bool worse(float sa, index_t ia, float sb, index_t ib) {
+        return sa > sb || (sa == sb && ia > ib);
+    }
+
+    void clear() const {
+        for (int i = 0; i < k; ++i) {
+            score[i] = std::numeric_limits<float>::infinity();
+            index[i] = -1;
+        }
+    }
+
+    float threshold() const { return score[0]; }
+
+    // Offers (s, j); keeps it when it beats the current worst pair.
+    void push(float s, index_t j) const {
+        if (!worse(score[0], index[0], s, j)) return;
+        int pos = 0;
+        for (;;) {
+            int child = 2 * pos + 1;
+            if (child >= k) break;
+            if (child + 1 < k && worse(score[child + 1], index[child + 1], score[child], index[child]))
+                ++child;
+            if (!worse(score[child], index[child], s, j)) break;
+            score[pos] = score[child];
+            index[pos] = index[child];
+            pos = child;
+        }
+        score[pos] = s;
+        index[pos] = j;
+    }
+
+    // Turns the heap into ascending (score, index) order, in place.
+    void sort() const {
+        for (int end = k - 1; end > 0; --end) {
+            float s = score[end];
+            index_t j = index[end];
+            score[end] = score[0];
+            index[end] = index[0];
+            int pos = 0;
+            for (;;) {
+                int child = 2 * pos + 1;
+                if (child >= end) break;
+                if (child + 1 < end && worse(score[child + 1], index[child + 1], score[child], index[child]))
+                    ++child;
+                if (!worse(score[child], index[child], s, j)) break;
+                score[pos] = score[child];
+                index[pos] = index[child];
+                pos = child;
+            }
+            score[pos] = s;
+            index[pos] = j;
+        }
+    }
+};
+
+// Offers (bias[j] + sign * values[j], first_index + j) for j in [0, n) to `row`,
+// skipping the index `skip` (-1 skips nothing); bias may be null (zero).
+// Most candidates lose to the current threshold, so blocks of 16 are screened
+// with a vectorised test before any heap work.
+void scan_into_topk(const TopKRow& row, const float* values, const float* bias, float sign,
+                    size_type n, index_t first_index, index_t skip);
+
+// The k smallest entries of each row of a dense (n_rows, n_cols) matrix, in
+// ascending order; largest=true selects the k largest (returned descending).
+void select_topk_rows(const float* values, size_type n_rows, size_type n_cols, int k, bool largest,
+                      float* out_score, index_t* out_index, int n_threads);
+
+}  // namespace latentcore

@@ -1,0 +1,220 @@
+#include "latentcore/knn.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <vector>
+
+#include "latentcore/topk.hpp"
+
+namespace latentcore {
+
+namespace {
+
+struct Heaps {
+    float* score;
+    index_t* index;
+    int k;
+    TopKRow row(size_type r) const { return TopKRow{score + r * k, index + r * k, k}; }
+};
+
+// One block of rows made ready for the ranking GEMM: centred (euclidean) or
+// unit-normalised (cosine), with the per-row bias that turns inner products
+// into rankable scores: score(a, b) = |b|^2 / 2 - <a, b> ranks b by |a - b|.
+struct PreparedBlock {
+    std::vector<float> rows;
+    std::vector<float> half_norm;
+
+    void load(const KnnProblem& p, const float* src, size_type count) {
+        rows.resize(count * p.dim);
+        half_norm.assign(count, 0.0f);
+        for (size_type r = 0; r < count; ++r) {
+            const float* x = src + r * p.dim;
+            float* y = rows.data() + r * p.dim;
+            if (p.metric == Metric::cosine) {
+                double ss = 0.0;
+                for (size_type t = 0; t < p.dim; ++t) ss += static_cast<double>(x[t]) * x[t];
+                const float inv = static_cast<float>(1.0 / std::sqrt(ss));
+                for (size_type t = 0; t < p.dim; ++t) y[t] = x[t] * inv;
+            } else if (p.center && p.metric != Metric::inner_product) {
+                for (size_type t = 0; t < p.dim; ++t) y[t] = x[t] - p.center[t];
+            } else {
+                std::copy(x, x + p.dim, y);
+            }
+            if (p.metric == Metric::sqeuclidean || p.metric == Metric::euclidean) {
+                float ss = 0.0f;
+                for (size_type t = 0; t < p.dim; ++t) ss += y[t] * y[t];
+                half_norm[r] = 0.5f * ss;
+            }
+        }
+    }
+};
+
+// tile (ma, nb) row-major = a (ma, dim) . b (nb, dim)^T, through column-major
+// SGEMM as tile^T = b . a^T.
+void inner_products(Sgemm sgemm, const PreparedBlock& a, size_type ma, const PreparedBlock& b,
+                    size_type nb, size_type dim, float* tile) {
+    const int m = static_cast<int>(nb), n = static_cast<int>(ma), k = static_cast<int>(dim);
+    const float one = 1.0f, zero = 0.0f;
+    sgemm("T", "N", &m, &n, &k, &one, b.rows.data(), &k, a.rows.data(), &k, &zero, tile, &m);
+}
+
+// Columns are folded in stripes whose thresholds stay in registers / L1.
+constexpr size_type kStripe = 64;
+
+LATENTCORE_DISPATCH
+void fold_stripe(const Heaps& heaps, size_type col_begin, const float* tile, size_type n_rows,
+                 size_type n_cols, size_type j0, size_type j1, const float* row_bias,
+                 index_t row_first) {
+    float thr[kStripe];
+    float block[kStripe];
+    const size_type w = j1 - j0;
+    for (size_type t = 0; t < w; ++t) thr[t] = heaps.row(col_begin + j0 + t).threshold();
+    for (size_type i = 0; i < n_rows; ++i) {
+        const float* v = tile + i * n_cols + j0;
+        const float b = row_bias[i];
+        int hits = 0;
+        for (size_type t = 0; t < w; ++t) {
+            block[t] = b - v[t];
+            hits += block[t] <= thr[t];
+        }
+        if (!hits) continue;
+        for (size_type t = 0; t < w; ++t) {
+            if (block[t] > thr[t]) continue;
+            TopKRow row = heaps.row(col_begin + j0 + t);
+            row.push(block[t], row_first + static_cast<index_t>(i));
+            thr[t] = row.threshold();
+        }
+    }
+}
+
+// The transposed fold of a symmetric problem: the tile's columns are points
+// too, and receive the tile's rows as candidates.
+void fold_columns(const Heaps& heaps, size_type col_begin, const float* tile, size_type n_rows,
+                  size_type n_cols, const float* row_bias, index_t row_first) {
+    for (size_type j0 = 0; j0 < n_cols; j0 += kStripe)
+        fold_stripe(heaps, col_begin, tile, n_rows, n_cols, j0, std::min(n_cols, j0 + kStripe),
+                    row_bias, row_first);
+}
+
+double exact_distance(const float* a, const float* b, size_type dim, Metric metric) {
+    if (metric == Metric::sqeuclidean || metric == Metric::euclidean) {
+        double s = 0.0;
+        for (size_type t = 0; t < dim; ++t) {
+            const double diff = static_cast<double>(a[t]) - b[t];
+            s += diff * diff;
+        }
+        return metric == Metric::euclidean ? std::sqrt(s) : s;
+    }
+    double ab = 0.0, aa = 0.0, bb = 0.0;
+    for (size_type t = 0; t < dim; ++t) {
+        ab += static_cast<double>(a[t]) * b[t];
+        aa += static_cast<double>(a[t]) * a[t];
+        bb += static_cast<double>(b[t]) * b[t];
+    }
+    if (metric == Metric::inner_product) return -ab;
+    return std::max(0.0, 1.0 - ab / std::sqrt(aa * bb));
+}
+
+// Replaces one row's ranking scores by exact distances and re-sorts it.
+void finish_row(const KnnProblem& p, const float* query, float* score, index_t* index,
+                std::vector<std::pair<float, index_t>>& scratch) {
+    scratch.clear();
+    for (int t = 0; t < p.k; ++t)
+        scratch.emplace_back(
+            static_cast<float>(exact_distance(query, p.data + index[t] * p.dim, p.dim, p.metric)),
+            index[t]);
+    std::sort(scratch.begin(), scratch.end());
+    for (int t = 0; t < p.k; ++t) {
+        score[t] = scratch[t].first;
+        index[t] = scratch[t].second;
+    }
+}
+
+struct TilePair {
+    size_type row_block, col_block;
+};
+
+// All-pairs: the tiles on and above the diagonal, ordered by their distance
+// from it, so that tiles taken together by threads rarely share a block's lock.
+// Queries: every (query block, data block), data-block-major for the same reason.
+std::vector<TilePair> tile_order(size_type row_blocks, size_type col_blocks, bool symmetric) {
+    std::vector<TilePair> order;
+    if (symmetric) {
+        for (size_type gap = 0; gap < row_blocks; ++gap)
+            for (size_type r = 0; r + gap < row_blocks; ++r) order.push_back({r, r + gap});
+    } else {
+        for (size_type c = 0; c < col_blocks; ++c)
+            for (size_type r = 0; r < row_blocks; ++r) order.push_back({r, c});
+    }
+    return order;
+}
+
+}  // namespace
+
+bool exact_knn(const KnnProblem& p, Sgemm sgemm, size_type block, int n_threads,
+               const std::function<bool()>& should_stop, index_t* indices, float* distances) {
+    const bool symmetric = p.queries == nullptr;
+    const float* queries = symmetric ? p.data : p.queries;
+    const size_type m = symmetric ? p.n : p.m;
+    const Heaps heaps{distances, indices, p.k};
+    std::fill(distances, distances + m * p.k, std::numeric_limits<float>::infinity());
+    std::fill(indices, indices + m * p.k, index_t{-1});
+
+    const size_type row_blocks = (m + block - 1) / block;
+    const size_type col_blocks = (p.n + block - 1) / block;
+    const std::vector<TilePair> order = tile_order(row_blocks, col_blocks, symmetric);
+    // A heap block is folded into by one thread at a time; the k smallest of a
+    // set does not depend on the order it arrives in, so neither does the result.
+    std::vector<std::mutex> locks(row_blocks);
+    std::atomic<bool> stop{false};
+    using clock = std::chrono::steady_clock;
+    auto last_poll = clock::now();
+
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+    {
+        PreparedBlock a, b;
+        std::vector<float> tile(block * block);
+#pragma omp for schedule(dynamic, 1)
+        for (size_type t = 0; t < static_cast<size_type>(order.size()); ++t) {
+            if (stop.load(std::memory_order_relaxed)) continue;
+            if (omp_get_thread_num() == 0 && clock::now() - last_poll > std::chrono::milliseconds(20)) {
+                last_poll = clock::now();
+                if (should_stop()) stop = true;
+            }
+            const size_type i0 = order[t].row_block * block, i1 = std::min(m, i0 + block);
+            const size_type j0 = order[t].col_block * block, j1 = std::min(p.n, j0 + block);
+            const size_type rows = i1 - i0, cols = j1 - j0;
+            a.load(p, queries + i0 * p.dim, rows);
+            const bool diagonal = symmetric && i0 == j0;
+            const PreparedBlock& bb = diagonal ? a : (b.load(p, p.data + j0 * p.dim, cols), b);
+            inner_products(sgemm, a, rows, bb, cols, p.dim, tile.data());
+            {
+                std::lock_guard<std::mutex> hold(locks[order[t].row_block]);
+                for (size_type i = 0; i < rows; ++i) {
+                    const index_t self = diagonal && p.exclude_self ? static_cast<index_t>(i0 + i) : -1;
+                    scan_into_topk(heaps.row(i0 + i), tile.data() + i * cols, bb.half_norm.data(),
+                                   -1.0f, cols, static_cast<index_t>(j0), self);
+                }
+            }
+            if (symmetric && !diagonal) {
+                std::lock_guard<std::mutex> hold(locks[order[t].col_block]);
+                fold_columns(heaps, j0, tile.data(), rows, cols, a.half_norm.data(),
+                             static_cast<index_t>(i0));
+            }
+        }
+        if (!stop.load()) {
+            std::vector<std::pair<float, index_t>> scratch;
+#pragma omp for schedule(static)
+            for (size_type r = 0; r < m; ++r)
+                finish_row(p, queries + r * p.dim, distances + r * p.k, indices + r * p.k, scratch);
+        }
+    }
+    return !stop.load();
+}
+
+}  // namespace latentcore

@@ -1,0 +1,125 @@
+"""Where arrays live and which compiled module runs them.
+
+numpy arrays run the C++ kernels (``latentcore._core``); cupy arrays run the
+CUDA kernels (``latentcore._cuda``) on cupy's current stream; torch tensors
+cross over through DLPack without copies and go back as torch tensors on the
+device they came from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _core  # noqa: F401  (a broken build should fail at import, loudly)
+
+try:  # the CUDA module is optional: absent without nvcc at build time
+    from . import _cuda
+except ImportError:  # pragma: no cover - depends on the build
+    _cuda = None
+
+
+def default_threads() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """scikit-learn's convention: None or -1 = all cores, -2 = all but one."""
+    if n_jobs is None:
+        return default_threads()
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)):
+        raise TypeError(f"n_jobs must be an int or None, got {type(n_jobs).__name__}")
+    if n_jobs == 0:
+        raise ValueError("n_jobs must not be 0: use None or -1 for all cores, or a positive count")
+    if n_jobs < 0:
+        return max(1, default_threads() + 1 + int(n_jobs))
+    return int(n_jobs)
+
+
+def _module_name(x: Any) -> str:
+    return type(x).__module__.split(".")[0]
+
+
+def is_cupy(x: Any) -> bool:
+    return _module_name(x) == "cupy"
+
+
+def is_torch(x: Any) -> bool:
+    return _module_name(x) == "torch"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an input came from, so results can be handed back the same way."""
+
+    device: str  # "cpu" or "cuda"
+    wrap: Callable[[Any], Any]  # numpy/cupy array -> the caller's array type
+
+
+def _identity(a: Any) -> Any:
+    return a
+
+
+def to_backend(x: Any) -> tuple[Any, Placement]:
+    """Unwraps a user array into numpy (CPU) or cupy (CUDA), without copying.
+
+    Lists and other array-likes become numpy arrays. torch tensors are shared
+    through DLPack; the returned Placement turns results back into tensors.
+    """
+    if is_torch(x):
+        import torch
+
+        t = x.detach()
+        if t.device.type == "cuda":
+            cp = require_cupy()
+            return cp.from_dlpack(t), Placement("cuda", torch.from_dlpack)
+        if t.device.type != "cpu":
+            raise ValueError(f"torch tensors on device {t.device} are not supported; use cpu or cuda")
+        if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
+            t = t.float()
+        return np.from_dlpack(t.resolve_conj().resolve_neg()), Placement("cpu", torch.from_numpy)
+    if is_cupy(x):
+        return x, Placement("cuda", _identity)
+    return x, Placement("cpu", _identity)
+
+
+def require_cupy():
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError(
+            "CUDA input needs cupy: pip install 'latentcore[gpu]' (cupy-cuda13x)"
+        ) from exc
+    return cupy
+
+
+def require_cuda_module():
+    """The compiled CUDA kernels, or a clear error saying why they are missing."""
+    if _cuda is None:
+        raise RuntimeError(
+            "this latentcore build has no CUDA kernels (nvcc was not found when it was "
+            "built); pass numpy arrays, or rebuild with the CUDA toolkit installed"
+        )
+    cp = require_cupy()
+    if cp.cuda.runtime.getDeviceCount() < 1:
+        raise RuntimeError("no CUDA device is visible; pass numpy arrays to run on the CPU")
+    return _cuda
+
+
+def cuda_available() -> bool:
+    """True when the CUDA kernels are built and a GPU is visible."""
+    if _cuda is None:
+        return False
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False

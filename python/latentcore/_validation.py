@@ -1,0 +1,53 @@
+"""Input checks shared by every area: they run before any kernel and name the
+argument at fault and the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def check_matrix(x: Any, name: str, *, xp=np, allow_empty: bool = False):
+    """A C-contiguous float32 2-D array of finite values, in namespace ``xp``.
+
+    float16 and float64 input is converted to float32; non-contiguous input is
+    copied into C order. Integer, bool, complex and object arrays are rejected
+    rather than guessed at.
+    """
+    if xp is np and not isinstance(x, np.ndarray):
+        if hasattr(x, "__array__") or isinstance(x, (list, tuple)):
+            x = np.asarray(x)
+        else:
+            raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    dtype = np.dtype(x.dtype)
+    if dtype.kind != "f":
+        raise TypeError(
+            f"{name} must hold floating-point values, got dtype {dtype}; "
+            f"convert it explicitly, e.g. {name}.astype('float32')"
+        )
+    if x.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got shape {tuple(x.shape)}; "
+            "reshape a single sample with x.reshape(1, -1)"
+        )
+    if not allow_empty and (x.shape[0] == 0 or x.shape[1] == 0):
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); it needs at least one row and column")
+    x = xp.ascontiguousarray(x, dtype=xp.float32)
+    if not bool(xp.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
+    return x
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def check_choice(value: Any, name: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not supported; choose one of {sorted(choices)}")
+    return value

@@ -1,0 +1,337 @@
+"""Exact k-nearest-neighbour graphs.
+
+The work is blocked: a GEMM tile ``Q_block @ X_block.T`` from the best BLAS at
+hand (numpy's OpenBLAS on the CPU, cuBLAS through cupy on the GPU) is folded
+into running per-point top-k selections by a fused C++/CUDA kernel, so memory
+stays O(block) and the full distance matrix never exists. For an all-pairs
+graph (no ``queries``) the distance matrix is symmetric and only the tiles on
+and above the diagonal are computed: each tile updates its rows' and its
+columns' selections. The k winners then get their distances recomputed exactly
+(in double precision), free of the cancellation the GEMM expansion suffers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse
+from threadpoolctl import threadpool_limits
+
+from . import _backend, _core
+from ._validation import check_choice, check_matrix, check_positive_int
+
+__all__ = ["knn", "KNNGraph", "METRICS"]
+
+
+@dataclass(frozen=True)
+class _Metric:
+    code: int  # latentcore::Metric in cpp/include/latentcore/knn.hpp
+    prepare: str  # how rows are transformed before the GEMM: "center", "normalize", "none"
+
+
+#: Supported metrics. Ranking uses an inner-product surrogate (pynndescent's
+#: "fast surrogate + correction"): squared distances drop the query norm,
+#: cosine ranks normalised rows by inner product; exact values come last.
+METRICS: dict[str, _Metric] = {
+    "sqeuclidean": _Metric(0, "center"),
+    "euclidean": _Metric(1, "center"),
+    "cosine": _Metric(2, "normalize"),
+    "inner_product": _Metric(3, "none"),
+}
+_ALIASES = {"l2": "euclidean", "ip": "inner_product", "dot": "inner_product"}
+
+def _resolve_metric(metric: str) -> str:
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be a string, got {type(metric).__name__}")
+    name = _ALIASES.get(metric.lower(), metric.lower())
+    return check_choice(name, "metric", METRICS.keys())
+
+
+# Rows per tile side on the CPU: a 512 x 512 float32 tile (1 MiB) stays in a
+# core's L2 while it is folded, and single-threaded SGEMM is near its peak there
+# (tuned with bench/bench_knn.py).
+_CPU_BLOCK = 512
+# Query rows per tile on the GPU, where tiles are as large as memory allows.
+_GPU_ROWS = 16384
+
+
+def _scipy_sgemm():
+    """SciPy's BLAS SGEMM as a capsule: the C++ kernel calls it per tile, one
+    thread each, with BLAS threading off."""
+    from scipy.linalg import cython_blas
+
+    return cython_blas.__pyx_capi__["sgemm"]
+
+
+def _blocks(n: int, size: int):
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+def _knn_cpu(data: np.ndarray, queries: np.ndarray | None, k: int, metric: str,
+             exclude_self: bool, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+    spec = METRICS[metric]
+    m = data.shape[0] if queries is None else queries.shape[0]
+    index = np.empty((m, k), dtype=np.int32)
+    score = np.empty((m, k), dtype=np.float32)
+    center = data.mean(axis=0, dtype=np.float64).astype(np.float32) if spec.prepare == "center" else None
+    with threadpool_limits(limits=1, user_api="blas"):
+        _core.exact_knn(data, queries, spec.code, exclude_self, center, _scipy_sgemm(),
+                        _CPU_BLOCK, n_threads, index, score)
+    return index, score
+
+
+class _GpuRows:
+    """Blocks of rows made ready for the GPU ranking GEMM, as the C++ kernel
+    does on the CPU: centred (euclidean) or normalised (cosine), with half
+    squared norms as the bias that turns inner products into ranking scores."""
+
+    def __init__(self, data, metric: _Metric, cp):
+        self.kind = metric.prepare
+        self.cp = cp
+        self.center = data.mean(axis=0, dtype=cp.float64).astype(cp.float32) if self.kind == "center" else None
+
+    def block(self, x):
+        if self.kind == "center":
+            return x - self.center
+        if self.kind == "normalize":
+            return x / self.cp.linalg.norm(x, axis=1, keepdims=True)
+        return x
+
+    def bias(self, prepared):
+        if self.kind != "center":
+            return None
+        return 0.5 * self.cp.einsum("ij,ij->i", prepared, prepared)
+
+
+def _knn_cuda(data, queries, k: int, metric: str, exclude_self: bool):
+    cp = _backend.require_cupy()
+    cuda = _backend.require_cuda_module()
+    spec = METRICS[metric]
+    rows = _GpuRows(data, spec, cp)
+    targets = data if queries is None else queries
+    score = cp.full((targets.shape[0], k), cp.inf, dtype=cp.float32)
+    index = cp.full((targets.shape[0], k), -1, dtype=cp.int32)
+    stream = cp.cuda.get_current_stream().ptr
+    width = cuda.knn_max_tile_width(k)
+    a_all = rows.block(targets)
+    for j0, j1 in _blocks(data.shape[0], width):
+        b = rows.block(data[j0:j1])
+        b_bias = rows.bias(b)
+        for i0, i1 in _blocks(targets.shape[0], _GPU_ROWS):
+            tile = a_all[i0:i1] @ b.T
+            cuda.knn_merge_tile(score[i0:i1], index[i0:i1], tile, b_bias, i0, j0,
+                                queries is None and exclude_self, stream)
+    cuda.knn_finish(score, index, targets, data, spec.code, stream)
+    return index, score
+
+
+def knn(
+    X: Any,
+    k: int,
+    *,
+    queries: Any = None,
+    metric: str = "euclidean",
+    exclude_self: bool = True,
+    n_jobs: int | None = None,
+    device: Literal["cpu", "cuda"] | None = None,
+):
+    """Exact k nearest neighbours of every row of ``X`` (or of ``queries``).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        The points searched. numpy arrays run on the CPU, cupy arrays on the
+        GPU, torch tensors (CPU or CUDA) are shared through DLPack. float16 and
+        float64 are converted to float32; non-contiguous arrays are copied.
+    k : int
+        Neighbours per point, ``1 <= k < n`` for an all-pairs graph with
+        ``exclude_self``, ``1 <= k <= n`` otherwise.
+    queries : array of shape (m, d), optional
+        Points whose neighbours in ``X`` are wanted. None: the rows of ``X``.
+    metric : {"euclidean", "sqeuclidean", "cosine", "inner_product"}
+        ``cosine`` is ``1 - cos(x, y)`` (rows must be non-zero);
+        ``inner_product`` returns ``-<x, y>``, so the largest inner products
+        come first, as with every metric sorted ascending. Aliases: "l2", "ip", "dot".
+    exclude_self : bool, default True
+        Without ``queries``, leave each point out of its own list (by index:
+        duplicates of a point are still neighbours). Ignored with ``queries``.
+    n_jobs : int, optional
+        CPU threads for the GEMM and the selection; None or -1: all cores.
+        The result does not depend on it.
+    device : {"cpu", "cuda"}, optional
+        Run there instead of where the input lives; results follow.
+
+    Returns
+    -------
+    indices : int32 array of shape (m, k)
+    distances : float32 array of shape (m, k)
+        Sorted ascending, ties broken by the smaller index; on the device and
+        of the array type (numpy, cupy, torch) of the input.
+
+    Examples
+    --------
+    >>> import numpy as np, latentcore
+    >>> X = np.random.default_rng(0).standard_normal((1000, 32), dtype=np.float32)
+    >>> idx, dist = latentcore.knn(X, 15)
+    >>> idx.shape, dist.dtype
+    ((1000, 15), dtype('float32'))
+    """
+    metric = _resolve_metric(metric)
+    n_threads = _backend.resolve_n_jobs(n_jobs)
+    data, placement = _backend.to_backend(X)
+    q_data = None
+    if queries is not None:
+        q_data, q_place = _backend.to_backend(queries)
+        if q_place.device != placement.device:
+            raise ValueError(
+                f"X is on {placement.device} but queries is on {q_place.device}; put both on one device"
+            )
+    device = placement.device if device is None else check_choice(device, "device", {"cpu", "cuda"})
+    xp = _move_namespace(device)
+    data = check_matrix(_to_device(data, device), "X", xp=xp)
+    if q_data is not None:
+        q_data = check_matrix(_to_device(q_data, device), "queries", xp=xp)
+        if q_data.shape[1] != data.shape[1]:
+            raise ValueError(
+                f"queries has {q_data.shape[1]} features but X has {data.shape[1]}; they must match"
+            )
+    k = check_positive_int(k, "k")
+    n = data.shape[0]
+    limit = n - 1 if (queries is None and exclude_self) else n
+    if k > limit:
+        raise ValueError(
+            f"k={k} is too large for X with {n} rows: at most {limit}"
+            + (" (each point is excluded from its own list)" if limit < n else "")
+        )
+    if metric == "cosine":
+        for arr, name in ((data, "X"), (q_data, "queries")):
+            if arr is not None and not bool((xp.abs(arr).max(axis=1) > 0).all()):
+                raise ValueError(f"{name} has all-zero rows, which have no cosine distance; drop them or use metric='euclidean'")
+    if device == "cuda":
+        index, dist = _knn_cuda(data, q_data, k, metric, bool(exclude_self))
+    else:
+        index, dist = _knn_cpu(data, q_data, k, metric, bool(exclude_self), n_threads)
+    wrap = placement.wrap if placement.device == device else _wrap_for(placement, device)
+    return wrap(index), wrap(dist)
+
+
+def _move_namespace(device: str):
+    return _backend.require_cupy() if device == "cuda" else np
+
+
+def _to_device(x, device: str):
+    if device == "cuda" and not _backend.is_cupy(x):
+        return _backend.require_cupy().asarray(np.asarray(x))
+    if device == "cpu" and _backend.is_cupy(x):
+        return x.get()
+    return x
+
+
+def _wrap_for(placement: _backend.Placement, device: str):
+    """A torch caller forcing another device still gets torch tensors back."""
+    if placement.wrap is _backend._identity:
+        return lambda a: a
+    import torch
+
+    return (lambda a: torch.from_dlpack(a)) if device == "cuda" else torch.from_numpy
+
+
+class KNNGraph:
+    """The exact k-NN graph of a point set, as a sparse matrix.
+
+    Parameters
+    ----------
+    n_neighbors : int, default 15
+        Neighbours per point (the point itself excluded).
+    metric : str, default "euclidean"
+        Any name accepted by :func:`knn`.
+    mode : {"connectivity", "distance"}, default "connectivity"
+        Edge values: 1.0, or the distance.
+    symmetrize : bool, default False
+        Keep an edge when either end lists the other (union of the lists);
+        the graph is then symmetric.
+    n_jobs : int, optional
+        CPU threads; None or -1: all cores.
+    device : {"cpu", "cuda"}, optional
+        Where to compute; default: where X lives.
+
+    Attributes
+    ----------
+    graph_ : scipy.sparse.csr_array of shape (n, n), float32
+        Row i holds the neighbours of point i (a CPU matrix whatever the device).
+    indices_ : int32 ndarray of shape (n, n_neighbors)
+    distances_ : float32 ndarray of shape (n, n_neighbors)
+    n_samples_fit_ : int
+
+    Examples
+    --------
+    >>> import numpy as np, latentcore
+    >>> X = np.random.default_rng(0).standard_normal((500, 8), dtype=np.float32)
+    >>> g = latentcore.KNNGraph(n_neighbors=10).fit(X).graph_
+    >>> g.shape, g.nnz
+    ((500, 500), 5000)
+    """
+
+    def __init__(self, n_neighbors: int = 15, metric: str = "euclidean", *,
+                 mode: Literal["connectivity", "distance"] = "connectivity",
+                 symmetrize: bool = False, n_jobs: int | None = None,
+                 device: Literal["cpu", "cuda"] | None = None):
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.mode = mode
+        self.symmetrize = symmetrize
+        self.n_jobs = n_jobs
+        self.device = device
+
+    def fit(self, X: Any, y: Any = None) -> "KNNGraph":
+        """Computes the graph of the rows of X (n, d); returns self."""
+        check_choice(self.mode, "mode", {"connectivity", "distance"})
+        self._fit_X = X
+        indices, distances = knn(X, self.n_neighbors, metric=self.metric, n_jobs=self.n_jobs,
+                                 device=self.device)
+        self.indices_ = _to_numpy(indices)
+        self.distances_ = _to_numpy(distances)
+        self.n_samples_fit_ = self.indices_.shape[0]
+        self.graph_ = self._as_graph(self.indices_, self.distances_)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None) -> scipy.sparse.csr_array:
+        """Fits and returns ``graph_``."""
+        return self.fit(X).graph_
+
+    def kneighbors(self, Y: Any, n_neighbors: int | None = None):
+        """Exact neighbours among the fitted points of each row of Y (m, d).
+
+        Returns ``(indices int32 (m, k), distances float32 (m, k))`` as :func:`knn`.
+        """
+        if not hasattr(self, "graph_"):
+            raise RuntimeError("this KNNGraph is not fitted yet: call fit(X) first")
+        k = self.n_neighbors if n_neighbors is None else n_neighbors
+        return knn(self._fit_X, k, queries=Y, metric=self.metric, n_jobs=self.n_jobs,
+                   device=self.device)
+
+    def _as_graph(self, indices: np.ndarray, distances: np.ndarray) -> scipy.sparse.csr_array:
+        n, k = indices.shape
+        values = np.ones(n * k, np.float32) if self.mode == "connectivity" else distances.ravel()
+        indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
+        if not self.symmetrize:
+            graph = scipy.sparse.csr_array((values, indices.ravel(), indptr), shape=(n, n))
+            graph.sort_indices()
+            return graph
+        # Union of both directions. Exact distances are symmetric, so a pair
+        # listed by both ends carries the same value twice; keep one.
+        rows = np.repeat(np.arange(n, dtype=np.int64), k)
+        cols = indices.ravel().astype(np.int64)
+        keys, first = np.unique(np.concatenate([rows * n + cols, cols * n + rows]), return_index=True)
+        vals = np.concatenate([values, values])[first]
+        return scipy.sparse.csr_array((vals, (keys // n, keys % n)), shape=(n, n))
+
+
+def _to_numpy(a) -> np.ndarray:
+    if isinstance(a, np.ndarray):
+        return a
+    if _backend.is_cupy(a):
+        return a.get()
+    return a.cpu().numpy()  # torch
