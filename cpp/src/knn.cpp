@@ -120,19 +120,27 @@ double exact_distance(const float* a, const float* b, size_type dim, Metric metr
     return std::max(0.0, 1.0 - ab / std::sqrt(aa * bb));
 }
 
-// Replaces one row's ranking scores by exact distances and re-sorts it.
-void finish_row(const KnnProblem& p, const float* query, float* score, index_t* index,
-                std::vector<std::pair<float, index_t>>& scratch) {
+// Ranks one row's candidates by exact distance and writes the best k.
+void finish_row(const KnnProblem& p, const float* query, const index_t* candidates, int n_candidates,
+                float* distances, index_t* indices, std::vector<std::pair<float, index_t>>& scratch) {
     scratch.clear();
-    for (int t = 0; t < p.k; ++t)
-        scratch.emplace_back(
-            static_cast<float>(exact_distance(query, p.data + index[t] * p.dim, p.dim, p.metric)),
-            index[t]);
+    for (int t = 0; t < n_candidates; ++t)
+        scratch.emplace_back(static_cast<float>(exact_distance(query, p.data + candidates[t] * p.dim,
+                                                               p.dim, p.metric)),
+                             candidates[t]);
     std::sort(scratch.begin(), scratch.end());
     for (int t = 0; t < p.k; ++t) {
-        score[t] = scratch[t].first;
-        index[t] = scratch[t].second;
+        distances[t] = scratch[t].first;
+        indices[t] = scratch[t].second;
     }
+}
+
+// Candidates kept per point beyond k. The float32 ranking scores carry an
+// error of about 1e-7 |a| |b|, which can swap points whose distances differ
+// by less than that; the exact refinement then puts the best k first.
+int candidates_per_point(const KnnProblem& p, size_type available) {
+    const size_type extra = std::max<size_type>(8, p.k / 4);
+    return static_cast<int>(std::min<size_type>(p.k + extra, available));
 }
 
 struct TilePair {
@@ -161,9 +169,10 @@ bool exact_knn(const KnnProblem& p, Sgemm sgemm, size_type block, int n_threads,
     const bool symmetric = p.queries == nullptr;
     const float* queries = symmetric ? p.data : p.queries;
     const size_type m = symmetric ? p.n : p.m;
-    const Heaps heaps{distances, indices, p.k};
-    std::fill(distances, distances + m * p.k, std::numeric_limits<float>::infinity());
-    std::fill(indices, indices + m * p.k, index_t{-1});
+    const int kc = candidates_per_point(p, symmetric && p.exclude_self ? p.n - 1 : p.n);
+    std::vector<float> cand_score(m * kc, std::numeric_limits<float>::infinity());
+    std::vector<index_t> cand_index(m * kc, index_t{-1});
+    const Heaps heaps{cand_score.data(), cand_index.data(), kc};
 
     const size_type row_blocks = (m + block - 1) / block;
     const size_type col_blocks = (p.n + block - 1) / block;
@@ -211,7 +220,8 @@ bool exact_knn(const KnnProblem& p, Sgemm sgemm, size_type block, int n_threads,
             std::vector<std::pair<float, index_t>> scratch;
 #pragma omp for schedule(static)
             for (size_type r = 0; r < m; ++r)
-                finish_row(p, queries + r * p.dim, distances + r * p.k, indices + r * p.k, scratch);
+                finish_row(p, queries + r * p.dim, cand_index.data() + r * kc, kc,
+                           distances + r * p.k, indices + r * p.k, scratch);
         }
     }
     return !stop.load();

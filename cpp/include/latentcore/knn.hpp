@@ -37,7 +37,8 @@ struct KnnProblem {
 };
 
 // Writes the k nearest neighbours of each query (m, k): indices and exact
-// distances, ascending, ties broken by the smaller index. `should_stop` is
+// distances, ascending, ties broken by the smaller index. A few more than k
+// candidates are ranked by float32 inner products, then re-ranked exactly. `should_stop` is
 // polled from the calling thread every few milliseconds; when it returns true
 // the search ends early and this returns false (outputs are then undefined).
 bool exact_knn(const KnnProblem& problem, Sgemm sgemm, size_type block, int n_threads,
