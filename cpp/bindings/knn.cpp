@@ -84,6 +84,7 @@ void bind_knn(nb::module_& m) {
     m.def("exact_knn", &exact_knn_binding, nb::arg("data"), nb::arg("queries").none(),
           nb::arg("metric"), nb::arg("exclude_self"), nb::arg("center").none(), nb::arg("sgemm"),
           nb::arg("block"), nb::arg("n_threads"), nb::arg("index"), nb::arg("score"));
+    m.def("knn_candidates_per_point", &candidates_per_point, nb::arg("k"), nb::arg("available"));
     m.def("select_topk_rows", &select_topk, nb::arg("values"), nb::arg("largest"),
           nb::arg("score"), nb::arg("index"), nb::arg("n_threads"));
 }

@@ -135,14 +135,6 @@ void finish_row(const KnnProblem& p, const float* query, const index_t* candidat
     }
 }
 
-// Candidates kept per point beyond k. The float32 ranking scores carry an
-// error of about 1e-7 |a| |b|, which can swap points whose distances differ
-// by less than that; the exact refinement then puts the best k first.
-int candidates_per_point(const KnnProblem& p, size_type available) {
-    const size_type extra = std::max<size_type>(8, p.k / 4);
-    return static_cast<int>(std::min<size_type>(p.k + extra, available));
-}
-
 struct TilePair {
     size_type row_block, col_block;
 };
@@ -164,12 +156,17 @@ std::vector<TilePair> tile_order(size_type row_blocks, size_type col_blocks, boo
 
 }  // namespace
 
+int candidates_per_point(int k, size_type available) {
+    const size_type extra = std::max<size_type>(8, k / 4);
+    return static_cast<int>(std::min<size_type>(k + extra, available));
+}
+
 bool exact_knn(const KnnProblem& p, Sgemm sgemm, size_type block, int n_threads,
                const std::function<bool()>& should_stop, index_t* indices, float* distances) {
     const bool symmetric = p.queries == nullptr;
     const float* queries = symmetric ? p.data : p.queries;
     const size_type m = symmetric ? p.n : p.m;
-    const int kc = candidates_per_point(p, symmetric && p.exclude_self ? p.n - 1 : p.n);
+    const int kc = candidates_per_point(p.k, symmetric && p.exclude_self ? p.n - 1 : p.n);
     std::vector<float> cand_score(m * kc, std::numeric_limits<float>::infinity());
     std::vector<index_t> cand_index(m * kc, index_t{-1});
     const Heaps heaps{cand_score.data(), cand_index.data(), kc};

@@ -1,13 +1,15 @@
 """Exact k-nearest-neighbour graphs.
 
-The work is blocked: a GEMM tile ``Q_block @ X_block.T`` from the best BLAS at
-hand (numpy's OpenBLAS on the CPU, cuBLAS through cupy on the GPU) is folded
-into running per-point top-k selections by a fused C++/CUDA kernel, so memory
-stays O(block) and the full distance matrix never exists. For an all-pairs
-graph (no ``queries``) the distance matrix is symmetric and only the tiles on
-and above the diagonal are computed: each tile updates its rows' and its
-columns' selections. The k winners then get their distances recomputed exactly
-(in double precision), free of the cancellation the GEMM expansion suffers.
+The work is blocked, so memory stays O(block) and the full distance matrix
+never exists. On the CPU, each OpenMP thread of the C++ kernel takes a tile of
+(query block, data block), gets its inner products from SciPy's BLAS SGEMM and
+folds them into running per-point top-k selections; for an all-pairs graph (no
+``queries``) the distance matrix is symmetric, so only tiles on and above the
+diagonal are computed and each updates its rows' and its columns' selections.
+On the GPU, cupy's cuBLAS computes the tiles and a CUDA kernel merges them.
+Ranking uses float32 inner products of centred (or normalised) rows; a margin
+of extra candidates is then re-ranked by exact double-precision distances, so
+the result is free of the cancellation the GEMM expansion suffers.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ METRICS: dict[str, _Metric] = {
 }
 _ALIASES = {"l2": "euclidean", "ip": "inner_product", "dot": "inner_product"}
 
+
 def _resolve_metric(metric: str) -> str:
     if not isinstance(metric, str):
         raise TypeError(f"metric must be a string, got {type(metric).__name__}")
@@ -55,6 +58,8 @@ def _resolve_metric(metric: str) -> str:
 _CPU_BLOCK = 512
 # Query rows per tile on the GPU, where tiles are as large as memory allows.
 _GPU_ROWS = 16384
+# The CUDA merge kernel sorts a row's selection in shared memory.
+_GPU_MAX_K = 1024
 
 
 def _scipy_sgemm():
@@ -110,11 +115,14 @@ def _knn_cuda(data, queries, k: int, metric: str, exclude_self: bool):
     cuda = _backend.require_cuda_module()
     spec = METRICS[metric]
     rows = _GpuRows(data, spec, cp)
+    symmetric_self = queries is None and exclude_self
     targets = data if queries is None else queries
-    score = cp.full((targets.shape[0], k), cp.inf, dtype=cp.float32)
-    index = cp.full((targets.shape[0], k), -1, dtype=cp.int32)
+    available = data.shape[0] - int(symmetric_self)
+    kc = max(k, min(_core.knn_candidates_per_point(k, available), _GPU_MAX_K))
+    score = cp.full((targets.shape[0], kc), cp.inf, dtype=cp.float32)
+    index = cp.full((targets.shape[0], kc), -1, dtype=cp.int32)
     stream = cp.cuda.get_current_stream().ptr
-    width = cuda.knn_max_tile_width(k)
+    width = cuda.knn_max_tile_width(kc)
     a_all = rows.block(targets)
     for j0, j1 in _blocks(data.shape[0], width):
         b = rows.block(data[j0:j1])
@@ -122,9 +130,9 @@ def _knn_cuda(data, queries, k: int, metric: str, exclude_self: bool):
         for i0, i1 in _blocks(targets.shape[0], _GPU_ROWS):
             tile = a_all[i0:i1] @ b.T
             cuda.knn_merge_tile(score[i0:i1], index[i0:i1], tile, b_bias, i0, j0,
-                                queries is None and exclude_self, stream)
+                                symmetric_self, stream)
     cuda.knn_finish(score, index, targets, data, spec.code, stream)
-    return index, score
+    return cp.ascontiguousarray(index[:, :k]), cp.ascontiguousarray(score[:, :k])
 
 
 def knn(
@@ -180,6 +188,23 @@ def knn(
     """
     metric = _resolve_metric(metric)
     n_threads = _backend.resolve_n_jobs(n_jobs)
+    data, q_data, placement, device = _placed_inputs(X, queries, device)
+    k = _check_k(k, data.shape[0], queries is None and exclude_self, device)
+    if metric == "cosine":
+        _check_no_zero_rows(data, "X")
+        if q_data is not None:
+            _check_no_zero_rows(q_data, "queries")
+    if device == "cuda":
+        index, dist = _knn_cuda(data, q_data, k, metric, bool(exclude_self))
+    else:
+        index, dist = _knn_cpu(data, q_data, k, metric, bool(exclude_self), n_threads)
+    wrap = placement.wrap if placement.device == device else _wrap_for(placement, device)
+    return wrap(index), wrap(dist)
+
+
+def _placed_inputs(X, queries, device):
+    """Validated float32 X and queries on the compute device, where the
+    results must go back to, and that device."""
     data, placement = _backend.to_backend(X)
     q_data = None
     if queries is not None:
@@ -197,24 +222,27 @@ def knn(
             raise ValueError(
                 f"queries has {q_data.shape[1]} features but X has {data.shape[1]}; they must match"
             )
+    return data, q_data, placement, device
+
+
+def _check_k(k, n: int, self_excluded: bool, device: str) -> int:
     k = check_positive_int(k, "k")
-    n = data.shape[0]
-    limit = n - 1 if (queries is None and exclude_self) else n
+    limit = n - 1 if self_excluded else n
     if k > limit:
         raise ValueError(
             f"k={k} is too large for X with {n} rows: at most {limit}"
-            + (" (each point is excluded from its own list)" if limit < n else "")
+            + (" (each point is excluded from its own list)" if self_excluded else "")
         )
-    if metric == "cosine":
-        for arr, name in ((data, "X"), (q_data, "queries")):
-            if arr is not None and not bool((xp.abs(arr).max(axis=1) > 0).all()):
-                raise ValueError(f"{name} has all-zero rows, which have no cosine distance; drop them or use metric='euclidean'")
-    if device == "cuda":
-        index, dist = _knn_cuda(data, q_data, k, metric, bool(exclude_self))
-    else:
-        index, dist = _knn_cpu(data, q_data, k, metric, bool(exclude_self), n_threads)
-    wrap = placement.wrap if placement.device == device else _wrap_for(placement, device)
-    return wrap(index), wrap(dist)
+    if device == "cuda" and k > _GPU_MAX_K:
+        raise ValueError(f"k={k} exceeds {_GPU_MAX_K}, the largest k of the CUDA kernel; use device='cpu'")
+    return k
+
+
+def _check_no_zero_rows(x, name: str) -> None:
+    if not bool((abs(x).max(axis=1) > 0).all()):
+        raise ValueError(
+            f"{name} has all-zero rows, which have no cosine distance; drop them or use metric='euclidean'"
+        )
 
 
 def _move_namespace(device: str):

@@ -36,6 +36,11 @@ struct KnnProblem {
                             // cancellation in |a|^2 + |b|^2 - 2ab; may be null
 };
 
+// Candidates ranked per point for a final k: float32 ranking scores carry an
+// error of about 1e-7 |a| |b|, which can swap points whose distances differ by
+// less than that; re-ranking a few more than k exactly puts the true k first.
+int candidates_per_point(int k, size_type available);
+
 // Writes the k nearest neighbours of each query (m, k): indices and exact
 // distances, ascending, ties broken by the smaller index. A few more than k
 // candidates are ranked by float32 inner products, then re-ranked exactly. `should_stop` is
