@@ -8,6 +8,9 @@ from typing import Any
 import numpy as np
 
 
+_FINITE_CHECK_BYTES = 1 << 24
+
+
 def check_matrix(x: Any, name: str, *, xp=np, allow_empty: bool = False):
     """A C-contiguous float32 2-D array of finite values, in namespace ``xp``.
 
@@ -34,8 +37,11 @@ def check_matrix(x: Any, name: str, *, xp=np, allow_empty: bool = False):
     if not allow_empty and (x.shape[0] == 0 or x.shape[1] == 0):
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); it needs at least one row and column")
     x = xp.ascontiguousarray(x, dtype=xp.float32)
-    if not bool(xp.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
+    # In row chunks: a whole-array mask would cost a quarter of the input's memory.
+    chunk = max(1, _FINITE_CHECK_BYTES // (4 * x.shape[1] or 1))
+    for start in range(0, x.shape[0], chunk):
+        if not bool(xp.isfinite(x[start:start + chunk]).all()):
+            raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
     return x
 
 
