@@ -1,0 +1,297 @@
+"""Reading point matrices from files and writing results atomically.
+
+Readers turn every failure (missing file, unknown format, corrupt content,
+wrong shape) into a ValueError that names the file and the problem, so the
+command-line tool can report it in one line. Writers go through a temporary
+file in the target's directory and ``os.replace``: a reader of the target sees
+the old file or the complete new one, never a partial write.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = ["FORMATS", "atomic_write", "read_matrix", "write_npz_atomic"]
+
+#: File extensions read_matrix understands (case-insensitive).
+FORMATS = (".npy", ".npz", ".csv", ".tsv", ".parquet")
+
+# What numpy, zipfile and pyarrow raise on unreadable content; anything else
+# is a bug and should surface as one.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def read_matrix(path: str | os.PathLike, *, key: str | None = None) -> np.ndarray:
+    """Reads a 2-D numeric matrix (one row per point) from a file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npy`` file (memory-mapped read-only, so it may exceed memory), a
+        ``.npz`` archive, a ``.csv`` or ``.tsv`` table of numbers (a header row
+        is detected and skipped; ``#`` starts a comment), or a ``.parquet``
+        file (needs pyarrow: ``pip install 'latentcore[io]'``; its numeric
+        columns are read, other columns are skipped).
+    key : str, optional
+        The array to read from a ``.npz`` archive; may be left out when the
+        archive holds a single array. Not allowed for other formats.
+
+    Returns
+    -------
+    ndarray of shape (n, d)
+        The dtype as stored (csv/tsv: float64); a read-only memory map for ``.npy``.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, its extension unknown, its content unreadable,
+        the key absent, or the data not 2-D; the message names the file.
+    ImportError
+        A ``.parquet`` file and pyarrow is not installed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a directory, not a file" if path.is_dir() else "no such file"
+        raise ValueError(f"{path}: {problem}")
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(
+            f"{path}: unknown file type {path.suffix or '(no extension)'!r}; "
+            f"expected one of {', '.join(FORMATS)}"
+        )
+    if key is not None and suffix != ".npz":
+        raise ValueError(f"{path}: key={key!r} applies only to .npz archives")
+    try:
+        data = _READERS[suffix](path, key)
+    except _ContentError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except _READ_ERRORS as exc:
+        raise ValueError(f"{path}: cannot read as {suffix[1:]}: {exc}") from exc
+    if data.ndim != 2:
+        raise ValueError(
+            f"{path}: expected a 2-D matrix (n_points, n_features), got shape {data.shape}"
+        )
+    return data
+
+
+class _ContentError(ValueError):
+    """A problem with a readable file's content that the message fully explains."""
+
+
+# Leading bytes of the two numpy formats. Checked before np.load, which
+# otherwise takes any other content for a pickle and says so, misleadingly.
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+
+
+def _leading_bytes(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(len(_NPY_MAGIC))
+
+
+def _read_npy(path: Path, key: str | None) -> np.ndarray:
+    head = _leading_bytes(path)
+    if head.startswith(_ZIP_MAGIC):
+        raise _ContentError("is an .npz archive, not an .npy array; rename it to .npz")
+    if not head.startswith(_NPY_MAGIC):
+        raise _ContentError(
+            "is not an .npy file: it lacks the .npy signature (corrupt or another format)")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _read_npz(path: Path, key: str | None) -> np.ndarray:
+    head = _leading_bytes(path)
+    if head.startswith(_NPY_MAGIC):
+        raise _ContentError("holds a single .npy array, not an .npz archive; rename it to .npy")
+    if not head.startswith(_ZIP_MAGIC):
+        raise _ContentError(
+            "is not an .npz archive: it is not a zip file (corrupt or another format)")
+    # Our own file object: np.load leaves its file open when the zip is corrupt.
+    with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
+        names = archive.files
+        if not names:
+            raise _ContentError("holds no arrays")
+        if key is None:
+            if len(names) != 1:
+                raise _ContentError(
+                    f"holds {len(names)} arrays ({', '.join(names)}); "
+                    "choose one with key (--key on the command line)"
+                )
+            key = names[0]
+        elif key not in names:
+            raise _ContentError(f"has no array {key!r}; its arrays are: {', '.join(names)}")
+        return archive[key]
+
+
+def _read_delimited(path: Path, delimiter: str) -> np.ndarray:
+    header_lines = _count_header_lines(path, delimiter)
+    with warnings.catch_warnings():
+        # numpy only warns about an empty table; it is reported below as an error.
+        warnings.simplefilter("ignore", UserWarning)
+        data = np.loadtxt(path, delimiter=delimiter, skiprows=header_lines, ndmin=2,
+                          dtype=np.float64, encoding="utf-8-sig")
+    if data.size == 0:
+        raise _ContentError("holds no data rows")
+    return data
+
+
+def _count_header_lines(path: Path, delimiter: str) -> int:
+    """Lines to skip: up to and including a header row, if the first
+    non-blank, non-comment line has a field that is not a number."""
+    with open(path, encoding="utf-8-sig") as f:
+        for number, line in enumerate(f):
+            content = line.split("#", 1)[0].strip()
+            if content:
+                return number + 1 if _is_header(content, delimiter) else 0
+    return 0
+
+
+def _is_header(line: str, delimiter: str) -> bool:
+    for field in line.split(delimiter):
+        field = field.strip()
+        if not field:  # a missing value, not a column name: loadtxt reports it
+            continue
+        try:
+            float(field)
+        except ValueError:
+            return True
+    return False
+
+
+def _read_parquet(path: Path, key: str | None) -> np.ndarray:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ImportError(
+            f"reading {path} needs pyarrow: pip install 'latentcore[io]'"
+        ) from exc
+    try:
+        schema = pq.read_schema(path)
+        # Only the numeric columns are read: ids and labels can be large.
+        columns = [field.name for field in schema
+                   if pa.types.is_integer(field.type) or pa.types.is_floating(field.type)]
+        if not columns:
+            names = ", ".join(schema.names) or "none"
+            raise _ContentError(f"has no numeric columns (columns: {names})")
+        table = pq.read_table(path, columns=columns)
+    except pa.ArrowException as exc:  # some are neither ValueError nor OSError
+        raise ValueError(str(exc)) from exc
+    # Nulls become NaN (integers are promoted to float for it); the k-NN
+    # validation rejects NaN with its own message.
+    return np.column_stack([table.column(name).to_numpy() for name in columns])
+
+
+_READERS = {
+    ".npy": _read_npy,
+    ".npz": _read_npz,
+    ".csv": lambda path, key: _read_delimited(path, ","),
+    ".tsv": lambda path, key: _read_delimited(path, "\t"),
+    ".parquet": _read_parquet,
+}
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Opens a binary file whose content replaces ``path`` only on success.
+
+    The data go to a temporary file in the same directory (so the final
+    ``os.replace`` is an atomic rename on one file system), are flushed to
+    disk, then renamed over ``path``. If the ``with`` block raises, the
+    temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to create or replace; its directory must exist.
+
+    Yields
+    ------
+    BinaryIO
+        A file object open for writing bytes.
+
+    Raises
+    ------
+    FileNotFoundError
+        The directory of ``path`` does not exist.
+
+    Examples
+    --------
+    >>> with atomic_write("result.bin") as f:  # doctest: +SKIP
+    ...     f.write(payload)
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _give_default_mode(f.fileno(), path)
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _give_default_mode(fd: int, path: Path) -> None:
+    """mkstemp creates files readable by the owner only; give the result the
+    permissions of the file it replaces, or of any new file (0666 & ~umask)."""
+    if not hasattr(os, "fchmod"):  # pragma: no cover - Windows before 3.13
+        return
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)  # reading the umask requires setting it
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.fchmod(fd, mode)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Makes the rename itself durable (POSIX: the directory entry is data)."""
+    if os.name != "posix":  # pragma: no cover
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse it; the new file is in place regardless
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_npz_atomic(path: str | os.PathLike, **arrays: ArrayLike) -> None:
+    """Saves arrays into an uncompressed ``.npz`` archive, atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The archive to create or replace, written exactly under this name
+        (no ``.npz`` is appended).
+    **arrays : array_like
+        Arrays stored under their keyword names; strings and scalars become
+        0-d arrays.
+
+    Raises
+    ------
+    FileNotFoundError
+        The directory of ``path`` does not exist.
+    """
+    with atomic_write(path) as f:
+        # Through a file object: np.savez appends ".npz" to a name lacking it.
+        np.savez(f, **arrays)

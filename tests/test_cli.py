@@ -1,0 +1,308 @@
+"""The file readers, the atomic writer and the ``latentcore`` command line,
+checked against latentcore.knn and scikit-learn's brute-force search."""
+
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+import latentcore
+from latentcore.cli import main
+from latentcore.io import atomic_write, read_matrix, write_npz_atomic
+
+K = 7
+
+
+@pytest.fixture
+def points(rng):
+    # Continuous random data: no two distances tie, so neighbour lists are
+    # unique and must agree index for index with any exact reference.
+    return rng.standard_normal((300, 6)).astype(np.float32)
+
+
+def sklearn_indices(X, k):
+    nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(X.astype(np.float64))
+    return nn.kneighbors(return_distance=False)
+
+
+def save_delimited(path, X, delimiter, header):
+    # %.9g writes float32 values exactly, so the file holds the same points.
+    np.savetxt(path, X, fmt="%.9g", delimiter=delimiter,
+               header=delimiter.join(f"f{j}" for j in range(X.shape[1])) if header else "",
+               comments="")
+
+
+def save_parquet(path, X):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    columns = {f"f{j}": X[:, j] for j in range(X.shape[1])}
+    columns["name"] = [f"p{i}" for i in range(X.shape[0])]  # non-numeric: skipped
+    pq.write_table(pa.table(columns), path)
+
+
+WRITERS = {
+    "data.npy": lambda p, X: np.save(p, X),
+    "data.npz": lambda p, X: np.savez(p, X=X),
+    "plain.csv": lambda p, X: save_delimited(p, X, ",", header=False),
+    "header.csv": lambda p, X: save_delimited(p, X, ",", header=True),
+    "header.tsv": lambda p, X: save_delimited(p, X, "\t", header=True),
+    "plain.tsv": lambda p, X: save_delimited(p, X, "\t", header=False),
+    "data.parquet": save_parquet,
+}
+
+
+def files_in(directory):
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_read_matrix_round_trip(tmp_path, points, name):
+    path = tmp_path / name
+    WRITERS[name](path, points)
+    X = read_matrix(path)
+    assert X.shape == points.shape
+    np.testing.assert_array_equal(X.astype(np.float32), points)
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_knn_command_matches_library_and_sklearn(tmp_path, points, capsys, name):
+    path = tmp_path / name
+    WRITERS[name](path, points)
+    out = tmp_path / "graph.npz"
+    assert main(["knn", str(path), "-k", str(K), "-o", str(out), "--threads", "2"]) == 0
+
+    with np.load(out) as result:
+        indices, distances = result["indices"], result["distances"]
+        assert int(result["k"]) == K and str(result["metric"]) == "euclidean"
+    expected_idx, expected_dist = latentcore.knn(points, K)
+    assert indices.dtype == np.int32 and distances.dtype == np.float32
+    np.testing.assert_array_equal(indices, expected_idx)
+    np.testing.assert_array_equal(distances, expected_dist)
+    np.testing.assert_array_equal(indices, sklearn_indices(points, K))
+    summary = capsys.readouterr().out
+    assert f"{points.shape[0]} points x {points.shape[1]} dims" in summary and f"k={K}" in summary
+
+
+def test_knn_command_options(tmp_path, points):
+    path = tmp_path / "several.npz"
+    np.savez(path, labels=np.arange(points.shape[0]), X=points)
+    out = tmp_path / "out.npz"
+    assert main(["knn", str(path), "--key", "X", "-k", "3", "-o", str(out),
+                 "--metric", "cosine", "--include-self"]) == 0
+    with np.load(out) as result:
+        indices, metric = result["indices"], str(result["metric"])
+    expected, _ = latentcore.knn(points, 3, metric="cosine", exclude_self=False)
+    np.testing.assert_array_equal(indices, expected)
+    assert metric == "cosine"
+    # Each point is its own nearest neighbour once it is not excluded.
+    np.testing.assert_array_equal(indices[:, 0], np.arange(points.shape[0]))
+
+
+def test_integer_input_is_read_as_float(tmp_path, rng):
+    counts = rng.integers(0, 1000, size=(100, 5))
+    np.save(tmp_path / "counts.npy", counts)
+    out = tmp_path / "out.npz"
+    assert main(["knn", str(tmp_path / "counts.npy"), "-k", "4", "-o", str(out)]) == 0
+    with np.load(out) as result:
+        expected, _ = latentcore.knn(counts.astype(np.float32), 4)
+        np.testing.assert_array_equal(result["indices"], expected)
+
+
+def test_npy_is_memory_mapped(tmp_path, points):
+    np.save(tmp_path / "x.npy", points)
+    X = read_matrix(tmp_path / "x.npy")
+    assert isinstance(X, np.memmap) and not X.flags.writeable
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"latentcore {latentcore.__version__}"
+
+
+def test_module_entry_point_in_a_subprocess(tmp_path):
+    version = subprocess.run([sys.executable, "-m", "latentcore.cli", "--version"],
+                             capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"latentcore {latentcore.__version__}"
+    failed = subprocess.run([sys.executable, "-m", "latentcore.cli", "knn",
+                             str(tmp_path / "absent.npy"), "-o", str(tmp_path / "o.npz")],
+                            capture_output=True, text=True)
+    assert failed.returncode == 2
+    assert failed.stderr.startswith("latentcore: error: ") and "no such file" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+def test_demo_reproduces_sklearn(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "1797 points x 64 dims" in out
+    assert "recall vs scikit-learn brute force: 1.000" in out
+    agreement = float(out.split("k-NN label agreement: ")[1].split()[0])
+    assert 0.9 < agreement < 1.0
+
+
+def write_garbage(path):
+    path.write_bytes(b"\x00\x13 this is not a numpy file \xff" * 8)
+
+
+def write_truncated_npy(path):
+    np.save(path, np.zeros((100, 3)))
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def write_zip_signature_only(path):
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+
+
+def write_npz_content(path):
+    with open(path, "wb") as f:
+        np.savez(f, X=np.zeros((3, 2)))
+
+
+def write_npy_content(path):
+    with open(path, "wb") as f:
+        np.save(f, np.zeros((3, 2)))
+
+
+def write_text_only_parquet(path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"name": ["a", "b", "c"]}), path)
+
+
+def write_ragged_csv(path):
+    path.write_text("1,2,3\n4,5\n")
+
+
+def write_words_csv(path):
+    path.write_text("a,b\n1,2\n3,oops\n")
+
+
+def write_three_d(path):
+    np.save(path, np.zeros((4, 3, 2), dtype=np.float32))
+
+
+@pytest.mark.parametrize("name, make, problem", [
+    ("garbage.npy", write_garbage, "is not an .npy file"),
+    ("truncated.npy", write_truncated_npy, "cannot read as npy"),
+    ("swapped.npy", write_npz_content, "is an .npz archive"),
+    ("garbage.npz", write_garbage, "is not an .npz archive"),
+    ("broken.npz", write_zip_signature_only, "cannot read as npz"),
+    ("swapped.npz", write_npy_content, "holds a single .npy array"),
+    ("garbage.parquet", write_garbage, "cannot read as parquet"),
+    ("text.parquet", write_text_only_parquet, "has no numeric columns (columns: name)"),
+    ("ragged.csv", write_ragged_csv, "cannot read as csv"),
+    ("words.csv", write_words_csv, "oops"),
+    ("cube.npy", write_three_d, "expected a 2-D matrix"),
+    ("empty.csv", lambda p: p.write_text(""), "holds no data rows"),
+    ("header_only.tsv", lambda p: p.write_text("a\tb\n"), "holds no data rows"),
+    ("data.txt", lambda p: p.write_text("1,2\n"), "unknown file type '.txt'"),
+    ("absent.npy", lambda p: None, "no such file"),
+])
+def test_bad_input_fails_cleanly(tmp_path, capsys, name, make, problem):
+    if name.endswith(".parquet"):
+        pytest.importorskip("pyarrow")
+    path = tmp_path / name
+    make(path)
+    before = files_in(tmp_path)
+    out = tmp_path / "out.npz"
+    assert main(["knn", str(path), "-k", "2", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentcore: error: ") and err.count("\n") == 1
+    assert str(path) in err and problem in err
+    assert files_in(tmp_path) == before  # no output, no temporary file
+
+
+@pytest.mark.parametrize("k, problem", [(300, "k=300 is too large"), (0, "k must be >= 1")])
+def test_bad_k_fails_cleanly(tmp_path, capsys, points, k, problem):
+    np.save(tmp_path / "x.npy", points)
+    assert main(["knn", str(tmp_path / "x.npy"), "-k", str(k), "-o", str(tmp_path / "o.npz")]) == 2
+    assert problem in capsys.readouterr().err
+    assert files_in(tmp_path) == ["x.npy"]
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main([]) == 2
+    assert main(["knn", str(tmp_path / "x.npy"), "-k", "many", "-o", "o.npz"]) == 2
+    assert "invalid int value: 'many'" in capsys.readouterr().err
+
+
+def test_npz_key_errors_name_the_arrays(tmp_path):
+    path = tmp_path / "two.npz"
+    np.savez(path, a=np.zeros((3, 2)), b=np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"holds 2 arrays \(a, b\)"):
+        read_matrix(path)
+    with pytest.raises(ValueError, match=r"no array 'c'; its arrays are: a, b"):
+        read_matrix(path, key="c")
+    np.testing.assert_array_equal(read_matrix(path, key="b"), np.ones((3, 2)))
+    np.save(tmp_path / "one.npy", np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="applies only to .npz"):
+        read_matrix(tmp_path / "one.npy", key="a")
+
+
+def test_corrupt_file_keeps_the_cause(tmp_path):
+    write_truncated_npy(tmp_path / "bad.npy")
+    with pytest.raises(ValueError, match="bad.npy: cannot read as npy") as info:
+        read_matrix(tmp_path / "bad.npy")
+    assert isinstance(info.value.__cause__, ValueError)  # numpy's own error, chained
+
+
+def test_parquet_without_pyarrow_says_how_to_install(tmp_path, monkeypatch):
+    (tmp_path / "x.parquet").write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow` fail
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(ImportError, match=r"pip install 'latentcore\[io\]'"):
+        read_matrix(tmp_path / "x.parquet")
+
+
+def test_atomic_write_failure_keeps_old_file(tmp_path):
+    target = tmp_path / "result.npz"
+    target.write_bytes(b"old content")
+    with pytest.raises(RuntimeError, match="midway"):
+        with atomic_write(target) as f:
+            f.write(b"new partial content")
+            raise RuntimeError("failure midway")
+    assert target.read_bytes() == b"old content"
+    assert files_in(tmp_path) == ["result.npz"]
+
+
+def test_atomic_write_replaces_and_keeps_permissions(tmp_path):
+    target = tmp_path / "result.bin"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    with atomic_write(target) as f:
+        f.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert files_in(tmp_path) == ["result.bin"]
+
+
+def test_atomic_write_new_file_follows_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "new.bin") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    # mkstemp alone would leave 0600.
+    assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o644
+
+
+def test_atomic_write_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        with atomic_write(tmp_path / "nowhere" / "x.npz"):
+            pass
+
+
+@pytest.mark.parametrize("name", ["out.npz", "out"])
+def test_write_npz_atomic_uses_the_exact_name(tmp_path, name):
+    indices = np.arange(6, dtype=np.int32).reshape(3, 2)
+    write_npz_atomic(tmp_path / name, indices=indices, metric=np.str_("cosine"))
+    assert files_in(tmp_path) == [name]  # np.savez would have written out.npz.npz / out.npz
+    with np.load(tmp_path / name) as result:
+        np.testing.assert_array_equal(result["indices"], indices)
+        assert str(result["metric"]) == "cosine"
