@@ -189,10 +189,10 @@ def write_three_d(path):
 @pytest.mark.parametrize("name, make, problem", [
     ("garbage.npy", write_garbage, "is not an .npy file"),
     ("truncated.npy", write_truncated_npy, "cannot read as npy"),
-    ("swapped.npy", write_npz_content, "is an .npz archive"),
+    ("swapped.npy", write_npz_content, "is an .npz archive, not an .npy file; rename it to .npz"),
     ("garbage.npz", write_garbage, "is not an .npz archive"),
     ("broken.npz", write_zip_signature_only, "cannot read as npz"),
-    ("swapped.npz", write_npy_content, "holds a single .npy array"),
+    ("swapped.npz", write_npy_content, "is an .npy file, not an .npz archive; rename it to .npy"),
     ("garbage.parquet", write_garbage, "cannot read as parquet"),
     ("text.parquet", write_text_only_parquet, "has no numeric columns (columns: name)"),
     ("ragged.csv", write_ragged_csv, "cannot read as csv"),

@@ -2,14 +2,11 @@
 // python/latentcore/knn.py; here the arrays' dtype, rank, order and device are
 // fixed by their types, sizes are checked so that no call can touch memory out
 // of bounds, and the GIL is released around every kernel.
-#include <nanobind/nanobind.h>
-#include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
 
 #include <optional>
-#include <stdexcept>
-#include <string>
 
+#include "arrays.hpp"
 #include "latentcore/knn.hpp"
 #include "latentcore/topk.hpp"
 
@@ -18,16 +15,11 @@ using namespace latentcore;
 
 namespace {
 
-template <typename T, typename... Extra>
-using CpuArray = nb::ndarray<T, nb::c_contig, nb::device::cpu, Extra...>;
-using Matrix = CpuArray<const float, nb::ndim<2>>;
-using Vector = CpuArray<const float, nb::ndim<1>>;
-using ScoreOut = CpuArray<float, nb::ndim<2>>;
-using IndexOut = CpuArray<index_t, nb::ndim<2>>;
-
-void require(bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument(what);
-}
+using bindings::require;
+using Matrix = bindings::Arrays<nb::device::cpu>::Matrix;
+using Vector = bindings::Arrays<nb::device::cpu>::Vector;
+using ScoreOut = bindings::Arrays<nb::device::cpu>::ScoreRows;
+using IndexOut = bindings::Arrays<nb::device::cpu>::IndexRows;
 
 void require_output(const ScoreOut& score, const IndexOut& index, size_t rows) {
     require(score.shape(0) == rows && index.shape(0) == rows, "one output row per query");

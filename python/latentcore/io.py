@@ -99,23 +99,29 @@ def _leading_bytes(path: Path) -> bytes:
         return f.read(len(_NPY_MAGIC))
 
 
-def _read_npy(path: Path, key: str | None) -> np.ndarray:
+# What each binary format starts with, and what to call it in a message.
+_SIGNATURES = {".npy": (_NPY_MAGIC, "an .npy file"), ".npz": (_ZIP_MAGIC, "an .npz archive")}
+
+
+def _check_signature(path: Path, suffix: str) -> None:
+    """Refuses content that is not the format its name says, before numpy
+    guesses at it (and suggests unpickling garbage)."""
     head = _leading_bytes(path)
-    if head.startswith(_ZIP_MAGIC):
-        raise _ContentError("is an .npz archive, not an .npy array; rename it to .npz")
-    if not head.startswith(_NPY_MAGIC):
-        raise _ContentError(
-            "is not an .npy file: it lacks the .npy signature (corrupt or another format)")
+    magic, what = _SIGNATURES[suffix]
+    for other, (other_magic, other_what) in _SIGNATURES.items():
+        if other != suffix and head.startswith(other_magic):
+            raise _ContentError(f"is {other_what}, not {what}; rename it to {other}")
+    if not head.startswith(magic):
+        raise _ContentError(f"is not {what}: its signature is missing (corrupt or another format)")
+
+
+def _read_npy(path: Path, key: str | None) -> np.ndarray:
+    _check_signature(path, ".npy")
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def _read_npz(path: Path, key: str | None) -> np.ndarray:
-    head = _leading_bytes(path)
-    if head.startswith(_NPY_MAGIC):
-        raise _ContentError("holds a single .npy array, not an .npz archive; rename it to .npy")
-    if not head.startswith(_ZIP_MAGIC):
-        raise _ContentError(
-            "is not an .npz archive: it is not a zip file (corrupt or another format)")
+    _check_signature(path, ".npz")
     # Our own file object: np.load leaves its file open when the zip is corrupt.
     with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
         names = archive.files

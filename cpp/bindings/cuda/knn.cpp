@@ -2,31 +2,23 @@
 // DLPack CUDA) arrays; the Python layer validates and documents; here shapes
 // are checked so that no launch can touch memory out of bounds, and the GIL is
 // released while kernels are queued.
-#include <nanobind/nanobind.h>
-#include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
 
 #include <cstdint>
 #include <optional>
-#include <stdexcept>
-#include <string>
 
+#include "../arrays.hpp"
 #include "knn.cuh"
 
 namespace nb = nanobind;
 
 namespace {
 
-template <typename T, typename... Extra>
-using GpuArray = nb::ndarray<T, nb::c_contig, nb::device::cuda, Extra...>;
-using Matrix = GpuArray<const float, nb::ndim<2>>;
-using Vector = GpuArray<const float, nb::ndim<1>>;
-using ScoreRows = GpuArray<float, nb::ndim<2>>;
-using IndexRows = GpuArray<std::int32_t, nb::ndim<2>>;
-
-void require(bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument(what);
-}
+using latentcore::bindings::require;
+using Matrix = latentcore::bindings::Arrays<nb::device::cuda>::Matrix;
+using Vector = latentcore::bindings::Arrays<nb::device::cuda>::Vector;
+using ScoreRows = latentcore::bindings::Arrays<nb::device::cuda>::ScoreRows;
+using IndexRows = latentcore::bindings::Arrays<nb::device::cuda>::IndexRows;
 
 void require_selection(const ScoreRows& score, const IndexRows& index) {
     require(score.shape(0) == index.shape(0) && score.shape(1) == index.shape(1),

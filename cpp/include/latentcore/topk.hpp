@@ -31,12 +31,28 @@ struct TopKRow {
 
     // Offers (s, j); keeps it when it beats the current worst pair.
     void push(float s, index_t j) const {
-        if (!worse(score[0], index[0], s, j)) return;
+        if (worse(score[0], index[0], s, j)) sift_down(s, j, k);
+    }
+
+    // Turns the heap into ascending (score, index) order, in place.
+    void sort() const {
+        for (int end = k - 1; end > 0; --end) {
+            const float s = score[end];
+            const index_t j = index[end];
+            score[end] = score[0];
+            index[end] = index[0];
+            sift_down(s, j, end);
+        }
+    }
+
+  private:
+    // Puts (s, j) at the root of the heap's first `size` slots and restores order.
+    void sift_down(float s, index_t j, int size) const {
         int pos = 0;
         for (;;) {
             int child = 2 * pos + 1;
-            if (child >= k) break;
-            if (child + 1 < k && worse(score[child + 1], index[child + 1], score[child], index[child]))
+            if (child >= size) break;
+            if (child + 1 < size && worse(score[child + 1], index[child + 1], score[child], index[child]))
                 ++child;
             if (!worse(score[child], index[child], s, j)) break;
             score[pos] = score[child];
@@ -45,29 +61,6 @@ struct TopKRow {
         }
         score[pos] = s;
         index[pos] = j;
-    }
-
-    // Turns the heap into ascending (score, index) order, in place.
-    void sort() const {
-        for (int end = k - 1; end > 0; --end) {
-            float s = score[end];
-            index_t j = index[end];
-            score[end] = score[0];
-            index[end] = index[0];
-            int pos = 0;
-            for (;;) {
-                int child = 2 * pos + 1;
-                if (child >= end) break;
-                if (child + 1 < end && worse(score[child + 1], index[child + 1], score[child], index[child]))
-                    ++child;
-                if (!worse(score[child], index[child], s, j)) break;
-                score[pos] = score[child];
-                index[pos] = index[child];
-                pos = child;
-            }
-            score[pos] = s;
-            index[pos] = j;
-        }
     }
 };
 
