@@ -5,10 +5,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .knn import KNNGraph, knn
 from .metrics import knn_recall, trustworthiness
+from .tsne import TSNE
 
 try:
     __version__ = version("latentcore")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["KNNGraph", "knn", "knn_recall", "trustworthiness", "__version__"]
+__all__ = ["KNNGraph", "TSNE", "knn", "knn_recall", "trustworthiness", "__version__"]

@@ -10,6 +10,17 @@ namespace latentcore {
 using index_t = std::int32_t;  // point / node / atom ids as they leave the library
 using size_type = std::int64_t;  // counts and offsets, which overflow int32 at n*k
 
+// A sparse matrix / weighted graph in CSR form, caller-owned: row r's entries
+// are indices[indptr[r] .. indptr[r+1]) with their weights. The one graph type
+// of the library: t-SNE affinities, k-NN graphs and random-walk graphs.
+template <typename Weight>
+struct CsrGraph {
+    const std::int64_t* indptr;  // (n_rows + 1)
+    const index_t* indices;      // (nnz) column of each entry
+    const Weight* weights;       // (nnz)
+    size_type n_rows;
+};
+
 // Thread count for one kernel call: n_threads <= 0 means "all OpenMP threads".
 inline int resolve_threads(int n_threads) {
     return n_threads > 0 ? n_threads : omp_get_max_threads();

@@ -1,0 +1,131 @@
+// Bindings of the t-SNE kernels. python/latentcore/tsne.py validates the
+// affinities once (CSR structure, index range) and documents; here shapes are
+// checked so no call writes out of bounds, and the GIL is released.
+#include <nanobind/stl/optional.h>
+
+#include <optional>
+
+#include "arrays.hpp"
+#include "latentcore/tsne.hpp"
+
+namespace nb = nanobind;
+using namespace latentcore;
+using bindings::require;
+
+namespace {
+
+template <typename T, int N>
+using Cpu = bindings::Arrays<nb::device::cpu>::Array<T, nb::ndim<N>>;
+using Embedding = Cpu<double, 2>;
+using ConstEmbedding = Cpu<const double, 2>;
+
+int embedding_dim(const ConstEmbedding& Y) {
+    require(Y.shape(1) >= 1 && Y.shape(1) <= 3, "embeddings have 1, 2 or 3 columns");
+    return static_cast<int>(Y.shape(1));
+}
+
+template <typename A, typename B>
+void require_same_shape(const A& a, const B& b, const char* what) {
+    require(a.shape(0) == b.shape(0) && a.shape(1) == b.shape(1), what);
+}
+
+void perplexity_binding(Cpu<const float, 2> sq_distances, Cpu<const double, 1> perplexities,
+                        double tol, Cpu<double, 2> conditional, int n_threads) {
+    require_same_shape(sq_distances, conditional, "conditional must match sq_distances");
+    require(sq_distances.shape(1) >= 1 && perplexities.shape(0) >= 1, "need neighbours and a perplexity");
+    nb::gil_scoped_release release;
+    perplexity_affinities(sq_distances.data(), sq_distances.shape(0),
+                          static_cast<int>(sq_distances.shape(1)), perplexities.data(),
+                          static_cast<int>(perplexities.shape(0)), tol, conditional.data(),
+                          n_threads);
+}
+
+void attractive_binding(Cpu<const std::int64_t, 1> indptr, Cpu<const index_t, 1> indices,
+                        Cpu<const double, 1> weights, ConstEmbedding Y, double dof,
+                        double exaggeration, Embedding forces,
+                        std::optional<Cpu<double, 1>> kl_terms, int n_threads) {
+    const int dim = embedding_dim(Y);
+    const size_type n = Y.shape(0);
+    require(indptr.shape(0) == Y.shape(0) + 1, "indptr must have n + 1 entries");
+    require(indices.shape(0) == weights.shape(0), "indices and weights must have the same length");
+    require(indptr.data()[0] == 0 && indptr.data()[n] == static_cast<std::int64_t>(indices.shape(0)),
+            "indptr must run from 0 to nnz");
+    require_same_shape(Y, forces, "forces must match the embedding");
+    if (kl_terms) require(kl_terms->shape(0) == Y.shape(0), "kl_terms must have n entries");
+    const CsrGraph<double> P{indptr.data(), indices.data(), weights.data(), n};
+    nb::gil_scoped_release release;
+    attractive_forces(P, Y.data(), dim, dof, exaggeration, forces.data(),
+                      kl_terms ? kl_terms->data() : nullptr, n_threads);
+}
+
+void exact_repulsion_binding(ConstEmbedding Y, double dof, Embedding repulsion,
+                             Cpu<double, 1> z_terms, int n_threads) {
+    const int dim = embedding_dim(Y);
+    require_same_shape(Y, repulsion, "repulsion must match the embedding");
+    require(z_terms.shape(0) == Y.shape(0), "z_terms must have n entries");
+    nb::gil_scoped_release release;
+    exact_repulsion(Y.data(), Y.shape(0), dim, dof, repulsion.data(), z_terms.data(), n_threads);
+}
+
+InterpGrid as_grid(const ConstEmbedding& Y, int n_boxes, int n_interp, double lower,
+                   double box_width, size_t values_cols) {
+    require(n_boxes >= 1 && n_interp >= 2 && n_interp <= 16, "need n_boxes >= 1 and 2 <= n_interp <= 16");
+    require(box_width > 0, "box_width must be positive");
+    InterpGrid g{embedding_dim(Y), n_boxes, n_interp, lower, box_width};
+    size_t nodes = 1;
+    for (int d = 0; d < g.dim; ++d) nodes *= static_cast<size_t>(n_boxes) * n_interp;
+    require(values_cols == nodes, "grid values need (n_boxes * n_interp)^dim columns");
+    return g;
+}
+
+void scatter_binding(ConstEmbedding Y, Cpu<const double, 2> charges, int n_boxes, int n_interp,
+                     double lower, double box_width, Cpu<double, 2> values, int n_threads) {
+    const InterpGrid g = as_grid(Y, n_boxes, n_interp, lower, box_width, values.shape(1));
+    require(charges.shape(0) == Y.shape(0) && charges.shape(1) == values.shape(0),
+            "charges must be (n, n_charges) and values (n_charges, nodes)");
+    nb::gil_scoped_release release;
+    scatter_charges(g, Y.data(), Y.shape(0), charges.data(), static_cast<int>(charges.shape(1)),
+                    values.data(), n_threads);
+}
+
+void gather_binding(ConstEmbedding Y, Cpu<const double, 2> values, int n_boxes, int n_interp,
+                    double lower, double box_width, Cpu<double, 2> potentials, int n_threads) {
+    const InterpGrid g = as_grid(Y, n_boxes, n_interp, lower, box_width, values.shape(1));
+    require(potentials.shape(0) == Y.shape(0) && potentials.shape(1) == values.shape(0),
+            "potentials must be (n, n_charges)");
+    nb::gil_scoped_release release;
+    gather_potentials(g, Y.data(), Y.shape(0), values.data(), static_cast<int>(values.shape(0)),
+                      potentials.data(), n_threads);
+}
+
+void step_binding(Embedding Y, ConstEmbedding gradient, Embedding update, Embedding gains,
+                  double learning_rate, double momentum, double min_gain, int n_threads) {
+    const int dim = embedding_dim(gradient);
+    require_same_shape(gradient, Y, "gradient must match the embedding");
+    require_same_shape(update, Y, "update must match the embedding");
+    require_same_shape(gains, Y, "gains must match the embedding");
+    nb::gil_scoped_release release;
+    gradient_step(Y.data(), Y.shape(0), dim, gradient.data(), update.data(), gains.data(),
+                  learning_rate, momentum, min_gain, n_threads);
+}
+
+}  // namespace
+
+void bind_tsne(nb::module_& m) {
+    m.def("tsne_perplexity_affinities", &perplexity_binding, nb::arg("sq_distances"),
+          nb::arg("perplexities"), nb::arg("tol"), nb::arg("conditional"), nb::arg("n_threads"));
+    m.def("tsne_attractive_forces", &attractive_binding, nb::arg("indptr"), nb::arg("indices"),
+          nb::arg("weights"), nb::arg("Y"), nb::arg("dof"), nb::arg("exaggeration"),
+          nb::arg("forces"), nb::arg("kl_terms").none(), nb::arg("n_threads"));
+    m.def("tsne_exact_repulsion", &exact_repulsion_binding, nb::arg("Y"), nb::arg("dof"),
+          nb::arg("repulsion"), nb::arg("z_terms"), nb::arg("n_threads"));
+    m.def("tsne_scatter_charges", &scatter_binding, nb::arg("Y"), nb::arg("charges"),
+          nb::arg("n_boxes"), nb::arg("n_interp"), nb::arg("lower"), nb::arg("box_width"),
+          nb::arg("values"), nb::arg("n_threads"));
+    m.def("tsne_gather_potentials", &gather_binding, nb::arg("Y"), nb::arg("values"),
+          nb::arg("n_boxes"), nb::arg("n_interp"), nb::arg("lower"), nb::arg("box_width"),
+          nb::arg("potentials"), nb::arg("n_threads"));
+    m.def("tsne_gradient_step", &step_binding, nb::arg("Y"), nb::arg("gradient"), nb::arg("update"),
+          nb::arg("gains"), nb::arg("learning_rate"), nb::arg("momentum"), nb::arg("min_gain"),
+          nb::arg("n_threads"));
+}

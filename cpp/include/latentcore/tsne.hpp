@@ -1,0 +1,67 @@
+// t-SNE kernels (FIt-SNE: Linderman et al. 2019): perplexity calibration,
+// attractive forces over the sparse affinities, and the polynomial
+// interpolation that moves point charges onto an equispaced grid and grid
+// potentials back to the points; the grid convolution itself is an FFT done by
+// the caller. Embeddings are row-major (n, dim) doubles, dim in {1, 2, 3}.
+#pragma once
+
+#include "latentcore/common.hpp"
+
+namespace latentcore {
+
+// Row i of `sq_distances` (n, k) holds squared distances to i's k neighbours;
+// writes p_{j|i} = exp(-beta_i d_ij) / sum, with beta_i found by bisection so
+// that the row's entropy equals log(perplexity) within `tol` (nats).
+// Several perplexities (multiscale) average their rows.
+void perplexity_affinities(const float* sq_distances, size_type n, int k,
+                           const double* perplexities, int n_perplexities, double tol,
+                           double* conditional, int n_threads);
+
+// The t-SNE kernel with `dof` degrees of freedom (Kobak et al. 2019):
+// w(d^2) = (1 + d^2 / dof)^-dof; dof = 1 is the Cauchy kernel of t-SNE.
+//
+// forces[i] = exaggeration * sum_j p_ij w_ij^(1/dof) (y_i - y_j), the
+// attractive part of the KL gradient. When kl_terms is not null it receives,
+// per row, sum_j p_ij log(p_ij / w_ij) (the KL divergence less log Z).
+void attractive_forces(const CsrGraph<double>& P, const double* Y, int dim, double dof,
+                       double exaggeration, double* forces, double* kl_terms, int n_threads);
+
+// The O(n^2) reference: repulsion[i] = sum_j w_ij^(1 + 1/dof) (y_i - y_j) and
+// z_terms[i] = sum_{j != i} w_ij, so that the KL gradient is
+// attractive - repulsion / sum(z_terms).
+void exact_repulsion(const double* Y, size_type n, int dim, double dof, double* repulsion,
+                     double* z_terms, int n_threads);
+
+// An equispaced interpolation grid over the cube [lower, lower + n_boxes *
+// box_width]^dim: each box holds n_interp nodes per dimension at offsets
+// (m + 1/2) / n_interp of its width, so the whole grid has spacing
+// box_width / n_interp and (n_boxes * n_interp)^dim nodes, row-major.
+struct InterpGrid {
+    int dim;
+    int n_boxes;
+    int n_interp;
+    double lower;
+    double box_width;
+};
+
+// grid[c, node] = sum over points i in node's box of charges[i, c] times the
+// Lagrange weight of node at y_i. Points of one box touch only that box's
+// nodes, so boxes are filled in parallel, each in point order: deterministic.
+void scatter_charges(const InterpGrid& grid, const double* Y, size_type n, const double* charges,
+                     int n_charges, double* values, int n_threads);
+
+// potentials[i, c] = the Lagrange interpolation at y_i of grid[c, .] from the
+// nodes of y_i's box.
+void gather_potentials(const InterpGrid& grid, const double* Y, size_type n, const double* values,
+                       int n_charges, double* potentials, int n_threads);
+
+// One step of gradient descent with momentum and per-coordinate gains
+// (delta-bar-delta, as openTSNE and FIt-SNE): gains grow by 0.2 where the
+// gradient turned against the last update, shrink by 0.8 (+ min_gain) where it
+// kept its sign; update = momentum * update - learning_rate * gains * gradient;
+// Y += update; then Y is re-centred on the origin.
+void gradient_step(double* Y, size_type n, int dim, const double* gradient, double* update,
+                   double* gains, double learning_rate, double momentum, double min_gain,
+                   int n_threads);
+
+}  // namespace latentcore

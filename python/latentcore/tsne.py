@@ -1,0 +1,503 @@
+"""t-SNE with FFT-accelerated gradients (FIt-SNE, Linderman et al. 2019).
+
+The stages are swappable, as in openTSNE: affinities (perplexity, multiscale,
+uniform, or precomputed) from the exact k-NN graph; an initialization
+(``INITIALIZATIONS``); and gradient descent whose repulsive forces come from
+``NEGATIVE_GRADIENT_METHODS``: "fft" interpolates point charges onto an
+equispaced grid (C++), convolves the grid with the kernel by FFT (scipy.fft)
+and interpolates the potentials back (C++), in O(n) per iteration for 1-, 2-
+and 3-D maps; "exact" is the O(n^2) reference. Attractive forces run over the
+sparse affinities in C++. Every reduction has a fixed order, so a seed gives
+the same map whatever the thread count.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import scipy.fft
+import scipy.sparse
+
+from . import _backend, _core
+from ._validation import check_choice, check_matrix, check_positive_int
+from .knn import knn
+
+__all__ = ["TSNE", "perplexity_affinities", "uniform_affinities", "INITIALIZATIONS",
+           "NEGATIVE_GRADIENT_METHODS"]
+
+_PERPLEXITY_TOL = 1e-10  # nats: far below the 1e-5 a user could notice
+_MIN_GAIN = 0.01
+_MAX_FFT_VALUES = 1 << 21  # per transformed grid (128^3 in 3-D): bounds time and memory
+
+
+# ------------------------------------------------------------------ affinities
+
+def _joint_from_conditional(indices: np.ndarray, conditional: np.ndarray) -> scipy.sparse.csr_array:
+    """P = (P_{j|i} + P_{i|j}) / 2n: symmetric, sums to one."""
+    n, k = indices.shape
+    rows = np.repeat(np.arange(n, dtype=np.int32), k)
+    cond = scipy.sparse.csr_array((conditional.ravel(), (rows, indices.ravel())), shape=(n, n))
+    P = (cond + cond.T) / (2.0 * n)
+    P = scipy.sparse.csr_array(P)
+    P.sort_indices()
+    return P
+
+
+def perplexity_affinities(indices: np.ndarray, distances: np.ndarray, perplexity: float | Sequence[float],
+                          *, n_jobs: int | None = None) -> scipy.sparse.csr_array:
+    """Gaussian input affinities calibrated to a perplexity, over k-NN lists.
+
+    Parameters
+    ----------
+    indices, distances : arrays of shape (n, k)
+        Each point's neighbours (not itself) and euclidean distances, as
+        :func:`latentcore.knn` returns them.
+    perplexity : float or sequence of floats
+        Effective number of neighbours; several values average their
+        conditional distributions (multiscale affinities).
+
+    Returns
+    -------
+    scipy.sparse.csr_array of shape (n, n), float64
+        Symmetric joint probabilities summing to one.
+    """
+    perplexities = np.atleast_1d(np.asarray(perplexity, dtype=np.float64))
+    sq = np.ascontiguousarray(np.asarray(distances, dtype=np.float32) ** 2)
+    conditional = np.empty(sq.shape, dtype=np.float64)
+    _core.tsne_perplexity_affinities(sq, perplexities, _PERPLEXITY_TOL, conditional,
+                                     _backend.resolve_n_jobs(n_jobs))
+    return _joint_from_conditional(np.asarray(indices), conditional)
+
+
+def uniform_affinities(indices: np.ndarray) -> scipy.sparse.csr_array:
+    """Equal weight on each of a point's k neighbours, symmetrised (openTSNE's Uniform)."""
+    indices = np.asarray(indices)
+    return _joint_from_conditional(indices, np.full(indices.shape, 1.0 / indices.shape[1]))
+
+
+def _checked_affinities(P: Any, n: int | None = None) -> scipy.sparse.csr_array:
+    """A user's precomputed P: square, finite, non-negative; symmetrised and
+    normalised to sum one as t-SNE requires."""
+    P = scipy.sparse.csr_array(P, dtype=np.float64)
+    if P.shape[0] != P.shape[1] or (n is not None and P.shape[0] != n):
+        raise ValueError(f"precomputed affinities must be square (n, n), got shape {P.shape}")
+    if P.nnz == 0 or not np.all(np.isfinite(P.data)) or np.any(P.data < 0):
+        raise ValueError("precomputed affinities must be finite, non-negative and not all zero")
+    P = scipy.sparse.csr_array((P + P.T) / (2.0 * P.sum()))
+    P.sort_indices()
+    return P
+
+
+# ------------------------------------------------------------------ initialization
+
+def _pca_initialization(X: np.ndarray, n_components: int, random_state: np.random.Generator) -> np.ndarray:
+    centred = X - X.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred[: min(len(X), 100_000)], full_matrices=False)
+    Y = centred @ vt[:n_components].T
+    Y *= np.sign(Y[np.abs(Y).argmax(axis=0), np.arange(n_components)])  # a fixed sign per axis
+    return Y / Y[:, 0].std() * 1e-4  # openTSNE's scale: small, so early forces dominate
+
+
+def _random_initialization(X: np.ndarray, n_components: int, random_state: np.random.Generator) -> np.ndarray:
+    return random_state.normal(0.0, 1e-4, (X.shape[0], n_components))
+
+
+#: Initializations by name; each takes (X, n_components, random_state).
+INITIALIZATIONS: dict[str, Callable[..., np.ndarray]] = {
+    "pca": _pca_initialization,
+    "random": _random_initialization,
+}
+
+
+# ------------------------------------------------------------------ repulsive forces
+
+class _ExactRepulsion:
+    """O(n^2) reference: sum_j w_ij^(1+1/dof) (y_i - y_j) and Z = sum_{i != j} w_ij."""
+
+    def __init__(self, dof: float, n_threads: int, **_):
+        self.dof = dof
+        self.n_threads = n_threads
+
+    def __call__(self, Y: np.ndarray) -> tuple[np.ndarray, float]:
+        repulsion = np.empty_like(Y)
+        z_terms = np.empty(Y.shape[0])
+        _core.tsne_exact_repulsion(Y, self.dof, repulsion, z_terms, self.n_threads)
+        return repulsion, float(z_terms.sum())
+
+
+class _FFTRepulsion:
+    """Repulsion and Z by polynomial interpolation on an equispaced grid.
+
+    Charges [1, y, |y|^2] per point go to the grid, which is convolved with
+    the force kernel K = w^(1+1/dof). Z needs no second kernel: since
+    K (1 + r^2/dof) = w, sum_j w_ij expands into the same potentials. The
+    grid spans the embedding's bounding cube with at least
+    ``min_num_intervals`` boxes of at most ``ints_in_interval`` units, each
+    with ``n_interpolation_points`` nodes per dimension; the convolution is a
+    circulant embedding of twice the grid, transformed with scipy.fft.
+    """
+
+    def __init__(self, dof: float, n_threads: int, n_interpolation_points: int,
+                 min_num_intervals: int, ints_in_interval: float):
+        self.dof = dof
+        self.n_threads = n_threads
+        self.p = n_interpolation_points
+        self.min_boxes = min_num_intervals
+        self.ints_in_interval = ints_in_interval
+
+    def grid(self, points: np.ndarray) -> tuple[int, float, float]:
+        dim = points.shape[1]
+        lo, hi = float(points.min()), float(points.max())
+        span = max(hi - lo, 1e-12)
+        n_boxes = max(self.min_boxes, int(np.ceil(span / self.ints_in_interval)))
+        # The FFT works on (2 * n_boxes * p)^dim values: bounded, a 3-D map
+        # trades box width (accuracy) for memory as it grows.
+        most = max(self.min_boxes, int(_MAX_FFT_VALUES ** (1.0 / dim)) // (2 * self.p))
+        n_boxes = min(n_boxes, most)
+        return n_boxes, lo, span * (1.0 + 1e-9) / n_boxes
+
+    def kernel_spectrum(self, dim: int, side: int, fft_side: int, spacing: float) -> np.ndarray:
+        """FFT of the force kernel on the lattice of node offsets, laid out
+        as a circulant: offset o at index o mod fft_side."""
+        offsets = np.arange(fft_side, dtype=np.float64)
+        offsets = np.where(offsets < fft_side - side + 1, offsets, offsets - fft_side)
+        offsets[side:fft_side - side + 1] = np.inf  # offsets no pair of nodes has
+        sq = np.zeros((fft_side,) * dim)
+        for axis in range(dim):
+            shape = [1] * dim
+            shape[axis] = fft_side
+            sq = sq + (offsets * spacing).reshape(shape) ** 2
+        factor = 1.0 / (1.0 + sq / self.dof)  # 0 where the offset is unused
+        force = factor * factor if self.dof == 1.0 else factor ** (self.dof + 1.0)
+        return scipy.fft.rfftn(force, workers=self.n_threads)
+
+    def potentials(self, sources: np.ndarray, charges: np.ndarray, targets: np.ndarray,
+                   covering: np.ndarray) -> np.ndarray:
+        """At each target, sum over sources of K * charges (n_targets,
+        n_charges); the grid spans the points of ``covering``."""
+        dim = sources.shape[1]
+        n_boxes, lower, box_width = self.grid(covering)
+        side = n_boxes * self.p
+        fft_shape = (scipy.fft.next_fast_len(2 * side, real=True),) * dim
+        values = np.empty((charges.shape[1], side ** dim))
+        _core.tsne_scatter_charges(sources, charges, n_boxes, self.p, lower, box_width, values,
+                                   self.n_threads)
+        axes = tuple(range(1, dim + 1))
+        spectrum = scipy.fft.rfftn(values.reshape((-1,) + (side,) * dim), s=fft_shape, axes=axes,
+                                   workers=self.n_threads)
+        spectrum *= self.kernel_spectrum(dim, side, fft_shape[0], box_width / self.p)
+        fields = scipy.fft.irfftn(spectrum, s=fft_shape, axes=axes, workers=self.n_threads)
+        fields = np.ascontiguousarray(fields[(slice(None),) + (slice(0, side),) * dim])
+        out = np.empty((targets.shape[0], charges.shape[1]))
+        _core.tsne_gather_potentials(targets, fields.reshape(charges.shape[1], -1), n_boxes, self.p,
+                                     lower, box_width, out, self.n_threads)
+        return out
+
+    def __call__(self, Y: np.ndarray) -> tuple[np.ndarray, float]:
+        sq_norm = np.einsum("ij,ij->i", Y, Y)[:, None]
+        pot = self.potentials(Y, np.concatenate([np.ones_like(sq_norm), Y, sq_norm], axis=1), Y, Y)
+        ones, first, squares = pot[:, :1], pot[:, 1:-1], pot[:, -1:]
+        repulsion = Y * ones - first
+        # sum_j w_ij = sum_j K_ij (1 + |y_i - y_j|^2 / dof), expanded; less w_ii = 1.
+        cross = np.einsum("ij,ij->i", Y, first)[:, None]
+        w_sums = ones * (1.0 + sq_norm / self.dof) + (squares - 2.0 * cross) / self.dof
+        return repulsion, float(w_sums.sum() - Y.shape[0])
+
+
+#: Repulsive-force methods by name.
+NEGATIVE_GRADIENT_METHODS = {"fft": _FFTRepulsion, "exact": _ExactRepulsion}
+
+
+# ------------------------------------------------------------------ optimization
+
+class _Objective:
+    """The KL divergence gradient for fixed affinities P."""
+
+    def __init__(self, P: scipy.sparse.csr_array, repulsion, dof: float, n_threads: int):
+        self.indptr = P.indptr.astype(np.int64)
+        self.indices = P.indices.astype(np.int32)
+        self.weights = P.data.astype(np.float64)
+        self.repulsion = repulsion
+        self.dof = dof
+        self.n_threads = n_threads
+
+    def __call__(self, Y: np.ndarray, exaggeration: float, with_kl: bool):
+        """Gradient (n, c) and, when asked, the KL divergence of the
+        un-exaggerated P (openTSNE's scale: the constant 4 is in the step size)."""
+        forces = np.empty_like(Y)
+        kl_terms = np.empty(Y.shape[0]) if with_kl else None
+        _core.tsne_attractive_forces(self.indptr, self.indices, self.weights, Y, self.dof,
+                                     exaggeration, forces, kl_terms, self.n_threads)
+        repulsion, z = self.repulsion(Y)
+        forces -= repulsion / z
+        kl = float(kl_terms.sum() + np.log(z)) if with_kl else None
+        return forces, kl
+
+
+# ------------------------------------------------------------------ estimator
+
+class TSNE:
+    """t-distributed stochastic neighbour embedding with FFT-accelerated gradients.
+
+    Parameters
+    ----------
+    n_components : {1, 2, 3}, default 2
+    perplexity : float, default 30
+        Effective neighbours per point; k-NN lists of ``3 * perplexity``.
+    early_exaggeration : float, default 12
+    early_exaggeration_iter : int, default 250
+    exaggeration : float, optional
+        Late exaggeration (Linderman et al. 2019), applied from iteration
+        ``late_exaggeration_start`` (counted from the start, early
+        exaggeration included; default: right after early exaggeration).
+    late_exaggeration_start : int, optional
+    n_iter : int, default 750
+        All iterations, the early exaggeration phase included.
+    learning_rate : float or "auto"
+        "auto": n / exaggeration of each phase (n / early_exaggeration first).
+    momentum : (float, float), default (0.5, 0.8)
+        During and after early exaggeration.
+    dof : float, default 1
+        Degrees of freedom of the output kernel ``(1 + d^2/dof)^-dof``;
+        below 1 gives heavier tails and finer clusters (Kobak et al. 2019).
+    initialization : "pca", "random" or array of shape (n, n_components)
+    affinities : "perplexity", "multiscale" or "uniform"
+        "multiscale" averages perplexities ``perplexity`` and ``perplexity / 4``
+        unless ``perplexity`` is a list; "uniform" weighs each of the
+        ``int(perplexity)`` nearest neighbours equally.
+    metric : str, default "euclidean"
+        Any :func:`latentcore.knn` metric, or "precomputed" for a square
+        distance matrix.
+    negative_gradient_method : {"fft", "exact"}
+    n_interpolation_points : int, default 3
+    min_num_intervals : int, optional
+        Boxes per dimension at least; default 50, or 10 for 3-D maps (a 3-D
+        grid grows with the cube of it).
+    ints_in_interval : float, default 1
+    random_state : int or numpy Generator, optional
+    n_jobs : int, optional
+    verbose : bool
+        A progress bar with the KL divergence every 50 iterations.
+    callbacks : callable or list, optional
+        ``f(iteration, kl_divergence, embedding)`` every 50 iterations;
+        returning True stops the optimization.
+
+    Attributes
+    ----------
+    embedding_ : float32 array (n, n_components)
+    kl_divergence_ : float
+    n_iter_ : int
+    affinities_ : scipy.sparse.csr_array (n, n)
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> import latentcore
+    >>> Y = latentcore.TSNE(random_state=0).fit_transform(load_digits().data)
+    >>> Y.shape
+    (1797, 2)
+    """
+
+    def __init__(self, n_components: int = 2, *, perplexity: float | Sequence[float] = 30.0,
+                 early_exaggeration: float = 12.0, early_exaggeration_iter: int = 250,
+                 exaggeration: float | None = None, late_exaggeration_start: int | None = None,
+                 n_iter: int = 750, learning_rate: float | str = "auto",
+                 momentum: tuple[float, float] = (0.5, 0.8), dof: float = 1.0,
+                 initialization: str | np.ndarray = "pca", affinities: str = "perplexity",
+                 metric: str = "euclidean", negative_gradient_method: str = "fft",
+                 n_interpolation_points: int = 3, min_num_intervals: int | None = None,
+                 ints_in_interval: float = 1.0, random_state: int | np.random.Generator | None = None,
+                 n_jobs: int | None = None, verbose: bool = False,
+                 callbacks: Callable | Sequence[Callable] | None = None):
+        self.n_components = n_components
+        self.perplexity = perplexity
+        self.early_exaggeration = early_exaggeration
+        self.early_exaggeration_iter = early_exaggeration_iter
+        self.exaggeration = exaggeration
+        self.late_exaggeration_start = late_exaggeration_start
+        self.n_iter = n_iter
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.dof = dof
+        self.initialization = initialization
+        self.affinities = affinities
+        self.metric = metric
+        self.negative_gradient_method = negative_gradient_method
+        self.n_interpolation_points = n_interpolation_points
+        self.min_num_intervals = min_num_intervals
+        self.ints_in_interval = ints_in_interval
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # -- parameters
+
+    def _check_params(self, n: int) -> None:
+        if self.n_components not in (1, 2, 3):
+            raise ValueError(f"n_components must be 1, 2 or 3, got {self.n_components!r}")
+        if n < 4:
+            raise ValueError(f"t-SNE needs at least 4 points, got n={n}")
+        for p in np.atleast_1d(self.perplexity):
+            if not np.isfinite(p) or p <= 0 or p >= (n - 1) / 3:
+                raise ValueError(
+                    f"perplexity={p} must be positive and below (n - 1) / 3 = {(n - 1) / 3:.4g} "
+                    f"for n={n} points; lower it"
+                )
+        if not (np.isfinite(self.dof) and self.dof > 0):
+            raise ValueError(f"dof must be positive, got {self.dof!r}")
+        check_choice(self.affinities, "affinities", {"perplexity", "multiscale", "uniform"})
+        check_choice(self.negative_gradient_method, "negative_gradient_method", NEGATIVE_GRADIENT_METHODS.keys())
+        check_positive_int(self.n_iter, "n_iter")
+        if not isinstance(self.early_exaggeration_iter, (int, np.integer)) or self.early_exaggeration_iter < 0:
+            raise ValueError(f"early_exaggeration_iter must be an int >= 0, got {self.early_exaggeration_iter!r}")
+        if not 2 <= self.n_interpolation_points <= 16:
+            raise ValueError(f"n_interpolation_points must be in [2, 16], got {self.n_interpolation_points!r}")
+        lr = self.learning_rate
+        if lr != "auto" and not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning_rate must be 'auto' or positive, got {self.learning_rate!r}")
+
+    def _perplexities(self) -> np.ndarray:
+        if self.affinities == "multiscale" and np.ndim(self.perplexity) == 0:
+            return np.array([self.perplexity, self.perplexity / 4.0])
+        return np.atleast_1d(np.asarray(self.perplexity, dtype=np.float64))
+
+    def _repulsion(self, n_threads: int):
+        intervals = self.min_num_intervals
+        if intervals is None:
+            intervals = 10 if self.n_components == 3 else 50
+        return NEGATIVE_GRADIENT_METHODS[self.negative_gradient_method](
+            dof=float(self.dof), n_threads=n_threads, n_interpolation_points=self.n_interpolation_points,
+            min_num_intervals=intervals, ints_in_interval=self.ints_in_interval)
+
+    # -- fitting
+
+    def _neighbors(self, X, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(X.shape[0] - 1, int(3 * self._perplexities().max()))
+        if self.affinities == "uniform":
+            k = min(X.shape[0] - 1, max(1, int(np.max(self.perplexity))))
+        if self.metric == "precomputed":
+            D = X.copy()
+            np.fill_diagonal(D, np.inf)
+            idx = np.argsort(D, axis=1, kind="stable")[:, :k].astype(np.int32)
+            return idx, np.take_along_axis(D, idx, axis=1)
+        return knn(X, k, metric=self.metric, n_jobs=n_threads, device="cpu")
+
+    def _input_affinities(self, X, n_threads: int):
+        """(P, X as an array or None, n) from whatever the user passed."""
+        if scipy.sparse.issparse(X):
+            P = _checked_affinities(X)
+            return P, None, P.shape[0]
+        if isinstance(X, tuple) and len(X) == 2:  # a precomputed (indices, distances) k-NN result
+            indices, distances = (np.asarray(a) for a in X)
+            if indices.shape != distances.shape or indices.ndim != 2:
+                raise ValueError("a precomputed k-NN result must be (indices, distances) of equal shape (n, k)")
+            n = indices.shape[0]
+            self._check_params(n)
+            if indices.min() < 0 or indices.max() >= n:
+                raise ValueError(f"precomputed k-NN indices must lie in [0, {n})")
+            return self._affinities_from_knn(indices, distances, n_threads), None, n
+        data = check_matrix(X, "X")
+        if self.metric == "precomputed" and (data.shape[0] != data.shape[1] or np.any(data < 0)):
+            raise ValueError(
+                f"metric='precomputed' needs a square non-negative distance matrix, got shape {data.shape}"
+            )
+        self._check_params(data.shape[0])
+        indices, distances = self._neighbors(data, n_threads)
+        return self._affinities_from_knn(indices, distances, n_threads), data, data.shape[0]
+
+    def _affinities_from_knn(self, indices, distances, n_threads: int):
+        if self.affinities == "uniform":
+            return uniform_affinities(indices)
+        return perplexity_affinities(indices, distances, self._perplexities(), n_jobs=n_threads)
+
+    def _initial_embedding(self, data, n: int, rng: np.random.Generator) -> np.ndarray:
+        init = self.initialization
+        if isinstance(init, str):
+            check_choice(init, "initialization", INITIALIZATIONS.keys())
+            if init == "pca" and (data is None or self.metric == "precomputed"):
+                init = "random"  # no coordinates to project: precomputed input
+            source = data if data is not None else np.empty((n, 0))
+            Y = INITIALIZATIONS[init](np.asarray(source, np.float64), self.n_components, rng)
+        else:
+            Y = np.array(init, dtype=np.float64)
+            if Y.shape != (n, self.n_components) or not np.all(np.isfinite(Y)):
+                raise ValueError(
+                    f"initialization must be finite with shape (n, n_components) = {(n, self.n_components)}, "
+                    f"got {Y.shape}"
+                )
+        return np.ascontiguousarray(Y, dtype=np.float64)
+
+    def fit(self, X: Any, y: Any = None) -> "TSNE":
+        """Embeds X and stores ``embedding_``; returns self.
+
+        X : float array (n, d); a square distance matrix with
+        ``metric="precomputed"``; a ``(indices, distances)`` k-NN result; or a
+        scipy sparse matrix of affinities P.
+        """
+        if not (scipy.sparse.issparse(X) or isinstance(X, tuple)):
+            X = _backend.to_backend(X)[0]
+            X = X.get() if _backend.is_cupy(X) else X
+        n_threads = _backend.resolve_n_jobs(self.n_jobs)
+        P, data, n = self._input_affinities(X, n_threads)
+        self._check_params(n)
+        rng = np.random.default_rng(self.random_state)
+        Y = self._initial_embedding(data, n, rng)
+        objective = _Objective(P, self._repulsion(n_threads), float(self.dof), n_threads)
+        Y, kl, n_iter = self._optimize(Y, objective, n_threads)
+        self.affinities_ = P
+        self.embedding_ = Y.astype(np.float32)
+        self.kl_divergence_ = kl
+        self.n_iter_ = n_iter
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fits and returns ``embedding_`` (float32, (n, n_components))."""
+        return self.fit(X).embedding_
+
+    def _phases(self):
+        """(iterations, exaggeration, momentum) for each phase."""
+        early = min(self.early_exaggeration_iter, self.n_iter)
+        late = self.n_iter
+        if self.exaggeration is not None:
+            late = min(self.n_iter, max(early, self.late_exaggeration_start or early))
+        phases = [(early, float(self.early_exaggeration), self.momentum[0]),
+                  (late - early, 1.0, self.momentum[1]),
+                  (self.n_iter - late, float(self.exaggeration or 1.0), self.momentum[1])]
+        return [phase for phase in phases if phase[0] > 0]
+
+    def _optimize(self, Y: np.ndarray, objective: _Objective, n_threads: int):
+        callbacks = self.callbacks
+        if callable(callbacks):
+            callbacks = [callbacks]
+        callbacks = list(callbacks or [])
+        update = np.zeros_like(Y)
+        gains = np.ones_like(Y)
+        n = Y.shape[0]
+        bar = _progress(self.n_iter) if self.verbose else None
+        iteration, kl = 0, None
+        try:
+            for n_phase, exaggeration, momentum in self._phases():
+                lr = n / exaggeration if self.learning_rate == "auto" else float(self.learning_rate)
+                for _ in range(n_phase):
+                    iteration += 1
+                    report = iteration % 50 == 0 and (bar is not None or callbacks)
+                    gradient, kl = objective(Y, exaggeration, with_kl=report)
+                    _core.tsne_gradient_step(Y, gradient, update, gains, lr, momentum, _MIN_GAIN, n_threads)
+                    if bar is not None:
+                        bar.update(1)
+                        if report:
+                            bar.set_postfix(kl=f"{kl:.4f}")
+                    if report and any(bool(cb(iteration, kl, Y)) for cb in callbacks):
+                        return Y, objective(Y, 1.0, with_kl=True)[1], iteration
+        finally:
+            if bar is not None:
+                bar.close()
+        return Y, objective(Y, 1.0, with_kl=True)[1], iteration
+
+
+def _progress(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="t-SNE", unit="it")
