@@ -41,7 +41,7 @@ void perplexity_binding(Cpu<const float, 2> sq_distances, Cpu<const double, 1> p
 }
 
 void attractive_binding(Cpu<const std::int64_t, 1> indptr, Cpu<const index_t, 1> indices,
-                        Cpu<const double, 1> weights, ConstEmbedding Y, double dof,
+                        Cpu<const float, 1> weights, ConstEmbedding Y, double dof,
                         double exaggeration, Embedding forces,
                         std::optional<Cpu<double, 1>> kl_terms, int n_threads) {
     const int dim = embedding_dim(Y);
@@ -52,7 +52,7 @@ void attractive_binding(Cpu<const std::int64_t, 1> indptr, Cpu<const index_t, 1>
             "indptr must run from 0 to nnz");
     require_same_shape(Y, forces, "forces must match the embedding");
     if (kl_terms) require(kl_terms->shape(0) == Y.shape(0), "kl_terms must have n entries");
-    const CsrGraph<double> P{indptr.data(), indices.data(), weights.data(), n};
+    const CsrGraph<float> P{indptr.data(), indices.data(), weights.data(), n};
     nb::gil_scoped_release release;
     attractive_forces(P, Y.data(), dim, dof, exaggeration, forces.data(),
                       kl_terms ? kl_terms->data() : nullptr, n_threads);

@@ -23,7 +23,7 @@ void perplexity_affinities(const float* sq_distances, size_type n, int k,
 // forces[i] = exaggeration * sum_j p_ij w_ij^(1/dof) (y_i - y_j), the
 // attractive part of the KL gradient. When kl_terms is not null it receives,
 // per row, sum_j p_ij log(p_ij / w_ij) (the KL divergence less log Z).
-void attractive_forces(const CsrGraph<double>& P, const double* Y, int dim, double dof,
+void attractive_forces(const CsrGraph<float>& P, const double* Y, int dim, double dof,
                        double exaggeration, double* forces, double* kl_terms, int n_threads);
 
 // The O(n^2) reference: repulsion[i] = sum_j w_ij^(1 + 1/dof) (y_i - y_j) and
@@ -45,8 +45,7 @@ struct InterpGrid {
 };
 
 // grid[c, node] = sum over points i in node's box of charges[i, c] times the
-// Lagrange weight of node at y_i. Points of one box touch only that box's
-// nodes, so boxes are filled in parallel, each in point order: deterministic.
+// Lagrange weight of node at y_i; deterministic for any thread count.
 void scatter_charges(const InterpGrid& grid, const double* Y, size_type n, const double* charges,
                      int n_charges, double* values, int n_threads);
 
