@@ -191,3 +191,32 @@ class TestBadInput:
             latentcore.TSNE().fit(scipy.sparse.csr_array(np.ones((10, 9))))
         with pytest.raises(ValueError, match="non-negative"):
             latentcore.TSNE().fit(scipy.sparse.csr_array(-np.eye(10)))
+
+
+def test_transform_places_held_out_points_near_their_class():
+    digits = load_digits()
+    X, labels = digits.data, digits.target
+    train, test = np.arange(0, 1797) % 6 != 0, np.arange(0, 1797) % 6 == 0
+    tsne = latentcore.TSNE(random_state=0, n_iter=500).fit(X[train])
+    before = tsne.embedding_.copy()
+    placed = tsne.transform(X[test])
+    assert placed.shape == (test.sum(), 2) and placed.dtype == np.float32
+    clf = KNeighborsClassifier(10).fit(tsne.embedding_, labels[train])
+    assert clf.score(placed, labels[test]) >= 0.9
+    # The map stays put, and points do not act on each other (exact method: bit for bit).
+    np.testing.assert_array_equal(tsne.embedding_, before)
+    exact = latentcore.TSNE(random_state=0, n_iter=300, negative_gradient_method="exact").fit(X[train][:400])
+    batch = exact.transform(X[test][:6], n_iter=50)
+    one_by_one = np.concatenate([exact.transform(X[test][i:i + 1], n_iter=50) for i in range(6)])
+    np.testing.assert_allclose(batch, one_by_one, rtol=1e-5, atol=1e-5)
+
+
+def test_transform_needs_points_it_can_search(rng):
+    X, _ = gaussian_mixture(rng, n=200, d=5)
+    with pytest.raises(RuntimeError, match="fit"):
+        latentcore.TSNE().transform(X)
+    fitted = latentcore.TSNE(perplexity=10, n_iter=20).fit(latentcore.knn(X, 30))
+    with pytest.raises(RuntimeError, match="precomputed"):
+        fitted.transform(X)
+    with pytest.raises(ValueError, match="Y has 4 features"):
+        latentcore.TSNE(perplexity=10, n_iter=20).fit(X).transform(X[:, :4])

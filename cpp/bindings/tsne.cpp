@@ -99,14 +99,15 @@ void gather_binding(ConstEmbedding Y, Cpu<const double, 2> values, int n_boxes, 
 }
 
 void step_binding(Embedding Y, ConstEmbedding gradient, Embedding update, Embedding gains,
-                  double learning_rate, double momentum, double min_gain, int n_threads) {
+                  double learning_rate, double momentum, double min_gain, bool recenter,
+                  int n_threads) {
     const int dim = embedding_dim(gradient);
     require_same_shape(gradient, Y, "gradient must match the embedding");
     require_same_shape(update, Y, "update must match the embedding");
     require_same_shape(gains, Y, "gains must match the embedding");
     nb::gil_scoped_release release;
     gradient_step(Y.data(), Y.shape(0), dim, gradient.data(), update.data(), gains.data(),
-                  learning_rate, momentum, min_gain, n_threads);
+                  learning_rate, momentum, min_gain, recenter, n_threads);
 }
 
 }  // namespace
@@ -127,5 +128,5 @@ void bind_tsne(nb::module_& m) {
           nb::arg("potentials"), nb::arg("n_threads"));
     m.def("tsne_gradient_step", &step_binding, nb::arg("Y"), nb::arg("gradient"), nb::arg("update"),
           nb::arg("gains"), nb::arg("learning_rate"), nb::arg("momentum"), nb::arg("min_gain"),
-          nb::arg("n_threads"));
+          nb::arg("recenter"), nb::arg("n_threads"));
 }

@@ -168,7 +168,7 @@ LATENTCORE_DISPATCH void attract_row(const CsrGraph<float>& P, size_type i, cons
         const double pq = P.weights[e] / (1.0 + sq / dof);
         for (int t = 0; t < DIM; ++t) f[t] += pq * diff[t];
         if (kl_out && P.weights[e] > 0)
-            kl += P.weights[e] * (std::log(P.weights[e]) + dof * std::log1p(sq / dof));
+            kl += P.weights[e] * (std::log(static_cast<double>(P.weights[e])) + dof * std::log1p(sq / dof));
     }
     for (int t = 0; t < DIM; ++t) force[t] = f[t];
     if (kl_out) *kl_out = kl;
@@ -260,7 +260,7 @@ void gather_potentials(const InterpGrid& g, const double* Y, size_type n, const 
 
 void gradient_step(double* Y, size_type n, int dim, const double* gradient, double* update,
                    double* gains, double learning_rate, double momentum, double min_gain,
-                   int n_threads) {
+                   bool recenter, int n_threads) {
     const size_type total = n * dim;
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (size_type t = 0; t < total; ++t) {
@@ -268,6 +268,7 @@ void gradient_step(double* Y, size_type n, int dim, const double* gradient, doub
         update[t] = momentum * update[t] - learning_rate * gains[t] * gradient[t];
         Y[t] += update[t];
     }
+    if (!recenter) return;
     // Serial on purpose: a fixed summation order keeps runs identical across thread counts.
     double mean[3] = {0.0, 0.0, 0.0};
     for (size_type i = 0; i < n; ++i)

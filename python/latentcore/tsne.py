@@ -28,6 +28,7 @@ __all__ = ["TSNE", "perplexity_affinities", "uniform_affinities", "INITIALIZATIO
 
 _PERPLEXITY_TOL = 1e-10  # nats: far below the 1e-5 a user could notice
 _MIN_GAIN = 0.01
+_MAX_FAR_POINTS = 256  # points handled exactly instead of stretching the FFT grid
 _MAX_FFT_VALUES = 1 << 21  # per transformed grid (128^3 in 3-D): bounds time and memory
 
 
@@ -62,12 +63,17 @@ def perplexity_affinities(indices: np.ndarray, distances: np.ndarray, perplexity
     scipy.sparse.csr_array of shape (n, n), float64
         Symmetric joint probabilities summing to one.
     """
-    perplexities = np.atleast_1d(np.asarray(perplexity, dtype=np.float64))
+    conditional = _perplexity_conditional(distances, np.atleast_1d(perplexity), _backend.resolve_n_jobs(n_jobs))
+    return _joint_from_conditional(np.asarray(indices), conditional)
+
+
+def _perplexity_conditional(distances: np.ndarray, perplexities: np.ndarray, n_threads: int) -> np.ndarray:
+    """p_{j|i} over each row's neighbours (rows sum to one), calibrated in C++."""
     sq = np.ascontiguousarray(np.asarray(distances, dtype=np.float32) ** 2)
     conditional = np.empty(sq.shape, dtype=np.float64)
-    _core.tsne_perplexity_affinities(sq, perplexities, _PERPLEXITY_TOL, conditional,
-                                     _backend.resolve_n_jobs(n_jobs))
-    return _joint_from_conditional(np.asarray(indices), conditional)
+    _core.tsne_perplexity_affinities(sq, np.asarray(perplexities, dtype=np.float64), _PERPLEXITY_TOL,
+                                     conditional, n_threads)
+    return conditional
 
 
 def uniform_affinities(indices: np.ndarray) -> scipy.sparse.csr_array:
@@ -118,6 +124,20 @@ class _ExactRepulsion:
     def __init__(self, dof: float, n_threads: int, **_):
         self.dof = dof
         self.n_threads = n_threads
+
+    def against(self, reference: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each point's repulsion from a fixed reference embedding and its own
+        normaliser sum_j w_ij, both (m, c) / (m,), in row chunks."""
+        repulsion = np.empty_like(points)
+        norm = np.empty(points.shape[0])
+        step = max(1, (1 << 22) // max(1, reference.shape[0]))
+        for start in range(0, points.shape[0], step):
+            diff = points[start:start + step, None, :] - reference[None, :, :]
+            factor = 1.0 / (1.0 + np.einsum("ijc,ijc->ij", diff, diff) / self.dof)
+            w = factor ** self.dof
+            repulsion[start:start + step] = np.einsum("ij,ijc->ic", w * factor, diff)
+            norm[start:start + step] = w.sum(axis=1)
+        return repulsion, norm
 
     def __call__(self, Y: np.ndarray) -> tuple[np.ndarray, float]:
         repulsion = np.empty_like(Y)
@@ -217,7 +237,42 @@ class _FFTRepulsion:
                                      lower, box_width, out, self.n_threads)
         return out
 
+    def against(self, reference: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As _ExactRepulsion.against, through one grid covering both sets."""
+        sq_ref = np.einsum("ij,ij->i", reference, reference)[:, None]
+        charges = np.concatenate([np.ones_like(sq_ref), reference, sq_ref], axis=1)
+        pot = self.potentials(reference, charges, points, np.concatenate([reference, points]))
+        ones, first, squares = pot[:, 0], pot[:, 1:-1], pot[:, -1]
+        repulsion = points * ones[:, None] - first
+        sq = np.einsum("ij,ij->i", points, points)
+        cross = np.einsum("ij,ij->i", points, first)
+        return repulsion, ones * (1.0 + sq / self.dof) + (squares - 2.0 * cross) / self.dof
+
     def __call__(self, Y: np.ndarray) -> tuple[np.ndarray, float]:
+        far = self._far_points(Y)
+        if not far.any():
+            return self._on_grid(Y)
+        # A few points flung far out would stretch the grid (and the FFT) to
+        # cover them; they are cheaper computed exactly, against every point.
+        near_y, far_y = Y[~far], Y[far]
+        repulsion = np.empty_like(Y)
+        near_rep, z = self._on_grid(near_y)
+        exact = _ExactRepulsion(self.dof, self.n_threads)
+        from_far, near_norm = exact.against(far_y, near_y)
+        repulsion[~far] = near_rep + from_far
+        repulsion[far], far_norm = exact.against(Y, far_y)
+        # Z gains the near-far pairs both ways and the far-far pairs (each far
+        # point's norm counts itself once: w_ii = 1).
+        return repulsion, z + float(near_norm.sum() + far_norm.sum() - far_y.shape[0])
+
+    def _far_points(self, Y: np.ndarray) -> np.ndarray:
+        """Points well outside the box holding all but 0.2% of the map."""
+        lo, hi = np.quantile(Y, [0.001, 0.999], axis=0)
+        margin = 0.25 * (hi - lo) + 1.0
+        far = np.any((Y < lo - margin) | (Y > hi + margin), axis=1)
+        return far if far.sum() <= _MAX_FAR_POINTS else np.zeros_like(far)
+
+    def _on_grid(self, Y: np.ndarray) -> tuple[np.ndarray, float]:
         pot = self.potentials(Y, np.concatenate([np.ones((Y.shape[0], 1)), Y], axis=1), Y, Y)
         ones, first = pot[:, 0], pot[:, 1:]
         repulsion = Y * ones[:, None] - first
@@ -397,10 +452,19 @@ class TSNE:
 
     # -- fitting
 
-    def _neighbors(self, X, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
-        k = min(X.shape[0] - 1, int(3 * self._perplexities().max()))
+    def _n_neighbors(self, available: int) -> int:
         if self.affinities == "uniform":
-            k = min(X.shape[0] - 1, max(1, int(np.max(self.perplexity))))
+            return min(available, max(1, int(np.max(self.perplexity))))
+        return min(available, int(3 * self._perplexities().max()))
+
+    def _conditional(self, distances: np.ndarray, n_threads: int) -> np.ndarray:
+        """Each row's p_{j|i} over its neighbours (rows sum to one)."""
+        if self.affinities == "uniform":
+            return np.full(distances.shape, 1.0 / distances.shape[1])
+        return _perplexity_conditional(distances, self._perplexities(), n_threads)
+
+    def _neighbors(self, X, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+        k = self._n_neighbors(X.shape[0] - 1)
         if self.metric == "precomputed":
             D = X.copy()
             np.fill_diagonal(D, np.inf)
@@ -432,9 +496,7 @@ class TSNE:
         return self._affinities_from_knn(indices, distances, n_threads), data, data.shape[0]
 
     def _affinities_from_knn(self, indices, distances, n_threads: int):
-        if self.affinities == "uniform":
-            return uniform_affinities(indices)
-        return perplexity_affinities(indices, distances, self._perplexities(), n_jobs=n_threads)
+        return _joint_from_conditional(np.asarray(indices), self._conditional(distances, n_threads))
 
     def _initial_embedding(self, data, n: int, rng: np.random.Generator) -> np.ndarray:
         init = self.initialization
@@ -460,25 +522,103 @@ class TSNE:
         ``metric="precomputed"``; a ``(indices, distances)`` k-NN result; or a
         scipy sparse matrix of affinities P.
         """
+        self._placement = _backend.Placement("cpu", lambda a: a)
         if not (scipy.sparse.issparse(X) or isinstance(X, tuple)):
-            X = _backend.to_backend(X)[0]
-            X = X.get() if _backend.is_cupy(X) else X
+            X, self._placement = _backend.to_backend(X)
+            X = X.get() if _backend.is_cupy(X) else X  # affinities are built on the CPU
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
         P, data, n = self._input_affinities(X, n_threads)
         self._check_params(n)
         rng = np.random.default_rng(self.random_state)
         Y = self._initial_embedding(data, n, rng)
-        objective = _Objective(P, self._repulsion(n_threads), float(self.dof), n_threads)
-        Y, kl, n_iter = self._optimize(Y, objective, n_threads)
+        on_gpu = self._placement.device == "cuda"
+        if on_gpu:
+            Y = _backend.require_cupy().asarray(Y)
+        objective, step = self._objective_and_step(P, n_threads, on_gpu)
+        Y, kl, n_iter = self._optimize(Y, objective, step)
         self.affinities_ = P
-        self.embedding_ = Y.astype(np.float32)
+        self._fit_X = None if self.metric == "precomputed" else data  # transform() searches it
+        self.embedding_ = np.asarray(Y.get() if _backend.is_cupy(Y) else Y, dtype=np.float32)
         self.kl_divergence_ = kl
         self.n_iter_ = n_iter
         return self
 
-    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
-        """Fits and returns ``embedding_`` (float32, (n, n_components))."""
-        return self.fit(X).embedding_
+    def _objective_and_step(self, P, n_threads: int, on_gpu: bool):
+        """The gradient and the update step, on the CPU or (cupy input) the GPU."""
+        if on_gpu:
+            from ._tsne_cuda import CudaObjective, cuda_gradient_step
+
+            objective = CudaObjective(P, self._repulsion(n_threads), float(self.dof))
+
+            def step(Y, gradient, update, gains, lr, momentum):
+                cuda_gradient_step(Y, gradient, update, gains, lr, momentum, _MIN_GAIN)
+
+            return objective, step
+
+        def step(Y, gradient, update, gains, lr, momentum):
+            _core.tsne_gradient_step(Y, gradient, update, gains, lr, momentum, _MIN_GAIN, True, n_threads)
+
+        return _Objective(P, self._repulsion(n_threads), float(self.dof), n_threads), step
+
+    def fit_transform(self, X: Any, y: Any = None):
+        """Fits and returns the embedding, float32 (n, n_components), as the
+        caller's array type: numpy, or cupy / torch for cupy / torch input."""
+        self.fit(X)
+        if self._placement.device == "cuda":
+            return self._placement.wrap(_backend.require_cupy().asarray(self.embedding_))
+        return self._placement.wrap(self.embedding_)
+
+    def transform(self, Y: Any, *, n_iter: int = 250, learning_rate: float = 1.0) -> np.ndarray:
+        """Places new points into the fitted map, which stays fixed.
+
+        Each new point gets affinities to its nearest training points (the same
+        perplexity and metric as the fit), starts at their affinity-weighted
+        mean position, then minimises its own KL(p_{.|i} || q_{.|i}) against
+        the fixed embedding: attraction to its neighbours, repulsion from every
+        mapped point (through the fit's negative gradient method); momentum
+        0.8 and gains, ``n_iter`` steps. New points do not act on each other.
+
+        Parameters
+        ----------
+        Y : float array of shape (m, d)
+            New points, in the space of the fitted X.
+        n_iter : int, default 250
+        learning_rate : float, default 1
+
+        Returns
+        -------
+        float32 array of shape (m, n_components)
+        """
+        if getattr(self, "_fit_X", None) is None:
+            raise RuntimeError(
+                "transform needs a TSNE fitted on an array of points (not on precomputed distances, "
+                "k-NN lists or affinities): call fit(X) first"
+            )
+        new = check_matrix(_backend.to_backend(Y)[0], "Y")
+        if new.shape[1] != self._fit_X.shape[1]:
+            raise ValueError(f"Y has {new.shape[1]} features but the fitted X has {self._fit_X.shape[1]}")
+        check_positive_int(n_iter, "n_iter")
+        n_threads = _backend.resolve_n_jobs(self.n_jobs)
+        reference = self.embedding_.astype(np.float64)
+        idx, dist = knn(self._fit_X, self._n_neighbors(len(reference)), queries=new, metric=self.metric,
+                        n_jobs=n_threads, device="cpu")
+        cond = self._conditional(dist, n_threads)
+        points = np.einsum("ik,ikc->ic", cond, reference[idx])
+        n_ref, (m, k) = len(reference), idx.shape
+        # Rows of the stacked [reference; new] map: only the new rows have neighbours.
+        indptr = np.concatenate([np.zeros(n_ref, np.int64), np.arange(0, m * k + 1, k, dtype=np.int64)])
+        indices, weights = idx.ravel().astype(np.int32), cond.ravel().astype(np.float32)
+        repulsion = self._repulsion(n_threads)
+        update, gains = np.zeros_like(points), np.ones_like(points)
+        forces = np.empty((n_ref + m, self.n_components))
+        for _ in range(n_iter):
+            _core.tsne_attractive_forces(indptr, indices, weights, np.concatenate([reference, points]),
+                                         float(self.dof), 1.0, forces, None, n_threads)
+            push, norm = repulsion.against(reference, points)
+            gradient = forces[n_ref:] - push / norm[:, None]
+            _core.tsne_gradient_step(points, gradient, update, gains, float(learning_rate),
+                                     self.momentum[1], _MIN_GAIN, False, n_threads)
+        return points.astype(np.float32)
 
     def _phases(self):
         """(iterations, exaggeration, momentum) for each phase."""
@@ -491,7 +631,7 @@ class TSNE:
                   (self.n_iter - late, float(self.exaggeration or 1.0), self.momentum[1])]
         return [phase for phase in phases if phase[0] > 0]
 
-    def _optimize(self, Y: np.ndarray, objective: _Objective, n_threads: int):
+    def _optimize(self, Y: np.ndarray, objective, step):
         callbacks = self.callbacks
         if callable(callbacks):
             callbacks = [callbacks]
@@ -508,7 +648,7 @@ class TSNE:
                     iteration += 1
                     report = iteration % 50 == 0 and (bar is not None or callbacks)
                     gradient, kl = objective(Y, exaggeration, with_kl=report)
-                    _core.tsne_gradient_step(Y, gradient, update, gains, lr, momentum, _MIN_GAIN, n_threads)
+                    step(Y, gradient, update, gains, lr, momentum)
                     if bar is not None:
                         bar.update(1)
                         if report:

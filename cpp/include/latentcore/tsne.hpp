@@ -58,9 +58,10 @@ void gather_potentials(const InterpGrid& grid, const double* Y, size_type n, con
 // (delta-bar-delta, as openTSNE and FIt-SNE): gains grow by 0.2 where the
 // gradient turned against the last update, shrink by 0.8 (+ min_gain) where it
 // kept its sign; update = momentum * update - learning_rate * gains * gradient;
-// Y += update; then Y is re-centred on the origin.
+// Y += update; then, with recenter, Y is moved back onto the origin (not when
+// new points are placed into a fixed map).
 void gradient_step(double* Y, size_type n, int dim, const double* gradient, double* update,
                    double* gains, double learning_rate, double momentum, double min_gain,
-                   int n_threads);
+                   bool recenter, int n_threads);
 
 }  // namespace latentcore
