@@ -135,13 +135,24 @@ def test_module_entry_point_in_a_subprocess(tmp_path):
     assert "Traceback" not in failed.stderr
 
 
-def test_demo_reproduces_sklearn(capsys):
-    assert main(["demo"]) == 0
+def test_demo_reproduces_sklearn_and_maps_the_digits(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    assert main(["demo", "--out", str(tmp_path), "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "1797 points x 64 dims" in out
     assert "recall vs scikit-learn brute force: 1.000" in out
     agreement = float(out.split("k-NN label agreement: ")[1].split()[0])
     assert 0.9 < agreement < 1.0
+    assert files_in(tmp_path) == ["digits_map.png"]
+    assert imread(tmp_path / "digits_map.png").shape[0] == 800
+    assert 0.0 < printed_number(out, "KL divergence: ") < 2.0
+    assert printed_number(out, "trustworthiness (k=10): ") > 0.95
+
+
+def printed_number(out, prefix):
+    return float(out.split(prefix)[1].split()[0])
 
 
 def write_garbage(path):
@@ -306,3 +317,135 @@ def test_write_npz_atomic_uses_the_exact_name(tmp_path, name):
     with np.load(tmp_path / name) as result:
         np.testing.assert_array_equal(result["indices"], indices)
         assert str(result["metric"]) == "cosine"
+
+
+# ------------------------------------------------------------------ map
+
+N_PER_CLUSTER = 100
+MAP_OPTIONS = ["--perplexity", "10", "--threads", "1"]
+
+
+@pytest.fixture
+def three_clusters(rng):
+    """Three well separated Gaussian blobs in 10-D, 100 points each."""
+    labels = np.repeat(np.arange(3), N_PER_CLUSTER)
+    X = rng.standard_normal((labels.size, 10)) + 8.0 * np.eye(3, 10)[labels]
+    return X.astype(np.float32), labels
+
+
+def knn_accuracy(Y, labels, k=10):
+    """Leave-one-out k-NN classification accuracy of the map's coordinates."""
+    indices, _ = latentcore.knn(np.ascontiguousarray(Y, dtype=np.float32), k)
+    votes = np.stack([(labels[indices] == c).sum(axis=1) for c in range(labels.max() + 1)], axis=1)
+    return float((votes.argmax(axis=1) == labels).mean())
+
+
+def save_labelled_csv(path, X, labels, label_column="cluster"):
+    """A CSV with a header and the labels as its first column."""
+    header = ",".join([label_column] + [f"f{j}" for j in range(X.shape[1])])
+    rows = [",".join([str(label)] + [f"{v:.9g}" for v in row]) for label, row in zip(labels, X)]
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+
+
+def test_map_writes_the_image_and_the_coordinates(tmp_path, capsys, three_clusters):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    X, labels = three_clusters
+    np.save(tmp_path / "points.npy", X)
+    names = np.array(["alpha", "beta", "gamma"])
+    (tmp_path / "names.txt").write_text("\n".join(names[labels]) + "\n")
+    output = tmp_path / "map.png"
+    assert main(["map", str(tmp_path / "points.npy"), "-o", str(output),
+                 "--labels", str(tmp_path / "names.txt"), *MAP_OPTIONS]) == 0
+
+    assert files_in(tmp_path) == ["map.npy", "map.png", "names.txt", "points.npy"]
+    Y = np.load(tmp_path / "map.npy")
+    assert Y.shape == (X.shape[0], 2) and Y.dtype == np.float32
+    assert knn_accuracy(Y, labels) >= 0.9
+    image = imread(output)
+    assert image.shape[0] == 800 and image.shape[1] > 800  # a legend of the three names
+    out = capsys.readouterr().out
+    assert "3 distinct values" in out
+    assert printed_number(out, "KL divergence: ") > 0
+    assert printed_number(out, "trustworthiness (k=10): ") > 0.9
+
+
+def test_map_labels_from_a_csv_column(tmp_path, capsys, three_clusters):
+    """The label column is dropped from the features: the map equals the one
+    of the same table without it."""
+    X, labels = three_clusters
+    save_labelled_csv(tmp_path / "labelled.csv", X, labels)
+    save_delimited(tmp_path / "features.csv", X, ",", header=True)
+    assert main(["map", str(tmp_path / "features.csv"), "-o", str(tmp_path / "plain.png"),
+                 "--coords", str(tmp_path / "plain.csv"), *MAP_OPTIONS]) == 0
+    assert main(["map", str(tmp_path / "labelled.csv"), "-o", str(tmp_path / "labelled.png"),
+                 "--labels", "cluster", "--html", "--coords", str(tmp_path / "labelled.csv.csv"),
+                 *MAP_OPTIONS]) == 0
+    assert "column 'cluster'" in capsys.readouterr().out
+
+    assert files_in(tmp_path) == ["features.csv", "labelled.csv", "labelled.csv.csv",
+                                  "labelled.html", "labelled.png", "plain.csv", "plain.png"]
+    Y = read_matrix(tmp_path / "labelled.csv.csv")
+    assert Y.shape == (X.shape[0], 2)
+    np.testing.assert_array_equal(Y, read_matrix(tmp_path / "plain.csv"))
+    assert knn_accuracy(Y, labels) >= 0.9
+    page = (tmp_path / "labelled.html").read_text()
+    assert page.count("<circle") == X.shape[0] and page.count("<li>") == 3
+
+
+def test_map_labels_from_a_parquet_column_in_1d(tmp_path, three_clusters):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    X, labels = three_clusters
+    columns = {f"f{j}": X[:, j] for j in range(X.shape[1])}
+    columns["kind"] = np.array(["a", "b", "c"])[labels]
+    pq.write_table(pa.table(columns), tmp_path / "points.parquet")
+    assert main(["map", str(tmp_path / "points.parquet"), "-o", str(tmp_path / "map.png"),
+                 "--labels", "kind", "--dims", "1", "--seed", "3", *MAP_OPTIONS]) == 0
+    Y = np.load(tmp_path / "map.npy")
+    assert Y.shape == (X.shape[0], 1)
+    assert knn_accuracy(Y, labels) >= 0.9
+
+
+def write_short_labels(tmp_path):
+    (tmp_path / "short.txt").write_text("\n".join(["a"] * 299) + "\n")
+    return ["--labels", str(tmp_path / "short.txt")]
+
+
+@pytest.mark.parametrize("input_name, options, problem", [
+    ("absent.npy", [], "absent.npy: no such file"),
+    ("points.npy", ["--perplexity", "200"], "perplexity=200.0 must be positive and below"),
+    ("points.npy", ["--perplexity", "0"], "perplexity=0.0 must be positive"),
+    ("labelled.csv", ["--labels", "species"], "neither a file nor a column of"),
+    ("points.npy", ["--labels", "cluster"], "no such file (a column name applies only"),
+    ("points.npy", write_short_labels, "299 labels for the 300 points"),
+    ("points.npy", ["--coords", "{tmp}/coords.txt"], "saved as .npy or .csv"),
+    ("points.npy", ["-o", "{tmp}/nowhere/map.png"], "does not exist"),
+    ("points.npy", ["-o", "{tmp}/map.jpg"], "unknown image type '.jpg'"),
+    ("points.npy", ["--coords", "{tmp}/points.npy"], "would replace the input"),
+])
+def test_map_bad_input_fails_cleanly(tmp_path, capsys, three_clusters, input_name, options,
+                                     problem):
+    pytest.importorskip("matplotlib")
+    X, labels = three_clusters
+    np.save(tmp_path / "points.npy", X)
+    save_labelled_csv(tmp_path / "labelled.csv", X, labels)
+    if callable(options):
+        options = options(tmp_path)
+    before = files_in(tmp_path)
+    options = [o.format(tmp=tmp_path) for o in options]
+    argv = ["map", str(tmp_path / input_name), "-o", str(tmp_path / "map.png"), *options]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentcore: error: ") and err.count("\n") == 1
+    assert problem in err
+    assert files_in(tmp_path) == before  # no image, no coordinates, no temporary file
+
+
+def test_map_without_matplotlib_says_how_to_install(tmp_path, capsys, monkeypatch, points):
+    np.save(tmp_path / "points.npy", points)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    assert main(["map", str(tmp_path / "points.npy"), "-o", str(tmp_path / "map.png")]) == 2
+    assert "pip install 'latentcore[plot]'" in capsys.readouterr().err
+    assert files_in(tmp_path) == ["points.npy"]

@@ -13,13 +13,14 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .io import read_matrix, write_npz_atomic
+from .io import _count_header_lines, atomic_write, read_matrix, write_npz_atomic
 from .knn import METRICS, knn
-from .metrics import knn_recall
+from .metrics import knn_recall, trustworthiness
 
 __all__ = ["main"]
 
@@ -64,10 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=_PROG, description="Fast maps of latent spaces: k-NN graphs from matrices in files.")
+        prog=_PROG, description="Fast maps of latent spaces: k-NN graphs and t-SNE maps "
+                                "of matrices in files.")
     parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_knn_command(commands)
+    _add_map_command(commands)
     _add_demo_command(commands)
     return parser
 
@@ -93,11 +96,51 @@ def _add_knn_command(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_knn)
 
 
+def _add_map_command(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "map", help="t-SNE map of the rows of a matrix, drawn as a PNG",
+        description="Embeds the rows of INPUT (.npy, .npz, .csv, .tsv, .parquet) with t-SNE, "
+                    "draws the map as an image (needs matplotlib: pip install "
+                    "'latentcore[plot]') and saves the coordinates. Every file is replaced "
+                    "atomically. At the end the KL divergence and the trustworthiness (k=10; "
+                    f"on a random sample of {_TRUST_SAMPLE} points when there are more, for "
+                    "speed) are printed.")
+    p.add_argument("input", metavar="INPUT", help="the points, one row each")
+    p.add_argument("-o", "--output", required=True, metavar="MAP.png",
+                   help="the image to write (.png; .svg and .pdf also work)")
+    p.add_argument("--labels", default=None, metavar="COLUMN_OR_FILE",
+                   help="colour the points by label: a column of a .csv/.tsv/.parquet INPUT "
+                        "(dropped from the features), or a .npy/.csv/.txt file with one "
+                        "label per row")
+    p.add_argument("--html", action="store_true",
+                   help="also write a self-contained HTML page of the map (MAP.html)")
+    p.add_argument("--perplexity", type=float, default=30.0,
+                   help="effective neighbours per point (default: 30)")
+    p.add_argument("--dims", type=int, default=2, choices=(1, 2, 3),
+                   help="dimensions of the map (default: 2; a 3-D map is drawn by its "
+                        "first two coordinates)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads (default: all cores)")
+    p.add_argument("--coords", default=None, metavar="OUT.npy|OUT.csv",
+                   help="where to save the map coordinates (default: MAP.npy beside the image)")
+    p.add_argument("--key", default=None, metavar="NAME",
+                   help="the array to read from an .npz INPUT holding several")
+    p.set_defaults(run=_map)
+
+
 def _add_demo_command(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "demo", help="k-NN graph of scikit-learn's digits, checked against scikit-learn",
+        "demo", help="k-NN graph and t-SNE map of scikit-learn's digits",
         description="Builds the exact k=15 nearest-neighbour graph of scikit-learn's "
-                    "bundled digits (1797 images of 8x8 pixels) and checks it.")
+                    "bundled digits (1797 images of 8x8 pixels) and checks it against "
+                    f"scikit-learn, then maps the digits with t-SNE into {_DEMO_MAP} "
+                    "(needs matplotlib: pip install 'latentcore[plot]').")
+    p.add_argument("--out", default=".", metavar="DIR",
+                   help=f"directory for {_DEMO_MAP} (default: the current one; created "
+                        "if missing)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads (default: all cores)")
     p.set_defaults(run=_demo)
 
 
@@ -123,21 +166,303 @@ def _as_points(X: np.ndarray) -> np.ndarray:
     return X
 
 
+# ------------------------------------------------------------------ map
+
+_TRUST_K = 10
+_TRUST_SAMPLE = 5000  # trustworthiness costs O(n^2): measured on a sample above this
+_COORD_FORMATS = (".npy", ".csv")
+_TABLES = (".csv", ".tsv", ".parquet")
+_LABEL_FILES = (".npy", ".csv", ".tsv", ".txt")
+
+
+def _map(args: argparse.Namespace) -> None:
+    from . import plot
+    from .tsne import TSNE
+
+    plot.require_matplotlib()  # before minutes of t-SNE, not after
+    output = Path(args.output)
+    if output.suffix.lower() not in plot.IMAGE_FORMATS:
+        raise ValueError(f"{output}: unknown image type {output.suffix or '(no extension)'!r}; "
+                         f"expected one of {', '.join(plot.IMAGE_FORMATS)}")
+    coords = Path(args.coords) if args.coords is not None else output.with_suffix(".npy")
+    if coords.suffix.lower() not in _COORD_FORMATS:
+        raise ValueError(f"{coords}: coordinates are saved as .npy or .csv, "
+                         f"not {coords.suffix or '(no extension)'!r}")
+    page = output.with_suffix(".html") if args.html else None
+    _check_outputs(Path(args.input), [output, page, coords])
+
+    X, labels, label_source = _read_points_and_labels(Path(args.input), args.labels, args.key)
+    X = _as_points(X)
+    n, d = X.shape
+    if labels is not None:
+        print(f"labels: {label_source}, {np.unique(labels).size} distinct values")
+    tsne = TSNE(n_components=args.dims, perplexity=args.perplexity, random_state=args.seed,
+                n_jobs=args.threads, verbose=True)
+    tsne._check_params(n)  # a perplexity too large for n fails here, before any output
+    print(f"t-SNE of {n} points x {d} dims, perplexity {args.perplexity:g}, "
+          f"{args.dims}-D map: k-NN graph and affinities, then gradient descent",
+          file=sys.stderr)
+    start = time.perf_counter()
+    Y = tsne.fit_transform(X)
+    seconds = time.perf_counter() - start
+
+    title = f"{Path(args.input).name}: t-SNE of {n:,} points, perplexity {args.perplexity:g}"
+    plot.scatter_map(Y, output, labels=labels, title=title)
+    written = [output]
+    if page is not None:
+        plot.scatter_map_html(Y, page, labels=labels, title=title)
+        written.append(page)
+    _write_coords(coords, Y)
+    written.append(coords)
+
+    print(f"map: {n} points x {d} dims -> {args.dims}-D, perplexity {args.perplexity:g}: "
+          f"{seconds:.3f} s -> {', '.join(map(str, written))}")
+    print(f"KL divergence: {tsne.kl_divergence_:.4f}")
+    _print_trustworthiness(X, Y, seed=args.seed, n_jobs=args.threads)
+
+
+def _check_outputs(source: Path, outputs: list[Path | None]) -> None:
+    """Fails before the work, not after it: each output's directory must
+    exist, the outputs must differ, and none may replace the input."""
+    seen: dict[Path, Path] = {}
+    for path in outputs:
+        if path is None:
+            continue
+        if not path.parent.is_dir():
+            raise ValueError(f"cannot write {path}: directory {path.parent} does not exist")
+        if path.is_dir():
+            raise ValueError(f"cannot write {path}: it is a directory")
+        resolved = path.resolve()
+        if resolved in seen:
+            raise ValueError(f"{seen[resolved]} and {path} are the same file; choose another name")
+        if source.exists() and resolved == source.resolve():
+            raise ValueError(f"{path} would replace the input {source}; choose another name"
+                             + (" with --coords" if path.suffix.lower() in _COORD_FORMATS else ""))
+        seen[resolved] = path
+
+
+def _write_coords(path: Path, Y: np.ndarray) -> None:
+    with atomic_write(path) as f:
+        if path.suffix.lower() == ".npy":
+            np.save(f, Y)
+        else:
+            header = ",".join(f"dim{j + 1}" for j in range(Y.shape[1]))
+            np.savetxt(f, Y, fmt="%.9g", delimiter=",", header=header, comments="")
+
+
+def _print_trustworthiness(X: np.ndarray, Y: np.ndarray, *, seed: int, n_jobs: int | None) -> None:
+    n = X.shape[0]
+    if n <= 2 * _TRUST_K:
+        print(f"trustworthiness (k={_TRUST_K}): not measured, needs more than "
+              f"{2 * _TRUST_K} points")
+        return
+    note = ""
+    if n > _TRUST_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(n, _TRUST_SAMPLE, replace=False))
+        X, Y = X[rows], Y[rows]
+        note = f" (on a random sample of {_TRUST_SAMPLE} of the {n} points, for speed)"
+    value = trustworthiness(X, Y, _TRUST_K, n_jobs=n_jobs)
+    print(f"trustworthiness (k={_TRUST_K}): {value:.4f}{note}")
+
+
+def _read_points_and_labels(source: Path, labels_arg: str | None,
+                            key: str | None) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """The points and, with --labels, one label per point and where they came from.
+
+    A --labels value that names a column of a table INPUT is that column;
+    anything else is a labels file."""
+    if labels_arg is None:
+        return read_matrix(source, key=key), None, None
+    suffix = source.suffix.lower()
+    columns: list[str] = []
+    if suffix in _TABLES and source.is_file() and key is None:
+        columns = _table_columns(source)
+        if labels_arg in columns:
+            X, labels = _read_table_split(source, labels_arg, columns)
+            return X, labels, f"column {labels_arg!r} of {source}"
+    label_path = Path(labels_arg)
+    if source.is_file() and not label_path.is_file():  # read_matrix reports a bad INPUT
+        if columns:
+            raise ValueError(f"--labels {labels_arg}: neither a file nor a column of {source} "
+                             f"(columns: {', '.join(columns)})")
+        if suffix in _TABLES:
+            raise ValueError(f"--labels {labels_arg}: no such file, and {source} has no "
+                             f"header row naming its columns")
+        raise ValueError(f"--labels {labels_arg}: no such file (a column name applies "
+                         f"only to .csv, .tsv and .parquet input)")
+    X = read_matrix(source, key=key)
+    labels = _read_labels_file(label_path, X.shape[0])
+    if labels.shape[0] != X.shape[0]:
+        raise ValueError(f"{label_path}: {labels.shape[0]} labels for the {X.shape[0]} points "
+                         f"of {source}; one label per row is needed")
+    return X, labels, str(label_path)
+
+
+def _delimiter(path: Path) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def _table_columns(path: Path) -> list[str]:
+    """The column names of a table file; [] for a delimited file without header."""
+    if path.suffix.lower() == ".parquet":
+        pa, pq = _pyarrow(path)
+        try:
+            return list(pq.read_schema(path).names)
+        except (pa.ArrowException, OSError) as exc:
+            raise ValueError(f"{path}: cannot read as parquet: {exc}") from exc
+    delimiter = _delimiter(path)
+    header_lines = _count_header_lines(path, delimiter)
+    if header_lines == 0:
+        return []
+    with open(path, encoding="utf-8-sig") as f:
+        header = [line for _, line in zip(range(header_lines), f)][-1]
+    return [_unquote(name) for name in header.split("#", 1)[0].rstrip("\r\n").split(delimiter)]
+
+
+def _unquote(field: str) -> str:
+    field = field.strip()
+    if len(field) >= 2 and field[0] == field[-1] and field[0] in "\"'":
+        return field[1:-1]
+    return field
+
+
+def _read_table_split(path: Path, column: str, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(features, labels): the table without ``column``, and ``column``."""
+    index = columns.index(column)
+    if path.suffix.lower() == ".parquet":
+        return _read_parquet_split(path, column)
+    others = [j for j in range(len(columns)) if j != index]
+    if not others:
+        raise ValueError(f"{path}: has no feature columns besides the labels {column!r}")
+    delimiter = _delimiter(path)
+    skip = _count_header_lines(path, delimiter)
+    options = dict(delimiter=delimiter, skiprows=skip, encoding="utf-8-sig", ndmin=2)
+    try:
+        X = np.loadtxt(path, usecols=others, dtype=np.float64, **options)
+        raw = np.loadtxt(path, usecols=[index], dtype=str, **options)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read as {path.suffix[1:].lower()}: {exc}") from exc
+    if X.shape[0] == 0:
+        raise ValueError(f"{path}: holds no data rows")
+    return X, _parse_labels([_unquote(v) for v in raw.ravel().tolist()])
+
+
+def _pyarrow(path: Path):
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ImportError(f"reading {path} needs pyarrow: pip install 'latentcore[io]'") from exc
+    return pa, pq
+
+
+def _read_parquet_split(path: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
+    pa, pq = _pyarrow(path)
+    try:
+        schema = pq.read_schema(path)
+        features = [field.name for field in schema if field.name != column and
+                    (pa.types.is_integer(field.type) or pa.types.is_floating(field.type))]
+        if not features:
+            raise ValueError(f"{path}: has no numeric feature columns besides the labels {column!r}")
+        table = pq.read_table(path, columns=[*features, column])
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{path}: cannot read as parquet: {exc}") from exc
+    X = np.column_stack([table.column(name).to_numpy() for name in features])
+    labels = np.asarray(table.column(column).to_numpy(zero_copy_only=False))
+    if labels.dtype.kind not in "iufb":
+        labels = labels.astype(str)
+    return X, labels
+
+
+def _read_labels_file(path: Path, n: int) -> np.ndarray:
+    """One label per row: a 1-D (or (n, 1)) .npy array, or lines of text
+    (.csv/.tsv/.txt) where a first line more than n is taken for a header."""
+    suffix = path.suffix.lower()
+    if suffix not in _LABEL_FILES:
+        raise ValueError(f"{path}: labels are read from {', '.join(_LABEL_FILES)} files, "
+                         f"not {path.suffix or '(no extension)'!r}")
+    if suffix == ".npy":
+        try:
+            labels = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"{path}: cannot read as npy: {exc}") from exc
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1:
+            raise ValueError(f"{path}: labels must be a 1-D array, got shape {labels.shape}")
+        return labels
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            rows = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read labels: {exc}") from exc
+    while rows and not rows[-1].strip():
+        rows.pop()
+    if len(rows) == n + 1:
+        rows = rows[1:]  # a header line
+    return _parse_labels([_unquote(row) for row in rows])
+
+
+def _parse_labels(values: list[str]) -> np.ndarray:
+    """Numbers when every label is one (integers when all are integral),
+    else the strings."""
+    try:
+        numbers = np.array([float(v) for v in values], dtype=np.float64)
+    except ValueError:
+        return np.array(values, dtype=str)
+    if numbers.size and np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)):
+        return numbers.astype(np.int64)
+    return numbers
+
+
+# ------------------------------------------------------------------ demo
+
 _DEMO_K = 15
+_DEMO_MAP = "digits_map.png"
 
 
 def _demo(args: argparse.Namespace) -> None:
     from sklearn.datasets import load_digits
 
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: not a directory")
     X, labels = load_digits(return_X_y=True)
     print(f"digits (scikit-learn): {X.shape[0]} points x {X.shape[1]} dims")
     start = time.perf_counter()
-    indices, _ = knn(X, _DEMO_K)
+    indices, _ = knn(X, _DEMO_K, n_jobs=args.threads)
     seconds = time.perf_counter() - start
     print(f"exact k-NN graph, k={_DEMO_K}, euclidean: {seconds:.3f} s")
     agreement = float((labels[indices] == labels[:, None]).mean())
     print(f"k-NN label agreement: {agreement:.3f} of neighbours show the same digit")
     _print_reference_check(X, indices)
+    _demo_map(X, labels, out_dir, args.threads)
+
+
+def _demo_map(X: np.ndarray, labels: np.ndarray, out_dir: Path, threads: int | None) -> None:
+    """t-SNE of the digits, its quality, and the picture when matplotlib is there."""
+    from . import plot
+    from .tsne import TSNE
+
+    try:
+        plot.require_matplotlib()
+        can_draw = True
+    except ImportError as exc:
+        can_draw = False
+        print(f"{_PROG}: note: {_DEMO_MAP} will not be drawn: {exc}", file=sys.stderr)
+    tsne = TSNE(random_state=0, n_jobs=threads, verbose=True)
+    start = time.perf_counter()
+    Y = tsne.fit_transform(X)
+    seconds = time.perf_counter() - start
+    print(f"t-SNE map, perplexity 30, random_state=0: {seconds:.3f} s")
+    print(f"KL divergence: {tsne.kl_divergence_:.4f}")
+    value = trustworthiness(X, Y, _TRUST_K, n_jobs=threads)
+    print(f"trustworthiness (k={_TRUST_K}): {value:.4f}")
+    if can_draw:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = plot.scatter_map(Y, out_dir / _DEMO_MAP, labels=labels,
+                                title="scikit-learn digits: t-SNE (latentcore)")
+        print(f"map of the digits -> {path}")
 
 
 def _print_reference_check(X: np.ndarray, indices: np.ndarray) -> None:
