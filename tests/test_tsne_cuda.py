@@ -220,22 +220,14 @@ class _DoubleFFTRepulsion(_FFTRepulsion):
     """tsne._FFTRepulsion with its transforms in double precision: the
     reference for the GPU path, which transforms in double."""
 
-    def potentials(self, sources, charges, targets, covering):
-        dim = sources.shape[1]
-        n_boxes, lower, box_width = self.grid(covering)
-        side = n_boxes * self.p
-        values = np.empty((charges.shape[1], side ** dim))
-        _core.tsne_scatter_charges(sources, charges, n_boxes, self.p, lower, box_width, values, THREADS)
+    def convolve(self, grid, spacing):
+        side, dim = grid.shape[1], grid.ndim - 1
         fft_shape = (2 * scipy.fft.next_fast_len(side, real=True),) * dim
         axes = tuple(range(1, dim + 1))
-        spectrum = scipy.fft.rfftn(values.reshape((-1,) + (side,) * dim), s=fft_shape, axes=axes)
-        spectrum *= self.kernel_spectrum(dim, side, fft_shape[0], box_width / self.p)
+        spectrum = scipy.fft.rfftn(grid, s=fft_shape, axes=axes)
+        spectrum *= self.kernel_spectrum(dim, side, fft_shape[0], spacing)
         fields = scipy.fft.irfftn(spectrum, s=fft_shape, axes=axes)
-        fields = np.ascontiguousarray(fields[(slice(None),) + (slice(0, side),) * dim])
-        out = np.empty((targets.shape[0], charges.shape[1]))
-        _core.tsne_gather_potentials(targets, fields.reshape(charges.shape[1], -1), n_boxes, self.p,
-                                     lower, box_width, out, THREADS)
-        return out
+        return fields[(slice(None),) + (slice(0, side),) * dim]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ This module builds on ``latentcore.tsne``: import it lazily (inside
 
 from __future__ import annotations
 
-from typing import Any
+import math
 
 import scipy.fft
 import scipy.sparse
@@ -37,36 +37,27 @@ def _kernels():
     return cuda, _cupy().cuda.get_current_stream().ptr
 
 
-class CudaExactRepulsion(_ExactRepulsion):
-    """The O(n^2) reference on the GPU; Z comes back as a 0-d cupy array."""
+class _OnGPU:
+    """Runs a repulsion method of ``latentcore.tsne`` on the GPU: cupy arrays
+    and the CUDA kernels; the arithmetic is the CPU classes' own."""
 
-    def __call__(self, Y) -> tuple[Any, Any]:
-        cp = _cupy()
+    @property
+    def xp(self):
+        return _cupy()
+
+    def run(self, kernel: str, *args) -> None:
         cuda, stream = _kernels()
-        repulsion = cp.empty_like(Y)
-        z_terms = cp.empty(Y.shape[0])
-        cuda.tsne_exact_repulsion(Y, self.dof, repulsion, z_terms, stream)
-        return repulsion, z_terms.sum()
-
-    def against(self, reference, points) -> tuple[Any, Any]:
-        """As _ExactRepulsion.against, with dense cupy blocks."""
-        cp = _cupy()
-        repulsion = cp.empty_like(points)
-        norm = cp.empty(points.shape[0])
-        step = max(1, (1 << 22) // max(1, reference.shape[0]))
-        for start in range(0, points.shape[0], step):
-            diff = points[start:start + step, None, :] - reference[None, :, :]
-            factor = 1.0 / (1.0 + (diff * diff).sum(axis=2) / self.dof)
-            w = factor ** self.dof
-            repulsion[start:start + step] = ((w * factor)[:, :, None] * diff).sum(axis=1)
-            norm[start:start + step] = w.sum(axis=1)
-        return repulsion, norm
+        getattr(cuda, kernel)(*args, stream)
 
 
-class CudaFFTRepulsion(_FFTRepulsion):
-    """_FFTRepulsion on the GPU: the same grid (``grid`` is inherited), charges
-    scattered and potentials gathered by the CUDA kernels, and the convolution
-    with cupy.fft in double precision; Z comes back as a 0-d cupy array."""
+class CudaExactRepulsion(_OnGPU, _ExactRepulsion):
+    """The O(n^2) reference on the GPU."""
+
+
+class CudaFFTRepulsion(_OnGPU, _FFTRepulsion):
+    """_FFTRepulsion on the GPU: the same grid, charges scattered and
+    potentials gathered by the CUDA kernels, and the convolution with
+    cupy.fft in double precision."""
 
     def kernel_spectrum(self, dim: int, side: int, fft_side: int, spacing: float):
         """The real spectrum of the force kernel laid out as a circulant of
@@ -85,49 +76,15 @@ class CudaFFTRepulsion(_FFTRepulsion):
         force = factor * factor if self.dof == 1.0 else factor ** (self.dof + 1.0)
         return cp.fft.rfftn(force).real  # real and even: the imaginary part is rounding
 
-    def potentials(self, sources, charges, targets, covering):
-        """At each target, sum over sources of K * charges (n_targets,
-        n_charges); the grid spans the points of ``covering``."""
+    def convolve(self, grid, spacing: float):
         cp = _cupy()
-        cuda, stream = _kernels()
-        dim = sources.shape[1]
-        n_boxes, lower, box_width = self.grid(covering)
-        side = n_boxes * self.p
-        values = cp.empty((charges.shape[1], side ** dim))
-        cuda.tsne_scatter_charges(sources, charges, n_boxes, self.p, lower, box_width, values, stream)
+        side, dim = grid.shape[1], grid.ndim - 1
         fft_shape = (2 * scipy.fft.next_fast_len(side, real=True),) * dim
         axes = tuple(range(1, dim + 1))
-        spectrum = cp.fft.rfftn(values.reshape((-1,) + (side,) * dim), s=fft_shape, axes=axes)
-        spectrum *= self.kernel_spectrum(dim, side, fft_shape[0], box_width / self.p)
+        spectrum = cp.fft.rfftn(grid, s=fft_shape, axes=axes)
+        spectrum *= self.kernel_spectrum(dim, side, fft_shape[0], spacing)
         fields = cp.fft.irfftn(spectrum, s=fft_shape, axes=axes)
-        fields = cp.ascontiguousarray(fields[(slice(None),) + (slice(0, side),) * dim])
-        out = cp.empty((targets.shape[0], charges.shape[1]))
-        cuda.tsne_gather_potentials(targets, fields.reshape(charges.shape[1], -1), n_boxes, self.p,
-                                    lower, box_width, out, stream)
-        return out
-
-    def against(self, reference, points) -> tuple[Any, Any]:
-        """As _FFTRepulsion.against, through one grid covering both sets."""
-        cp = _cupy()
-        sq_ref = (reference * reference).sum(axis=1, keepdims=True)
-        charges = cp.concatenate([cp.ones_like(sq_ref), reference, sq_ref], axis=1)
-        pot = self.potentials(reference, charges, points, cp.concatenate([reference, points]))
-        ones, first, squares = pot[:, 0], pot[:, 1:-1], pot[:, -1]
-        repulsion = points * ones[:, None] - first
-        sq = (points * points).sum(axis=1)
-        cross = (points * first).sum(axis=1)
-        return repulsion, ones * (1.0 + sq / self.dof) + (squares - 2.0 * cross) / self.dof
-
-    def __call__(self, Y) -> tuple[Any, Any]:
-        cp = _cupy()
-        pot = self.potentials(Y, cp.concatenate([cp.ones((Y.shape[0], 1)), Y], axis=1), Y, Y)
-        ones, first = pot[:, 0], pot[:, 1:]
-        repulsion = Y * ones[:, None] - first
-        # Z as on the CPU: sum_ij K_ij (1 + |y_i - y_j|^2 / dof), expanded.
-        sq_norm = (Y * Y).sum(axis=1)
-        cross = (Y * first).sum(axis=1)
-        z = cp.sum(ones * (1.0 + 2.0 * sq_norm / self.dof) - 2.0 * cross / self.dof)
-        return repulsion, z - Y.shape[0]  # less each point's w_ii = 1
+        return fields[(slice(None),) + (slice(0, side),) * dim]
 
 
 #: The GPU repulsion methods by name, constructed as NEGATIVE_GRADIENT_METHODS.
@@ -176,7 +133,7 @@ class CudaObjective:
                                     float(exaggeration), forces, kl_terms, stream)
         repulsion, z = self.repulsion(Y)
         forces -= repulsion / z
-        kl = float(kl_terms.sum() + cp.log(z)) if with_kl else None
+        kl = float(kl_terms.sum()) + math.log(z) if with_kl else None
         return forces, kl
 
 

@@ -118,35 +118,52 @@ INITIALIZATIONS: dict[str, Callable[..., np.ndarray]] = {
 
 # ------------------------------------------------------------------ repulsive forces
 
-class _ExactRepulsion:
+class _OnCPU:
+    """Where a repulsion method runs: numpy arrays and the C++ kernels. The
+    GPU twins in ``_tsne_cuda`` override these two and nothing else of the
+    arithmetic, which is written once for both array libraries."""
+
+    xp = np
+
+    def run(self, kernel: str, *args) -> None:
+        getattr(_core, kernel)(*args, self.n_threads)
+
+
+def _exact_against(xp, dof: float, reference, points):
+    """Repulsion of points by a fixed reference set, sum_j K_ij (y_i - r_j),
+    and each point's sum_j w_ij, directly, in row chunks of bounded memory."""
+    repulsion = xp.empty_like(points)
+    norm = xp.empty(points.shape[0])
+    step = max(1, (1 << 22) // max(1, reference.shape[0]))
+    for start in range(0, points.shape[0], step):
+        diff = points[start:start + step, None, :] - reference[None, :, :]
+        factor = 1.0 / (1.0 + (diff * diff).sum(axis=2) / dof)
+        w = factor ** dof
+        repulsion[start:start + step] = ((w * factor)[:, :, None] * diff).sum(axis=1)
+        norm[start:start + step] = w.sum(axis=1)
+    return repulsion, norm
+
+
+class _ExactRepulsion(_OnCPU):
     """O(n^2) reference: sum_j w_ij^(1+1/dof) (y_i - y_j) and Z = sum_{i != j} w_ij."""
 
     def __init__(self, dof: float, n_threads: int, **_):
         self.dof = dof
         self.n_threads = n_threads
 
-    def against(self, reference: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def against(self, reference, points):
         """Each point's repulsion from a fixed reference embedding and its own
-        normaliser sum_j w_ij, both (m, c) / (m,), in row chunks."""
-        repulsion = np.empty_like(points)
-        norm = np.empty(points.shape[0])
-        step = max(1, (1 << 22) // max(1, reference.shape[0]))
-        for start in range(0, points.shape[0], step):
-            diff = points[start:start + step, None, :] - reference[None, :, :]
-            factor = 1.0 / (1.0 + np.einsum("ijc,ijc->ij", diff, diff) / self.dof)
-            w = factor ** self.dof
-            repulsion[start:start + step] = np.einsum("ij,ijc->ic", w * factor, diff)
-            norm[start:start + step] = w.sum(axis=1)
-        return repulsion, norm
+        normaliser sum_j w_ij, both (m, c) / (m,)."""
+        return _exact_against(self.xp, self.dof, reference, points)
 
-    def __call__(self, Y: np.ndarray) -> tuple[np.ndarray, float]:
-        repulsion = np.empty_like(Y)
-        z_terms = np.empty(Y.shape[0])
-        _core.tsne_exact_repulsion(Y, self.dof, repulsion, z_terms, self.n_threads)
+    def __call__(self, Y):
+        repulsion = self.xp.empty_like(Y)
+        z_terms = self.xp.empty(Y.shape[0])
+        self.run("tsne_exact_repulsion", Y, self.dof, repulsion, z_terms)
         return repulsion, float(z_terms.sum())
 
 
-class _FFTRepulsion:
+class _FFTRepulsion(_OnCPU):
     """Repulsion and Z by polynomial interpolation on an equispaced grid.
 
     Charges [1, y] per point go to the grid, which is convolved with the
@@ -166,7 +183,7 @@ class _FFTRepulsion:
         self.min_boxes = min_num_intervals
         self.ints_in_interval = ints_in_interval
 
-    def grid(self, points: np.ndarray) -> tuple[int, float, float]:
+    def grid(self, points) -> tuple[int, float, float]:
         dim = points.shape[1]
         lo, hi = float(points.min()), float(points.max())
         span = max(hi - lo, 1e-12)
@@ -196,92 +213,87 @@ class _FFTRepulsion:
         mirror = np.concatenate([np.arange(half + 1), np.arange(half - 1, 0, -1)])
         return quadrant[np.ix_(*([mirror] * (dim - 1) + [np.arange(half + 1)]))]
 
-    # The grid fills only the first half of each padded axis: transforming one
-    # axis at a time skips the zero half in all later stages (and the inverse
-    # crops after each stage), which rfftn/irfftn on the padded array would not.
-    def _padded_rfftn(self, grid: np.ndarray, fft_side: int) -> np.ndarray:
-        last = grid.ndim - 1
-        out = scipy.fft.rfft(grid, n=fft_side, axis=last, workers=self.n_threads)
+    def convolve(self, grid, spacing: float):
+        """Each charge grid (n_charges, side, ...) convolved with the force
+        kernel, as float64 of the same shape.
+
+        Single precision for the transforms: twice as fast, and its rounding
+        stays far below the interpolation error (1e-3 at 3 points per box).
+        The grid fills only the first half of each padded axis: transforming
+        one axis at a time skips the zero half in all later stages (and the
+        inverse crops after each stage), which rfftn/irfftn would not.
+        """
+        side, last = grid.shape[1], grid.ndim - 1
+        fft_side = 2 * scipy.fft.next_fast_len(side, real=True)
+        out = scipy.fft.rfft(grid.astype(np.float32), n=fft_side, axis=last, workers=self.n_threads)
         for axis in range(last - 1, 0, -1):
             out = scipy.fft.fft(out, n=fft_side, axis=axis, workers=self.n_threads)
-        return out
-
-    def _cropped_irfftn(self, spectrum: np.ndarray, fft_side: int, side: int) -> np.ndarray:
-        last = spectrum.ndim - 1
-        out = spectrum
+        out *= self.kernel_spectrum(last, side, fft_side, spacing).astype(np.float32)
         for axis in range(1, last):
             out = scipy.fft.ifft(out, axis=axis, workers=self.n_threads)
             out = out[(slice(None),) * axis + (slice(0, side),)]
-        out = scipy.fft.irfft(out, n=fft_side, axis=last, workers=self.n_threads)
-        return out[..., :side]
+        return scipy.fft.irfft(out, n=fft_side, axis=last, workers=self.n_threads)[..., :side].astype(np.float64)
 
-    def potentials(self, sources: np.ndarray, charges: np.ndarray, targets: np.ndarray,
-                   covering: np.ndarray) -> np.ndarray:
+    def potentials(self, sources, charges, targets, covering):
         """At each target, sum over sources of K * charges (n_targets,
         n_charges); the grid spans the points of ``covering``."""
-        dim = sources.shape[1]
+        dim, n_charges = sources.shape[1], charges.shape[1]
         n_boxes, lower, box_width = self.grid(covering)
         side = n_boxes * self.p
-        values = np.empty((charges.shape[1], side ** dim))
-        _core.tsne_scatter_charges(sources, charges, n_boxes, self.p, lower, box_width, values,
-                                   self.n_threads)
-        fft_side = 2 * scipy.fft.next_fast_len(side, real=True)
-        # Single precision for the transforms: twice as fast, and its rounding
-        # stays far below the interpolation error (1e-3 at 3 points per box).
-        grid = values.reshape((-1,) + (side,) * dim).astype(np.float32)
-        spectrum = self._padded_rfftn(grid, fft_side)
-        spectrum *= self.kernel_spectrum(dim, side, fft_side, box_width / self.p).astype(np.float32)
-        fields = self._cropped_irfftn(spectrum, fft_side, side).astype(np.float64)
-        out = np.empty((targets.shape[0], charges.shape[1]))
-        _core.tsne_gather_potentials(targets, fields.reshape(charges.shape[1], -1), n_boxes, self.p,
-                                     lower, box_width, out, self.n_threads)
+        values = self.xp.empty((n_charges, side ** dim))
+        self.run("tsne_scatter_charges", sources, charges, n_boxes, self.p, lower, box_width, values)
+        fields = self.convolve(values.reshape((n_charges,) + (side,) * dim), box_width / self.p)
+        out = self.xp.empty((targets.shape[0], n_charges))
+        self.run("tsne_gather_potentials", targets, self.xp.ascontiguousarray(fields).reshape(n_charges, -1),
+                 n_boxes, self.p, lower, box_width, out)
         return out
 
-    def against(self, reference: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def against(self, reference, points):
         """As _ExactRepulsion.against, through one grid covering both sets."""
-        sq_ref = np.einsum("ij,ij->i", reference, reference)[:, None]
-        charges = np.concatenate([np.ones_like(sq_ref), reference, sq_ref], axis=1)
-        pot = self.potentials(reference, charges, points, np.concatenate([reference, points]))
+        xp = self.xp
+        sq_ref = (reference * reference).sum(axis=1, keepdims=True)
+        charges = xp.concatenate([xp.ones_like(sq_ref), reference, sq_ref], axis=1)
+        pot = self.potentials(reference, charges, points, xp.concatenate([reference, points]))
         ones, first, squares = pot[:, 0], pot[:, 1:-1], pot[:, -1]
         repulsion = points * ones[:, None] - first
-        sq = np.einsum("ij,ij->i", points, points)
-        cross = np.einsum("ij,ij->i", points, first)
+        sq = (points * points).sum(axis=1)
+        cross = (points * first).sum(axis=1)
         return repulsion, ones * (1.0 + sq / self.dof) + (squares - 2.0 * cross) / self.dof
 
-    def __call__(self, Y: np.ndarray) -> tuple[np.ndarray, float]:
+    def __call__(self, Y):
         far = self._far_points(Y)
-        if not far.any():
+        if not bool(far.any()):
             return self._on_grid(Y)
         # A few points flung far out would stretch the grid (and the FFT) to
         # cover them; they are cheaper computed exactly, against every point.
         near_y, far_y = Y[~far], Y[far]
-        repulsion = np.empty_like(Y)
+        repulsion = self.xp.empty_like(Y)
         near_rep, z = self._on_grid(near_y)
-        exact = _ExactRepulsion(self.dof, self.n_threads)
-        from_far, near_norm = exact.against(far_y, near_y)
+        from_far, near_norm = _exact_against(self.xp, self.dof, far_y, near_y)
         repulsion[~far] = near_rep + from_far
-        repulsion[far], far_norm = exact.against(Y, far_y)
+        repulsion[far], far_norm = _exact_against(self.xp, self.dof, Y, far_y)
         # Z gains the near-far pairs both ways and the far-far pairs (each far
         # point's norm counts itself once: w_ii = 1).
-        return repulsion, z + float(near_norm.sum() + far_norm.sum() - far_y.shape[0])
+        return repulsion, z + float(near_norm.sum() + far_norm.sum()) - far_y.shape[0]
 
-    def _far_points(self, Y: np.ndarray) -> np.ndarray:
+    def _far_points(self, Y):
         """Points well outside the box holding all but 0.2% of the map."""
-        lo, hi = np.quantile(Y, [0.001, 0.999], axis=0)
+        lo, hi = self.xp.quantile(Y, self.xp.asarray([0.001, 0.999]), axis=0)
         margin = 0.25 * (hi - lo) + 1.0
-        far = np.any((Y < lo - margin) | (Y > hi + margin), axis=1)
-        return far if far.sum() <= _MAX_FAR_POINTS else np.zeros_like(far)
+        far = ((Y < lo - margin) | (Y > hi + margin)).any(axis=1)
+        return far if int(far.sum()) <= _MAX_FAR_POINTS else self.xp.zeros_like(far)
 
-    def _on_grid(self, Y: np.ndarray) -> tuple[np.ndarray, float]:
-        pot = self.potentials(Y, np.concatenate([np.ones((Y.shape[0], 1)), Y], axis=1), Y, Y)
+    def _on_grid(self, Y):
+        xp = self.xp
+        pot = self.potentials(Y, xp.concatenate([xp.ones((Y.shape[0], 1)), Y], axis=1), Y, Y)
         ones, first = pot[:, 0], pot[:, 1:]
         repulsion = Y * ones[:, None] - first
         # Z = sum_ij K_ij (1 + |y_i - y_j|^2 / dof); expanded, and with K
         # symmetric, sum_ij K_ij |y_j|^2 = sum_i |y_i|^2 ones_i: no |y|^2 charge needed.
-        sq_norm = np.einsum("ij,ij->i", Y, Y)
-        cross = np.einsum("ij,ij->i", Y, first)
-        z = np.sum(ones * (1.0 + 2.0 * sq_norm / self.dof) - 2.0 * cross / self.dof)
-        return repulsion, float(z - Y.shape[0])  # less each point's w_ii = 1
+        sq_norm = (Y * Y).sum(axis=1)
+        cross = (Y * first).sum(axis=1)
+        z = float((ones * (1.0 + 2.0 * sq_norm / self.dof) - 2.0 * cross / self.dof).sum())
+        return repulsion, z - Y.shape[0]  # less each point's w_ii = 1
 
 
 #: Repulsive-force methods by name.
