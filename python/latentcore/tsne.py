@@ -532,7 +532,9 @@ class TSNE:
 
         X : float array (n, d); a square distance matrix with
         ``metric="precomputed"``; a ``(indices, distances)`` k-NN result; or a
-        scipy sparse matrix of affinities P.
+        scipy sparse matrix of affinities P. A cupy array (or CUDA torch
+        tensor) runs the gradient descent on the GPU; the affinities are
+        built on the CPU either way.
         """
         self._placement = _backend.Placement("cpu", lambda a: a)
         if not (scipy.sparse.issparse(X) or isinstance(X, tuple)):
