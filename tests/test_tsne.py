@@ -38,6 +38,19 @@ def test_fft_gradient_converges_to_exact(rng, dim, intervals):
     assert errors[0] > errors[1] > errors[2]
 
 
+def test_far_flung_points_are_handled_exactly(rng):
+    Y = rng.standard_normal((3000, 2)) * 5
+    Y[:2] *= 40  # far outside the map: the grid should not stretch to them
+    fft = _FFTRepulsion(1.0, 2, 5, 50, 1.0)
+    far = fft._far_points(Y)
+    assert far is not None and set(np.flatnonzero(far)) == {0, 1}
+    exact_rep, exact_z = _ExactRepulsion(1.0, 2)(Y)
+    rep, z = fft(Y)
+    assert relative_error(rep, exact_rep) < 1e-3
+    assert relative_error(rep[:2], exact_rep[:2]) < 1e-9  # computed directly
+    assert z == pytest.approx(exact_z, rel=1e-4)
+
+
 @pytest.mark.parametrize("dof", [0.5, 1.0, 3.0])
 def test_full_gradient_and_kl_match_exact(rng, dof):
     X, _ = gaussian_mixture(rng, n=600, d=10)

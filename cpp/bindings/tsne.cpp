@@ -64,7 +64,19 @@ void exact_repulsion_binding(ConstEmbedding Y, double dof, Embedding repulsion,
     require_same_shape(Y, repulsion, "repulsion must match the embedding");
     require(z_terms.shape(0) == Y.shape(0), "z_terms must have n entries");
     nb::gil_scoped_release release;
-    exact_repulsion(Y.data(), Y.shape(0), dim, dof, repulsion.data(), z_terms.data(), n_threads);
+    repulsion_from(Y.data(), Y.shape(0), Y.data(), Y.shape(0), dim, dof, true, repulsion.data(),
+                   z_terms.data(), n_threads);
+}
+
+void repulsion_from_binding(ConstEmbedding sources, ConstEmbedding points, double dof,
+                            Embedding repulsion, Cpu<double, 1> w_sums, int n_threads) {
+    const int dim = embedding_dim(points);
+    require(sources.shape(1) == points.shape(1), "sources and points must have the same columns");
+    require_same_shape(points, repulsion, "repulsion must match the points");
+    require(w_sums.shape(0) == points.shape(0), "w_sums must have one entry per point");
+    nb::gil_scoped_release release;
+    repulsion_from(sources.data(), sources.shape(0), points.data(), points.shape(0), dim, dof, false,
+                   repulsion.data(), w_sums.data(), n_threads);
 }
 
 InterpGrid as_grid(const ConstEmbedding& Y, int n_boxes, int n_interp, double lower,
@@ -120,6 +132,8 @@ void bind_tsne(nb::module_& m) {
           nb::arg("forces"), nb::arg("kl_terms").none(), nb::arg("n_threads"));
     m.def("tsne_exact_repulsion", &exact_repulsion_binding, nb::arg("Y"), nb::arg("dof"),
           nb::arg("repulsion"), nb::arg("z_terms"), nb::arg("n_threads"));
+    m.def("tsne_repulsion_from", &repulsion_from_binding, nb::arg("sources"), nb::arg("points"),
+          nb::arg("dof"), nb::arg("repulsion"), nb::arg("w_sums"), nb::arg("n_threads"));
     m.def("tsne_scatter_charges", &scatter_binding, nb::arg("Y"), nb::arg("charges"),
           nb::arg("n_boxes"), nb::arg("n_interp"), nb::arg("lower"), nb::arg("box_width"),
           nb::arg("values"), nb::arg("n_threads"));

@@ -207,23 +207,23 @@ void attractive_forces(const CsrGraph<float>& P, const double* Y, int dim, doubl
     if (dim == 3) attract<3>(P, Y, dof, exaggeration, forces, kl_terms, n_threads);
 }
 
-void exact_repulsion(const double* Y, size_type n, int dim, double dof, double* repulsion,
-                     double* z_terms, int n_threads) {
+void repulsion_from(const double* sources, size_type n, const double* points, size_type m, int dim,
+                    double dof, bool same_set, double* repulsion, double* w_sums, int n_threads) {
 #pragma omp parallel for schedule(dynamic, 64) num_threads(resolve_threads(n_threads))
-    for (size_type i = 0; i < n; ++i) {
-        const double* yi = Y + i * dim;
+    for (size_type i = 0; i < m; ++i) {
+        const double* yi = points + i * dim;
         double f[3] = {0.0, 0.0, 0.0};
         double z = 0.0;
         for (size_type j = 0; j < n; ++j) {
-            if (j == i) continue;
-            const double* yj = Y + j * dim;
+            if (same_set && j == i) continue;
+            const double* yj = sources + j * dim;
             const double q = cauchy_factor(squared_distance(yi, yj, dim), dof);
             const double w = kernel(q, dof);
             z += w;
             for (int t = 0; t < dim; ++t) f[t] += w * q * (yi[t] - yj[t]);
         }
         for (int t = 0; t < dim; ++t) repulsion[i * dim + t] = f[t];
-        z_terms[i] = z;
+        w_sums[i] = z;
     }
 }
 

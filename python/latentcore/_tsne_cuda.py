@@ -49,6 +49,20 @@ class _OnGPU:
         cuda, stream = _kernels()
         getattr(cuda, kernel)(*args, stream)
 
+    def exact_against(self, reference, points):
+        """As the CPU's, with dense cupy blocks of bounded memory."""
+        cp = _cupy()
+        repulsion = cp.empty_like(points)
+        norm = cp.empty(points.shape[0])
+        step = max(1, (1 << 22) // max(1, reference.shape[0]))
+        for start in range(0, points.shape[0], step):
+            diff = points[start:start + step, None, :] - reference[None, :, :]
+            factor = 1.0 / (1.0 + (diff * diff).sum(axis=2) / self.dof)
+            w = factor ** self.dof
+            repulsion[start:start + step] = ((w * factor)[:, :, None] * diff).sum(axis=1)
+            norm[start:start + step] = w.sum(axis=1)
+        return repulsion, norm
+
 
 class CudaExactRepulsion(_OnGPU, _ExactRepulsion):
     """The O(n^2) reference on the GPU."""

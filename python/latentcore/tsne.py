@@ -28,7 +28,7 @@ __all__ = ["TSNE", "perplexity_affinities", "uniform_affinities", "INITIALIZATIO
 
 _PERPLEXITY_TOL = 1e-10  # nats: far below the 1e-5 a user could notice
 _MIN_GAIN = 0.01
-_MAX_FAR_POINTS = 256  # points handled exactly instead of stretching the FFT grid
+_MAX_FAR_POINTS = 64  # points handled exactly instead of stretching the FFT grid
 _MAX_FFT_VALUES = 1 << 21  # per transformed grid (128^3 in 3-D): bounds time and memory
 
 
@@ -120,7 +120,7 @@ INITIALIZATIONS: dict[str, Callable[..., np.ndarray]] = {
 
 class _OnCPU:
     """Where a repulsion method runs: numpy arrays and the C++ kernels. The
-    GPU twins in ``_tsne_cuda`` override these two and nothing else of the
+    GPU twins in ``_tsne_cuda`` override these and nothing else of the
     arithmetic, which is written once for both array libraries."""
 
     xp = np
@@ -128,20 +128,13 @@ class _OnCPU:
     def run(self, kernel: str, *args) -> None:
         getattr(_core, kernel)(*args, self.n_threads)
 
-
-def _exact_against(xp, dof: float, reference, points):
-    """Repulsion of points by a fixed reference set, sum_j K_ij (y_i - r_j),
-    and each point's sum_j w_ij, directly, in row chunks of bounded memory."""
-    repulsion = xp.empty_like(points)
-    norm = xp.empty(points.shape[0])
-    step = max(1, (1 << 22) // max(1, reference.shape[0]))
-    for start in range(0, points.shape[0], step):
-        diff = points[start:start + step, None, :] - reference[None, :, :]
-        factor = 1.0 / (1.0 + (diff * diff).sum(axis=2) / dof)
-        w = factor ** dof
-        repulsion[start:start + step] = ((w * factor)[:, :, None] * diff).sum(axis=1)
-        norm[start:start + step] = w.sum(axis=1)
-    return repulsion, norm
+    def exact_against(self, reference, points):
+        """Each point's repulsion from a fixed reference set, sum_j K_ij
+        (y_i - r_j), and its sum_j w_ij, directly: (m, c) and (m,)."""
+        repulsion = np.empty_like(points)
+        norm = np.empty(points.shape[0])
+        self.run("tsne_repulsion_from", reference, points, self.dof, repulsion, norm)
+        return repulsion, norm
 
 
 class _ExactRepulsion(_OnCPU):
@@ -154,7 +147,7 @@ class _ExactRepulsion(_OnCPU):
     def against(self, reference, points):
         """Each point's repulsion from a fixed reference embedding and its own
         normaliser sum_j w_ij, both (m, c) / (m,)."""
-        return _exact_against(self.xp, self.dof, reference, points)
+        return self.exact_against(reference, points)
 
     def __call__(self, Y):
         repulsion = self.xp.empty_like(Y)
@@ -251,37 +244,44 @@ class _FFTRepulsion(_OnCPU):
     def against(self, reference, points):
         """As _ExactRepulsion.against, through one grid covering both sets."""
         xp = self.xp
-        sq_ref = (reference * reference).sum(axis=1, keepdims=True)
+        sq_ref = xp.einsum("ij,ij->i", reference, reference)[:, None]
         charges = xp.concatenate([xp.ones_like(sq_ref), reference, sq_ref], axis=1)
         pot = self.potentials(reference, charges, points, xp.concatenate([reference, points]))
         ones, first, squares = pot[:, 0], pot[:, 1:-1], pot[:, -1]
         repulsion = points * ones[:, None] - first
-        sq = (points * points).sum(axis=1)
-        cross = (points * first).sum(axis=1)
+        sq = xp.einsum("ij,ij->i", points, points)
+        cross = xp.einsum("ij,ij->i", points, first)
         return repulsion, ones * (1.0 + sq / self.dof) + (squares - 2.0 * cross) / self.dof
 
     def __call__(self, Y):
         far = self._far_points(Y)
-        if not bool(far.any()):
+        if far is None:
             return self._on_grid(Y)
         # A few points flung far out would stretch the grid (and the FFT) to
         # cover them; they are cheaper computed exactly, against every point.
         near_y, far_y = Y[~far], Y[far]
         repulsion = self.xp.empty_like(Y)
         near_rep, z = self._on_grid(near_y)
-        from_far, near_norm = _exact_against(self.xp, self.dof, far_y, near_y)
+        from_far, near_norm = self.exact_against(far_y, near_y)
         repulsion[~far] = near_rep + from_far
-        repulsion[far], far_norm = _exact_against(self.xp, self.dof, Y, far_y)
+        repulsion[far], far_norm = self.exact_against(Y, far_y)
         # Z gains the near-far pairs both ways and the far-far pairs (each far
         # point's norm counts itself once: w_ii = 1).
         return repulsion, z + float(near_norm.sum() + far_norm.sum()) - far_y.shape[0]
 
     def _far_points(self, Y):
-        """Points well outside the box holding all but 0.2% of the map."""
-        lo, hi = self.xp.quantile(Y, self.xp.asarray([0.001, 0.999]), axis=0)
+        """A mask of the few points well outside the box holding all but 0.2%
+        of the map (quantiles from a fixed sample of ~8k points), or None when
+        leaving them out would not shrink the grid by half or they are many."""
+        xp = self.xp
+        sample = Y[:: max(1, Y.shape[0] // 8192)]
+        lo, hi = xp.quantile(sample, xp.asarray([0.001, 0.999]), axis=0)
         margin = 0.25 * (hi - lo) + 1.0
-        far = ((Y < lo - margin) | (Y > hi + margin)).any(axis=1)
-        return far if int(far.sum()) <= _MAX_FAR_POINTS else self.xp.zeros_like(far)
+        lo, hi = lo - margin, hi + margin
+        if float((Y.max(axis=0) - Y.min(axis=0)).max()) <= 2.0 * float((hi - lo).max()):
+            return None
+        far = ((Y < lo) | (Y > hi)).any(axis=1)
+        return far if int(far.sum()) <= _MAX_FAR_POINTS else None
 
     def _on_grid(self, Y):
         xp = self.xp
@@ -290,8 +290,8 @@ class _FFTRepulsion(_OnCPU):
         repulsion = Y * ones[:, None] - first
         # Z = sum_ij K_ij (1 + |y_i - y_j|^2 / dof); expanded, and with K
         # symmetric, sum_ij K_ij |y_j|^2 = sum_i |y_i|^2 ones_i: no |y|^2 charge needed.
-        sq_norm = (Y * Y).sum(axis=1)
-        cross = (Y * first).sum(axis=1)
+        sq_norm = xp.einsum("ij,ij->i", Y, Y)  # einsum: sum(axis=1) is slow over 1-3 columns
+        cross = xp.einsum("ij,ij->i", Y, first)
         z = float((ones * (1.0 + 2.0 * sq_norm / self.dof) - 2.0 * cross / self.dof).sum())
         return repulsion, z - Y.shape[0]  # less each point's w_ii = 1
 

@@ -26,11 +26,12 @@ void perplexity_affinities(const float* sq_distances, size_type n, int k,
 void attractive_forces(const CsrGraph<float>& P, const double* Y, int dim, double dof,
                        double exaggeration, double* forces, double* kl_terms, int n_threads);
 
-// The O(n^2) reference: repulsion[i] = sum_j w_ij^(1 + 1/dof) (y_i - y_j) and
-// z_terms[i] = sum_{j != i} w_ij, so that the KL gradient is
-// attractive - repulsion / sum(z_terms).
-void exact_repulsion(const double* Y, size_type n, int dim, double dof, double* repulsion,
-                     double* z_terms, int n_threads);
+// The direct O(n m) sums: for each of m points, repulsion[i] = sum_j
+// w_ij^(1 + 1/dof) (y_i - s_j) and w_sums[i] = sum_j w_ij over the n sources.
+// With same_set (points == sources) a point skips itself: then the KL
+// gradient is attractive - repulsion / sum(w_sums), the O(n^2) reference.
+void repulsion_from(const double* sources, size_type n, const double* points, size_type m, int dim,
+                    double dof, bool same_set, double* repulsion, double* w_sums, int n_threads);
 
 // An equispaced interpolation grid over the cube [lower, lower + n_boxes *
 // box_width]^dim: each box holds n_interp nodes per dimension at offsets
