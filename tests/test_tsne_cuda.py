@@ -9,6 +9,7 @@ import scipy.sparse
 
 import latentcore
 from latentcore import _backend, _core
+from latentcore._tsne_cuda import double_convolve
 from latentcore.tsne import _ExactRepulsion, _FFTRepulsion, _Objective
 
 cp = pytest.importorskip("cupy")
@@ -221,13 +222,7 @@ class _DoubleFFTRepulsion(_FFTRepulsion):
     reference for the GPU path, which transforms in double."""
 
     def convolve(self, grid, spacing):
-        side, dim = grid.shape[1], grid.ndim - 1
-        fft_shape = (2 * scipy.fft.next_fast_len(side, real=True),) * dim
-        axes = tuple(range(1, dim + 1))
-        spectrum = scipy.fft.rfftn(grid, s=fft_shape, axes=axes)
-        spectrum *= self.kernel_spectrum(dim, side, fft_shape[0], spacing)
-        fields = scipy.fft.irfftn(spectrum, s=fft_shape, axes=axes)
-        return fields[(slice(None),) + (slice(0, side),) * dim]
+        return double_convolve(scipy.fft, grid, lambda *a: self.kernel_spectrum(*a, spacing))
 
 
 @pytest.fixture(scope="module")

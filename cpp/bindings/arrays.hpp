@@ -29,4 +29,16 @@ inline void require(bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument(what);
 }
 
+// An embedding (n, dim) has 1, 2 or 3 columns.
+template <typename A>
+int embedding_dim(const A& Y) {
+    require(Y.shape(1) >= 1 && Y.shape(1) <= 3, "embeddings have 1, 2 or 3 columns");
+    return static_cast<int>(Y.shape(1));
+}
+
+template <typename A, typename B>
+void require_same_shape(const A& a, const B& b, const char* what) {
+    require(a.shape(0) == b.shape(0) && a.shape(1) == b.shape(1), what);
+}
+
 }  // namespace latentcore::bindings

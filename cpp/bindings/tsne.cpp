@@ -10,7 +10,9 @@
 
 namespace nb = nanobind;
 using namespace latentcore;
+using bindings::embedding_dim;
 using bindings::require;
+using bindings::require_same_shape;
 
 namespace {
 
@@ -19,15 +21,6 @@ using Cpu = bindings::Arrays<nb::device::cpu>::Array<T, nb::ndim<N>>;
 using Embedding = Cpu<double, 2>;
 using ConstEmbedding = Cpu<const double, 2>;
 
-int embedding_dim(const ConstEmbedding& Y) {
-    require(Y.shape(1) >= 1 && Y.shape(1) <= 3, "embeddings have 1, 2 or 3 columns");
-    return static_cast<int>(Y.shape(1));
-}
-
-template <typename A, typename B>
-void require_same_shape(const A& a, const B& b, const char* what) {
-    require(a.shape(0) == b.shape(0) && a.shape(1) == b.shape(1), what);
-}
 
 void perplexity_binding(Cpu<const float, 2> sq_distances, Cpu<const double, 1> perplexities,
                         double tol, Cpu<double, 2> conditional, int n_threads) {

@@ -91,14 +91,20 @@ class CudaFFTRepulsion(_OnGPU, _FFTRepulsion):
         return cp.fft.rfftn(force).real  # real and even: the imaginary part is rounding
 
     def convolve(self, grid, spacing: float):
-        cp = _cupy()
-        side, dim = grid.shape[1], grid.ndim - 1
-        fft_shape = (2 * scipy.fft.next_fast_len(side, real=True),) * dim
-        axes = tuple(range(1, dim + 1))
-        spectrum = cp.fft.rfftn(grid, s=fft_shape, axes=axes)
-        spectrum *= self.kernel_spectrum(dim, side, fft_shape[0], spacing)
-        fields = cp.fft.irfftn(spectrum, s=fft_shape, axes=axes)
-        return fields[(slice(None),) + (slice(0, side),) * dim]
+        return double_convolve(_cupy().fft, grid, lambda *a: self.kernel_spectrum(*a, spacing))
+
+
+def double_convolve(fft, grid, kernel_spectrum):
+    """The grid convolution in double precision with whole padded transforms
+    of ``fft`` (cupy.fft here; scipy.fft gives the CPU reference the GPU tests
+    compare with). kernel_spectrum(dim, side, fft_side) is the kernel's FFT."""
+    side, dim = grid.shape[1], grid.ndim - 1
+    fft_shape = (2 * scipy.fft.next_fast_len(side, real=True),) * dim
+    axes = tuple(range(1, dim + 1))
+    spectrum = fft.rfftn(grid, s=fft_shape, axes=axes)
+    spectrum *= kernel_spectrum(dim, side, fft_shape[0])
+    fields = fft.irfftn(spectrum, s=fft_shape, axes=axes)
+    return fields[(slice(None),) + (slice(0, side),) * dim]
 
 
 #: The GPU repulsion methods by name, constructed as NEGATIVE_GRADIENT_METHODS.

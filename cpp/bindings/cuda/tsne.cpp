@@ -16,7 +16,9 @@ namespace nb = nanobind;
 
 namespace {
 
+using latentcore::bindings::embedding_dim;
 using latentcore::bindings::require;
+using latentcore::bindings::require_same_shape;
 using latentcore::cuda::Grid;
 
 template <typename T, int N>
@@ -24,15 +26,6 @@ using Gpu = latentcore::bindings::Arrays<nb::device::cuda>::Array<T, nb::ndim<N>
 using Embedding = Gpu<double, 2>;
 using ConstEmbedding = Gpu<const double, 2>;
 
-int embedding_dim(const ConstEmbedding& Y) {
-    require(Y.shape(1) >= 1 && Y.shape(1) <= 3, "embeddings have 1, 2 or 3 columns");
-    return static_cast<int>(Y.shape(1));
-}
-
-template <typename A, typename B>
-void require_same_shape(const A& a, const B& b, const char* what) {
-    require(a.shape(0) == b.shape(0) && a.shape(1) == b.shape(1), what);
-}
 
 template <typename A>
 void require_device(const A& a, const ConstEmbedding& Y) {
