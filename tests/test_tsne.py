@@ -85,6 +85,19 @@ def test_perplexity_calibration_hits_the_entropy(rng):
         assert P.sum() == pytest.approx(1.0, rel=1e-12)
 
 
+def test_joint_affinities_equal_the_scipy_formula(rng):
+    X, _ = gaussian_mixture(rng, n=700, d=6)
+    idx, _ = latentcore.knn(X, 12)
+    cond = rng.random(idx.shape)
+    rows = np.repeat(np.arange(700), 12)
+    C = scipy.sparse.csr_array((cond.ravel(), (rows, idx.ravel())), shape=(700, 700))
+    expected = ((C + C.T) / 1400.0).toarray()
+    for threads in (1, 2):
+        P = latentcore.tsne._joint_from_conditional(idx, cond, threads)
+        np.testing.assert_allclose(P.toarray(), expected, rtol=1e-15, atol=0)
+        assert P.has_sorted_indices and np.all(np.diff(P.indptr) > 0)
+
+
 def test_kl_matches_opentsne_on_digits():
     openTSNE = pytest.importorskip("openTSNE")
     X = load_digits().data

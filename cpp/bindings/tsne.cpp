@@ -33,6 +33,31 @@ void perplexity_binding(Cpu<const float, 2> sq_distances, Cpu<const double, 1> p
                           n_threads);
 }
 
+// Hands a vector to numpy without a copy: the array owns it.
+template <typename T>
+nb::ndarray<nb::numpy, T, nb::ndim<1>> to_numpy(std::vector<T>&& values) {
+    auto* owned = new std::vector<T>(std::move(values));
+    nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+    return nb::ndarray<nb::numpy, T, nb::ndim<1>>(owned->data(), {owned->size()}, owner);
+}
+
+nb::tuple symmetrize_binding(Cpu<const index_t, 2> neighbors, Cpu<const double, 2> conditional,
+                             int n_threads) {
+    require_same_shape(neighbors, conditional, "neighbors and conditional must have the same shape");
+    const size_type n = neighbors.shape(0);
+    const size_type total = n * static_cast<size_type>(neighbors.shape(1));
+    for (size_type t = 0; t < total; ++t)
+        require(neighbors.data()[t] >= 0 && neighbors.data()[t] < n, "neighbor index out of range");
+    Csr P;
+    {
+        nb::gil_scoped_release release;
+        P = symmetrize_affinities(neighbors.data(), conditional.data(), n,
+                                  static_cast<int>(neighbors.shape(1)), n_threads);
+    }
+    return nb::make_tuple(to_numpy(std::move(P.indptr)), to_numpy(std::move(P.indices)),
+                          to_numpy(std::move(P.values)));
+}
+
 void attractive_binding(Cpu<const std::int64_t, 1> indptr, Cpu<const index_t, 1> indices,
                         Cpu<const float, 1> weights, ConstEmbedding Y, double dof,
                         double exaggeration, Embedding forces,
@@ -120,6 +145,8 @@ void step_binding(Embedding Y, ConstEmbedding gradient, Embedding update, Embedd
 void bind_tsne(nb::module_& m) {
     m.def("tsne_perplexity_affinities", &perplexity_binding, nb::arg("sq_distances"),
           nb::arg("perplexities"), nb::arg("tol"), nb::arg("conditional"), nb::arg("n_threads"));
+    m.def("tsne_symmetrize_affinities", &symmetrize_binding, nb::arg("neighbors"),
+          nb::arg("conditional"), nb::arg("n_threads"));
     m.def("tsne_attractive_forces", &attractive_binding, nb::arg("indptr"), nb::arg("indices"),
           nb::arg("weights"), nb::arg("Y"), nb::arg("dof"), nb::arg("exaggeration"),
           nb::arg("forces"), nb::arg("kl_terms").none(), nb::arg("n_threads"));

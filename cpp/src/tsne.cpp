@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace latentcore {
@@ -199,6 +200,58 @@ void attract(const CsrGraph<float>& P, const double* Y, double dof, double exagg
 }
 
 }  // namespace
+
+Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, size_type n, int k,
+                          int n_threads) {
+    // Row r holds its own k entries and one per point listing r; a pair
+    // listed both ways appears twice and is merged below.
+    std::vector<std::int64_t> start(n + 1, 0);
+    for (size_type i = 0; i < n; ++i) {
+        start[i + 1] += k;
+        for (int t = 0; t < k; ++t) ++start[neighbors[i * k + t] + 1];
+    }
+    for (size_type r = 0; r < n; ++r) start[r + 1] += start[r];
+    std::vector<std::pair<index_t, double>> entries(start[n]);
+    {
+        std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
+        for (size_type i = 0; i < n; ++i)
+            for (int t = 0; t < k; ++t) {
+                const index_t j = neighbors[i * k + t];
+                const double v = conditional[i * k + t];
+                entries[fill[i]++] = {j, v};
+                entries[fill[j]++] = {static_cast<index_t>(i), v};
+            }
+    }
+    // Sort each row by column and merge duplicates (at most two per pair, so
+    // the sum does not depend on their order); count what remains.
+    std::vector<std::int64_t> kept(n + 1, 0);
+    const double scale = 1.0 / (2.0 * static_cast<double>(n));
+#pragma omp parallel for schedule(dynamic, 256) num_threads(resolve_threads(n_threads))
+    for (size_type r = 0; r < n; ++r) {
+        auto first = entries.begin() + start[r], last = entries.begin() + start[r + 1];
+        std::sort(first, last, [](const auto& a, const auto& b) { return a.first < b.first; });
+        auto out = first;
+        for (auto it = first; it != last; ++it) {
+            if (out != first && (out - 1)->first == it->first)
+                (out - 1)->second += it->second;
+            else
+                *out++ = *it;
+        }
+        kept[r + 1] = out - first;
+    }
+    Csr P;
+    P.indptr.assign(n + 1, 0);
+    for (size_type r = 0; r < n; ++r) P.indptr[r + 1] = P.indptr[r] + kept[r + 1];
+    P.indices.resize(P.indptr[n]);
+    P.values.resize(P.indptr[n]);
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+    for (size_type r = 0; r < n; ++r)
+        for (std::int64_t e = 0; e < kept[r + 1]; ++e) {
+            P.indices[P.indptr[r] + e] = entries[start[r] + e].first;
+            P.values[P.indptr[r] + e] = entries[start[r] + e].second * scale;
+        }
+    return P;
+}
 
 void attractive_forces(const CsrGraph<float>& P, const double* Y, int dim, double dof,
                        double exaggeration, double* forces, double* kl_terms, int n_threads) {

@@ -34,15 +34,14 @@ _MAX_FFT_VALUES = 1 << 21  # per transformed grid (128^3 in 3-D): bounds time an
 
 # ------------------------------------------------------------------ affinities
 
-def _joint_from_conditional(indices: np.ndarray, conditional: np.ndarray) -> scipy.sparse.csr_array:
-    """P = (P_{j|i} + P_{i|j}) / 2n: symmetric, sums to one."""
-    n, k = indices.shape
-    rows = np.repeat(np.arange(n, dtype=np.int32), k)
-    cond = scipy.sparse.csr_array((conditional.ravel(), (rows, indices.ravel())), shape=(n, n))
-    P = (cond + cond.T) / (2.0 * n)
-    P = scipy.sparse.csr_array(P)
-    P.sort_indices()
-    return P
+def _joint_from_conditional(indices: np.ndarray, conditional: np.ndarray,
+                            n_threads: int = 1) -> scipy.sparse.csr_array:
+    """P = (P_{j|i} + P_{i|j}) / 2n: symmetric, sums to one (built in C++)."""
+    n = indices.shape[0]
+    indptr, columns, values = _core.tsne_symmetrize_affinities(
+        np.ascontiguousarray(indices, dtype=np.int32), np.ascontiguousarray(conditional, dtype=np.float64),
+        n_threads)
+    return scipy.sparse.csr_array((values, columns, indptr), shape=(n, n))
 
 
 def perplexity_affinities(indices: np.ndarray, distances: np.ndarray, perplexity: float | Sequence[float],
@@ -63,8 +62,9 @@ def perplexity_affinities(indices: np.ndarray, distances: np.ndarray, perplexity
     scipy.sparse.csr_array of shape (n, n), float64
         Symmetric joint probabilities summing to one.
     """
-    conditional = _perplexity_conditional(distances, np.atleast_1d(perplexity), _backend.resolve_n_jobs(n_jobs))
-    return _joint_from_conditional(np.asarray(indices), conditional)
+    n_threads = _backend.resolve_n_jobs(n_jobs)
+    conditional = _perplexity_conditional(distances, np.atleast_1d(perplexity), n_threads)
+    return _joint_from_conditional(np.asarray(indices), conditional, n_threads)
 
 
 def _perplexity_conditional(distances: np.ndarray, perplexities: np.ndarray, n_threads: int) -> np.ndarray:
@@ -508,7 +508,7 @@ class TSNE:
         return self._affinities_from_knn(indices, distances, n_threads), data, data.shape[0]
 
     def _affinities_from_knn(self, indices, distances, n_threads: int):
-        return _joint_from_conditional(np.asarray(indices), self._conditional(distances, n_threads))
+        return _joint_from_conditional(np.asarray(indices), self._conditional(distances, n_threads), n_threads)
 
     def _initial_embedding(self, data, n: int, rng: np.random.Generator) -> np.ndarray:
         init = self.initialization
@@ -536,7 +536,7 @@ class TSNE:
         tensor) runs the gradient descent on the GPU; the affinities are
         built on the CPU either way.
         """
-        self._placement = _backend.Placement("cpu", lambda a: a)
+        self._placement = _backend.Placement("cpu", _backend._identity)
         if not (scipy.sparse.issparse(X) or isinstance(X, tuple)):
             X, self._placement = _backend.to_backend(X)
             X = X.get() if _backend.is_cupy(X) else X  # affinities are built on the CPU

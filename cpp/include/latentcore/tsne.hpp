@@ -5,6 +5,8 @@
 // the caller. Embeddings are row-major (n, dim) doubles, dim in {1, 2, 3}.
 #pragma once
 
+#include <vector>
+
 #include "latentcore/common.hpp"
 
 namespace latentcore {
@@ -16,6 +18,17 @@ namespace latentcore {
 void perplexity_affinities(const float* sq_distances, size_type n, int k,
                            const double* perplexities, int n_perplexities, double tol,
                            double* conditional, int n_threads);
+
+// The joint affinities P = (P_{j|i} + P_{i|j}) / 2n of k-NN conditionals
+// (indices and values (n, k), every index in [0, n)): a symmetric CSR matrix
+// with sorted rows, summing to one.
+struct Csr {
+    std::vector<std::int64_t> indptr;
+    std::vector<index_t> indices;
+    std::vector<double> values;
+};
+Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, size_type n, int k,
+                          int n_threads);
 
 // The t-SNE kernel with `dof` degrees of freedom (Kobak et al. 2019):
 // w(d^2) = (1 + d^2 / dof)^-dof; dof = 1 is the Cauchy kernel of t-SNE.
