@@ -203,53 +203,61 @@ void attract(const CsrGraph<float>& P, const double* Y, double dof, double exagg
 
 Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, size_type n, int k,
                           int n_threads) {
-    // Row r holds its own k entries and one per point listing r; a pair
-    // listed both ways appears twice and is merged below.
-    std::vector<std::int64_t> start(n + 1, 0);
+    using Entry = std::pair<index_t, double>;
+    const auto by_column = [](const Entry& a, const Entry& b) { return a.first < b.first; };
+    // Row r of P merges two column-sorted lists: its own k entries (sorted
+    // here) and one entry per point listing r (sorted by construction, as
+    // points are visited in order). A pair listed both ways meets once.
+    std::vector<Entry> own(n * k);
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (size_type i = 0; i < n; ++i) {
-        start[i + 1] += k;
-        for (int t = 0; t < k; ++t) ++start[neighbors[i * k + t] + 1];
+        for (int t = 0; t < k; ++t) own[i * k + t] = {neighbors[i * k + t], conditional[i * k + t]};
+        std::sort(own.begin() + i * k, own.begin() + (i + 1) * k, by_column);
     }
-    for (size_type r = 0; r < n; ++r) start[r + 1] += start[r];
-    std::vector<std::pair<index_t, double>> entries(start[n]);
+    std::vector<std::int64_t> listed(n + 1, 0);
+    for (size_type t = 0; t < n * k; ++t) ++listed[neighbors[t] + 1];
+    for (size_type r = 0; r < n; ++r) listed[r + 1] += listed[r];
+    std::vector<Entry> reverse(n * k);
     {
-        std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
+        std::vector<std::int64_t> fill(listed.begin(), listed.end() - 1);
         for (size_type i = 0; i < n; ++i)
-            for (int t = 0; t < k; ++t) {
-                const index_t j = neighbors[i * k + t];
-                const double v = conditional[i * k + t];
-                entries[fill[i]++] = {j, v};
-                entries[fill[j]++] = {static_cast<index_t>(i), v};
-            }
+            for (int t = 0; t < k; ++t)
+                reverse[fill[neighbors[i * k + t]]++] = {static_cast<index_t>(i), conditional[i * k + t]};
     }
-    // Sort each row by column and merge duplicates (at most two per pair, so
-    // the sum does not depend on their order); count what remains.
-    std::vector<std::int64_t> kept(n + 1, 0);
     const double scale = 1.0 / (2.0 * static_cast<double>(n));
-#pragma omp parallel for schedule(dynamic, 256) num_threads(resolve_threads(n_threads))
-    for (size_type r = 0; r < n; ++r) {
-        auto first = entries.begin() + start[r], last = entries.begin() + start[r + 1];
-        std::sort(first, last, [](const auto& a, const auto& b) { return a.first < b.first; });
-        auto out = first;
-        for (auto it = first; it != last; ++it) {
-            if (out != first && (out - 1)->first == it->first)
-                (out - 1)->second += it->second;
-            else
-                *out++ = *it;
+    // Merge each row twice: once to count, once to write where the count says.
+    auto merge = [&](size_type r, auto&& emit) {
+        auto a = own.begin() + r * k, a_end = a + k;
+        auto b = reverse.begin() + listed[r], b_end = reverse.begin() + listed[r + 1];
+        while (a != a_end || b != b_end) {
+            if (b == b_end || (a != a_end && a->first < b->first)) {
+                emit(a->first, a->second);
+                ++a;
+            } else if (a == a_end || b->first < a->first) {
+                emit(b->first, b->second);
+                ++b;
+            } else {
+                emit(a->first, a->second + b->second);
+                ++a;
+                ++b;
+            }
         }
-        kept[r + 1] = out - first;
-    }
+    };
     Csr P;
     P.indptr.assign(n + 1, 0);
-    for (size_type r = 0; r < n; ++r) P.indptr[r + 1] = P.indptr[r] + kept[r + 1];
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+    for (size_type r = 0; r < n; ++r) merge(r, [&](index_t, double) { ++P.indptr[r + 1]; });
+    for (size_type r = 0; r < n; ++r) P.indptr[r + 1] += P.indptr[r];
     P.indices.resize(P.indptr[n]);
     P.values.resize(P.indptr[n]);
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
-    for (size_type r = 0; r < n; ++r)
-        for (std::int64_t e = 0; e < kept[r + 1]; ++e) {
-            P.indices[P.indptr[r] + e] = entries[start[r] + e].first;
-            P.values[P.indptr[r] + e] = entries[start[r] + e].second * scale;
-        }
+    for (size_type r = 0; r < n; ++r) {
+        std::int64_t at = P.indptr[r];
+        merge(r, [&](index_t column, double value) {
+            P.indices[at] = column;
+            P.values[at++] = value * scale;
+        });
+    }
     return P;
 }
 
