@@ -79,12 +79,12 @@ def _knn_cpu(data: np.ndarray, queries: np.ndarray | None, k: int, metric: str,
     spec = METRICS[metric]
     m = data.shape[0] if queries is None else queries.shape[0]
     index = np.empty((m, k), dtype=np.int32)
-    score = np.empty((m, k), dtype=np.float32)
+    distances = np.empty((m, k), dtype=np.float32)
     center = data.mean(axis=0, dtype=np.float64).astype(np.float32) if spec.prepare == "center" else None
     with threadpool_limits(limits=1, user_api="blas"):
         _core.exact_knn(data, queries, spec.code, exclude_self, center, _scipy_sgemm(),
-                        _CPU_BLOCK, n_threads, index, score)
-    return index, score
+                        _CPU_BLOCK, n_threads, index, distances)
+    return index, distances
 
 
 class _GpuRows:
