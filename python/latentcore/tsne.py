@@ -82,11 +82,11 @@ def uniform_affinities(indices: np.ndarray) -> scipy.sparse.csr_array:
     return _joint_from_conditional(indices, np.full(indices.shape, 1.0 / indices.shape[1]))
 
 
-def _checked_affinities(P: Any, n: int | None = None) -> scipy.sparse.csr_array:
+def _checked_affinities(P: Any) -> scipy.sparse.csr_array:
     """A user's precomputed P: square, finite, non-negative; symmetrised and
     normalised to sum one as t-SNE requires."""
     P = scipy.sparse.csr_array(P, dtype=np.float64)
-    if P.shape[0] != P.shape[1] or (n is not None and P.shape[0] != n):
+    if P.shape[0] != P.shape[1]:
         raise ValueError(f"precomputed affinities must be square (n, n), got shape {P.shape}")
     if P.nnz == 0 or not np.all(np.isfinite(P.data)) or np.any(P.data < 0):
         raise ValueError("precomputed affinities must be finite, non-negative and not all zero")
