@@ -182,6 +182,15 @@ def test_callbacks_and_late_exaggeration(rng):
     assert [p[:2] for p in tsne._phases()] == [(250, 12.0), (20, 1.0), (30, 4.0)]
 
 
+@pytest.mark.parametrize("n_features,dim", [(1, 2), (2, 3)])
+def test_fewer_features_than_map_dimensions(rng, n_features, dim):
+    X = rng.standard_normal((200, n_features)).astype(np.float32)
+    Y = latentcore.TSNE(n_components=dim, perplexity=10, n_iter=60, random_state=0).fit_transform(X)
+    assert Y.shape == (200, dim) and np.all(np.isfinite(Y))
+    constant = latentcore.TSNE(perplexity=10, n_iter=20, random_state=0).fit_transform(np.ones((50, 3)) + 0.0)
+    assert np.all(np.isfinite(constant))
+
+
 class TestBadInput:
     X = np.random.default_rng(0).standard_normal((100, 5)).astype(np.float32)
 

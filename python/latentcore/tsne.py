@@ -98,11 +98,18 @@ def _checked_affinities(P: Any) -> scipy.sparse.csr_array:
 # ------------------------------------------------------------------ initialization
 
 def _pca_initialization(X: np.ndarray, n_components: int, random_state: np.random.Generator) -> np.ndarray:
+    """The leading principal components, scaled as openTSNE does (std 1e-4 on
+    the first axis: small, so early forces dominate). Axes the data cannot
+    fill (fewer features than components, or no spread) are random."""
     centred = X - X.mean(axis=0)
     _, _, vt = np.linalg.svd(centred[: min(len(X), 100_000)], full_matrices=False)
     Y = centred @ vt[:n_components].T
-    Y *= np.sign(Y[np.abs(Y).argmax(axis=0), np.arange(n_components)])  # a fixed sign per axis
-    return Y / Y[:, 0].std() * 1e-4  # openTSNE's scale: small, so early forces dominate
+    if Y.shape[1] == 0 or Y[:, 0].std() == 0:
+        return _random_initialization(X, n_components, random_state)
+    Y *= np.sign(Y[np.abs(Y).argmax(axis=0), np.arange(Y.shape[1])])  # a fixed sign per axis
+    Y = Y / Y[:, 0].std() * 1e-4
+    missing = n_components - Y.shape[1]
+    return np.concatenate([Y, random_state.normal(0.0, 1e-4, (len(X), missing))], axis=1) if missing else Y
 
 
 def _random_initialization(X: np.ndarray, n_components: int, random_state: np.random.Generator) -> np.ndarray:
