@@ -226,6 +226,12 @@ class TestBadInput:
             latentcore.TSNE().fit(scipy.sparse.csr_array(np.ones((10, 9))))
         with pytest.raises(ValueError, match="non-negative"):
             latentcore.TSNE().fit(scipy.sparse.csr_array(-np.eye(10)))
+        idx, dist = latentcore.knn(self.X, 30)
+        dist[4, 2] = np.inf
+        with pytest.raises(ValueError, match="distances must be finite"):
+            latentcore.TSNE(perplexity=10).fit((idx, dist))
+        with pytest.raises(ValueError, match="indices must lie"):
+            latentcore.TSNE(perplexity=10).fit((idx + 100, dist))
 
 
 def test_transform_places_held_out_points_near_their_class():

@@ -504,6 +504,8 @@ class TSNE:
             self._check_params(n)
             if indices.min() < 0 or indices.max() >= n:
                 raise ValueError(f"precomputed k-NN indices must lie in [0, {n})")
+            if not np.all(np.isfinite(distances)) or np.any(distances < 0):
+                raise ValueError("precomputed k-NN distances must be finite and non-negative")
             return self._affinities_from_knn(indices, distances, n_threads), None, n
         data = check_matrix(X, "X")
         if self.metric == "precomputed" and (data.shape[0] != data.shape[1] or np.any(data < 0)):
