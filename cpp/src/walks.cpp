@@ -1,0 +1,133 @@
+#include "latentcore/walks.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace latentcore {
+
+namespace {
+
+// splitmix64 seeds one xoshiro256** stream per walk: independent streams
+// whatever thread runs the walk.
+std::uint64_t splitmix64(std::uint64_t& x) {
+    std::uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+struct Rng {
+    std::uint64_t s[4];
+
+    Rng(std::uint64_t seed, std::uint64_t stream) {
+        std::uint64_t x = seed ^ (stream * 0xd1342543de82ef95ULL);
+        for (auto& v : s) v = splitmix64(x);
+    }
+
+    static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+    std::uint64_t next() {
+        const std::uint64_t result = rotl(s[1] * 5, 7) * 9;
+        const std::uint64_t t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = rotl(s[3], 45);
+        return result;
+    }
+
+    double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+    std::int64_t below(std::int64_t n) { return static_cast<std::int64_t>(uniform() * static_cast<double>(n)); }
+};
+
+// One draw from node v's out-edges by weight (alias method); -1 at a sink.
+index_t weighted_neighbor(const CsrGraph<float>& g, const float* keep, const index_t* alias,
+                          index_t v, Rng& rng) {
+    const std::int64_t begin = g.indptr[v], degree = g.indptr[v + 1] - begin;
+    if (degree == 0) return -1;
+    std::int64_t e = begin + std::min(rng.below(degree), degree - 1);
+    if (rng.uniform() >= keep[e]) e = begin + alias[e];
+    return g.indices[e];
+}
+
+bool is_neighbor(const CsrGraph<float>& g, index_t from, index_t to) {
+    const index_t* first = g.indices + g.indptr[from];
+    const index_t* last = g.indices + g.indptr[from + 1];
+    return std::binary_search(first, last, to);
+}
+
+}  // namespace
+
+void build_alias_tables(const CsrGraph<float>& g, float* keep, index_t* alias, int n_threads) {
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+    {
+        std::vector<double> scaled;
+        std::vector<index_t> small, large;
+#pragma omp for schedule(dynamic, 1024)
+        for (size_type v = 0; v < g.n_rows; ++v) {
+            const std::int64_t begin = g.indptr[v];
+            const index_t degree = static_cast<index_t>(g.indptr[v + 1] - begin);
+            if (degree == 0) continue;
+            double total = 0.0;
+            for (index_t t = 0; t < degree; ++t) total += g.weights[begin + t];
+            scaled.assign(degree, 0.0);
+            small.clear();
+            large.clear();
+            for (index_t t = 0; t < degree; ++t) {
+                scaled[t] = g.weights[begin + t] * degree / total;
+                (scaled[t] < 1.0 ? small : large).push_back(t);
+                alias[begin + t] = t;
+            }
+            while (!small.empty() && !large.empty()) {
+                const index_t s = small.back(), l = large.back();
+                small.pop_back();
+                keep[begin + s] = static_cast<float>(scaled[s]);
+                alias[begin + s] = l;
+                scaled[l] -= 1.0 - scaled[s];
+                if (scaled[l] < 1.0) {
+                    large.pop_back();
+                    small.push_back(l);
+                }
+            }
+            // What remains is 1 up to rounding: always kept.
+            for (index_t t : small) keep[begin + t] = 1.0f;
+            for (index_t t : large) keep[begin + t] = 1.0f;
+        }
+    }
+}
+
+void sample_walks(const CsrGraph<float>& g, const float* keep, const index_t* alias,
+                  const index_t* starts, size_type n_walks, int walk_length, double p, double q,
+                  std::uint64_t seed, std::uint64_t first_walk, index_t* walks, int n_threads) {
+    const bool biased = p != 1.0 || q != 1.0;
+    const double back = 1.0 / p, away = 1.0 / q;
+    const double ceiling = std::max({back, 1.0, away});
+#pragma omp parallel for schedule(dynamic, 256) num_threads(resolve_threads(n_threads))
+    for (size_type w = 0; w < n_walks; ++w) {
+        Rng rng(seed, first_walk + static_cast<std::uint64_t>(w));
+        index_t* walk = walks + w * walk_length;
+        std::fill(walk, walk + walk_length, index_t{-1});
+        walk[0] = starts[w];
+        for (int step = 1; step < walk_length; ++step) {
+            const index_t here = walk[step - 1];
+            index_t next = weighted_neighbor(g, keep, alias, here, rng);
+            if (next >= 0 && biased && step >= 2) {
+                const index_t previous = walk[step - 2];
+                for (;;) {
+                    const double bias = next == previous           ? back
+                                        : is_neighbor(g, previous, next) ? 1.0
+                                                                         : away;
+                    if (rng.uniform() * ceiling < bias) break;
+                    next = weighted_neighbor(g, keep, alias, here, rng);
+                }
+            }
+            if (next < 0) break;
+            walk[step] = next;
+        }
+    }
+}
+
+}  // namespace latentcore
