@@ -39,8 +39,6 @@ struct Rng {
     }
 
     double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
-    std::int64_t below(std::int64_t n) { return static_cast<std::int64_t>(uniform() * static_cast<double>(n)); }
 };
 
 // One draw from node v's out-edges by weight (alias method); -1 at a sink.
@@ -48,8 +46,11 @@ index_t weighted_neighbor(const CsrGraph<float>& g, const float* keep, const ind
                           index_t v, Rng& rng) {
     const std::int64_t begin = g.indptr[v], degree = g.indptr[v + 1] - begin;
     if (degree == 0) return -1;
-    std::int64_t e = begin + std::min(rng.below(degree), degree - 1);
-    if (rng.uniform() >= keep[e]) e = begin + alias[e];
+    // One 64-bit draw serves both choices: the high half picks the slot
+    // (multiply-shift, degree < 2^31), the low half tosses its coin.
+    const std::uint64_t r = rng.next();
+    std::int64_t e = begin + static_cast<std::int64_t>(((r >> 32) * static_cast<std::uint64_t>(degree)) >> 32);
+    if (static_cast<double>(r & 0xffffffffULL) * 0x1.0p-32 >= keep[e]) e = begin + alias[e];
     return g.indices[e];
 }
 
