@@ -75,22 +75,27 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """INPUT, --key and --threads: what every command on a matrix file takes."""
+    p.add_argument("input", metavar="INPUT", help="the points, one row each")
+    p.add_argument("--key", default=None, metavar="NAME",
+                   help="the array to read from an .npz INPUT holding several")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads (default: all cores)")
+
+
 def _add_knn_command(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "knn", help="exact k-nearest-neighbour graph of the rows of a matrix",
         description="Exact k nearest neighbours of every row of INPUT (.npy, .npz, .csv, "
                     ".tsv, .parquet), saved as 'indices' (int32) and 'distances' (float32) "
                     "arrays of shape (n, k) in an .npz archive.")
-    p.add_argument("input", metavar="INPUT", help="the points, one row each")
+    _add_input_arguments(p)
     p.add_argument("-k", type=int, default=15, help="neighbours per point (default: 15)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz",
                    help="the archive to write (replaced atomically)")
     p.add_argument("--metric", default="euclidean", choices=sorted(METRICS),
                    help="distance (default: euclidean)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads (default: all cores)")
-    p.add_argument("--key", default=None, metavar="NAME",
-                   help="the array to read from an .npz INPUT holding several")
     p.add_argument("--include-self", action="store_true",
                    help="list each point among its own neighbours (at distance 0)")
     p.set_defaults(run=_knn)
@@ -105,7 +110,7 @@ def _add_map_command(commands: argparse._SubParsersAction) -> None:
                     "atomically. At the end the KL divergence and the trustworthiness (k=10; "
                     f"on a random sample of {_TRUST_SAMPLE} points when there are more, for "
                     "speed) are printed.")
-    p.add_argument("input", metavar="INPUT", help="the points, one row each")
+    _add_input_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="MAP.png",
                    help="the image to write (.png; .svg and .pdf also work)")
     p.add_argument("--labels", default=None, metavar="COLUMN_OR_FILE",
@@ -120,12 +125,8 @@ def _add_map_command(commands: argparse._SubParsersAction) -> None:
                    help="dimensions of the map (default: 2; a 3-D map is drawn by its "
                         "first two coordinates)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads (default: all cores)")
     p.add_argument("--coords", default=None, metavar="OUT.npy|OUT.csv",
                    help="where to save the map coordinates (default: MAP.npy beside the image)")
-    p.add_argument("--key", default=None, metavar="NAME",
-                   help="the array to read from an .npz INPUT holding several")
     p.set_defaults(run=_map)
 
 
