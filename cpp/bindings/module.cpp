@@ -7,10 +7,12 @@ namespace nb = nanobind;
 void bind_knn(nb::module_& m);
 void bind_tsne(nb::module_& m);
 void bind_walks(nb::module_& m);
+void bind_sgns(nb::module_& m);
 
 NB_MODULE(_core, m) {
     m.doc() = "latentcore CPU kernels (private: use the latentcore package)";
     bind_knn(m);
     bind_tsne(m);
     bind_walks(m);
+    bind_sgns(m);
 }

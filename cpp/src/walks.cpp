@@ -1,5 +1,7 @@
 #include "latentcore/walks.hpp"
 
+#include "latentcore/random.hpp"
+
 #include <algorithm>
 #include <vector>
 
@@ -7,51 +9,12 @@ namespace latentcore {
 
 namespace {
 
-// splitmix64 seeds one xoshiro256** stream per walk: independent streams
-// whatever thread runs the walk.
-std::uint64_t splitmix64(std::uint64_t& x) {
-    std::uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-struct Rng {
-    std::uint64_t s[4];
-
-    Rng(std::uint64_t seed, std::uint64_t stream) {
-        std::uint64_t x = seed ^ (stream * 0xd1342543de82ef95ULL);
-        for (auto& v : s) v = splitmix64(x);
-    }
-
-    static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-    std::uint64_t next() {
-        const std::uint64_t result = rotl(s[1] * 5, 7) * 9;
-        const std::uint64_t t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = rotl(s[3], 45);
-        return result;
-    }
-
-    double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-};
-
 // One draw from node v's out-edges by weight (alias method); -1 at a sink.
 index_t weighted_neighbor(const CsrGraph<float>& g, const float* keep, const index_t* alias,
                           index_t v, Rng& rng) {
     const std::int64_t begin = g.indptr[v], degree = g.indptr[v + 1] - begin;
     if (degree == 0) return -1;
-    // One 64-bit draw serves both choices: the high half picks the slot
-    // (multiply-shift, degree < 2^31), the low half tosses its coin.
-    const std::uint64_t r = rng.next();
-    std::int64_t e = begin + static_cast<std::int64_t>(((r >> 32) * static_cast<std::uint64_t>(degree)) >> 32);
-    if (static_cast<double>(r & 0xffffffffULL) * 0x1.0p-32 >= keep[e]) e = begin + alias[e];
-    return g.indices[e];
+    return g.indices[begin + alias_draw(keep + begin, alias + begin, degree, rng.next())];
 }
 
 bool is_neighbor(const CsrGraph<float>& g, index_t from, index_t to) {

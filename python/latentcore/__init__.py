@@ -13,11 +13,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .knn import KNNGraph, knn
 from .metrics import knn_recall, trustworthiness
 from .tsne import TSNE
-from .walks import random_walks
+from .sgns import skipgram
+from .walks import DeepWalk, Node2Vec, random_walks
 
 try:
     __version__ = version("latentcore")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["KNNGraph", "TSNE", "knn", "knn_recall", "random_walks", "trustworthiness", "__version__"]
+__all__ = ["DeepWalk", "KNNGraph", "Node2Vec", "TSNE", "knn", "knn_recall", "random_walks", "skipgram",
+           "trustworthiness", "__version__"]

@@ -21,7 +21,8 @@ from typing import BinaryIO
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["FORMATS", "atomic_write", "read_matrix", "write_npz_atomic"]
+__all__ = ["EDGE_FORMATS", "FORMATS", "atomic_write", "read_edge_list", "read_matrix", "read_word2vec",
+           "write_npz_atomic", "write_word2vec"]
 
 #: File extensions read_matrix understands (case-insensitive).
 FORMATS = (".npy", ".npz", ".csv", ".tsv", ".parquet")
@@ -301,3 +302,179 @@ def write_npz_atomic(path: str | os.PathLike, **arrays: ArrayLike) -> None:
     with atomic_write(path) as f:
         # Through a file object: np.savez appends ".npz" to a name lacking it.
         np.savez(f, **arrays)
+
+
+#: File extensions read_edge_list understands (case-insensitive).
+EDGE_FORMATS = (".txt", ".edg", ".edgelist", ".csv", ".tsv", ".parquet")
+
+# First-line fields that make it a header rather than an edge between nodes
+# named so (a weight column that is not a number is caught separately).
+_EDGE_HEADER_NAMES = {"source", "target", "src", "dst", "from", "to", "u", "v", "node1", "node2",
+                      "head", "tail", "weight", "source_id", "target_id"}
+
+
+def read_edge_list(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Reads a graph's edges from a table: source, target and an optional weight.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.txt``, ``.edg`` or ``.edgelist`` (whitespace-separated), ``.csv``,
+        ``.tsv``, or ``.parquet`` (needs pyarrow): two or three columns, one
+        edge per row; ``#`` starts a comment; a header row (column names such
+        as ``source target weight``) is detected and skipped.
+
+    Returns
+    -------
+    sources, targets : ndarray of shape (m,)
+        Node ids: int64 when every id is an integer, else strings.
+    weights : float64 ndarray of shape (m,) or None
+        None for a two-column table.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, unreadable, ragged, has no edges, or a weight is
+        negative, NaN or infinite; the message names the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a directory, not a file" if path.is_dir() else "no such file"
+        raise ValueError(f"{path}: {problem}")
+    suffix = path.suffix.lower()
+    if suffix not in EDGE_FORMATS:
+        raise ValueError(f"{path}: unknown edge-list type {path.suffix or '(no extension)'!r}; "
+                         f"expected one of {', '.join(EDGE_FORMATS)}")
+    try:
+        if suffix == ".parquet":
+            columns, lines = _edge_columns_parquet(path), None
+        else:
+            columns, lines = _edge_columns_text(path, {".csv": ",", ".tsv": "\t"}.get(suffix))
+        return _typed_edges(columns, lines)
+    except _ContentError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read as an edge list: {exc}") from exc
+
+
+def _edge_columns_text(path: Path, delimiter: str | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """The columns as string arrays, and each row's line number."""
+    rows, lines = [], []
+    with open(path, encoding="utf-8-sig") as f:
+        for number, line in enumerate(f, start=1):
+            fields = [field.strip() for field in line.split("#", 1)[0].split(delimiter)]
+            if fields == [""] or not fields:
+                continue
+            rows.append(fields)
+            lines.append(number)
+    if rows and _is_edge_header(rows[0]):
+        rows, lines = rows[1:], lines[1:]
+    if not rows:
+        raise _ContentError("holds no edges")
+    width = len(rows[0])
+    if width not in (2, 3):
+        raise _ContentError(f"line {lines[0]} has {width} fields; expected source, target and an optional weight")
+    for fields, number in zip(rows, lines):
+        if len(fields) != width:
+            raise _ContentError(f"line {number} has {len(fields)} fields, the first edge {width}")
+    table = np.array(rows, dtype=str)
+    return [table[:, c] for c in range(width)], np.array(lines)
+
+
+def _is_edge_header(fields: list[str]) -> bool:
+    if len(fields) == 3 and not _is_number(fields[2]):
+        return True
+    return all(field.lower() in _EDGE_HEADER_NAMES for field in fields[:2])
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _edge_columns_parquet(path: Path) -> list[np.ndarray]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ImportError(f"reading {path} needs pyarrow: pip install 'latentcore[io]'") from exc
+    try:
+        table = pq.read_table(path)
+    except pa.ArrowException as exc:
+        raise ValueError(f"{path}: cannot read as parquet: {exc}") from exc
+    if table.num_columns not in (2, 3):
+        raise _ContentError(f"has {table.num_columns} columns ({', '.join(table.column_names)}); "
+                            "expected source, target and an optional weight")
+    if table.num_rows == 0:
+        raise _ContentError("holds no edges")
+    return [table.column(c).to_numpy(zero_copy_only=False) for c in range(table.num_columns)]
+
+
+def _typed_edges(columns: list[np.ndarray], lines: np.ndarray | None):
+    ids = [_node_ids(column) for column in columns[:2]]
+    if ids[0].dtype != ids[1].dtype:  # integers on one side only: all are names
+        ids = [column.astype(str) for column in columns[:2]]
+    if len(columns) == 2:
+        return ids[0], ids[1], None
+    where = (lambda e: f"line {lines[e]}") if lines is not None else (lambda e: f"row {e}")
+    try:
+        weights = columns[2].astype(np.float64)
+    except ValueError:
+        bad = next(e for e, w in enumerate(columns[2]) if not _is_number(str(w)))
+        raise _ContentError(f"{where(bad)}: weight {columns[2][bad]!r} is not a number") from None
+    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if bad.size:
+        e = int(bad[0])
+        raise _ContentError(f"{where(e)}: edge ({ids[0][e]}, {ids[1][e]}) has weight {weights[e]}; "
+                            "weights must be finite and non-negative")
+    return ids[0], ids[1], weights
+
+
+def _node_ids(column: np.ndarray) -> np.ndarray:
+    """int64 ids when every entry is an integer, else the names as strings."""
+    if column.dtype.kind in "iu":
+        return column.astype(np.int64)
+    if column.dtype.kind == "f":
+        whole = np.isfinite(column).all() and np.array_equal(column, np.round(column))
+        return column.astype(np.int64) if whole else column.astype(str)
+    try:
+        return column.astype(np.int64)
+    except (ValueError, OverflowError, TypeError):
+        return column.astype(str)
+
+
+def write_word2vec(path: str | os.PathLike, vectors: np.ndarray, names: ArrayLike) -> None:
+    """Writes vectors in word2vec's text format, atomically: a ``count dim``
+    line, then one ``name v1 v2 ...`` line per vector (9 significant digits:
+    float32 values read back exactly). Names may not contain whitespace."""
+    names = [str(name) for name in names]
+    bad = next((name for name in names if not name or any(c.isspace() for c in name)), None)
+    if bad is not None:
+        raise ValueError(f"node id {bad!r} is empty or holds whitespace; word2vec's text format cannot store it")
+    with atomic_write(path) as f:
+        f.write(f"{len(names)} {vectors.shape[1]}\n".encode())
+        for name, row in zip(names, vectors):
+            f.write((name + " " + " ".join(f"{v:.9g}" for v in row) + "\n").encode())
+
+
+def read_word2vec(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Reads word2vec's text format: (float32 vectors (n, dim), names (n,)),
+    names as int64 when all are integers."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            count, dim = (int(v) for v in f.readline().split())
+            rows = [line.rstrip("\n").split(" ") for line in f if line.strip()]
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not word2vec text format (a 'count dim' line, then 'name v1 v2 ...'): {exc}") \
+            from exc
+    if len(rows) != count or any(len(row) != dim + 1 for row in rows):
+        raise ValueError(f"{path}: the header promises {count} vectors of {dim} values; the lines disagree")
+    names = _node_ids(np.array([row[0] for row in rows], dtype=str))
+    vectors = np.array([row[1:] for row in rows], dtype=np.float32).reshape(count, dim)
+    return vectors, names

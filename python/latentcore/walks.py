@@ -1,57 +1,59 @@
-"""Random walks on graphs: DeepWalk (first order) and node2vec (second order).
+"""Random-walk node embeddings: DeepWalk (first-order walks) and node2vec
+(second-order walks), each followed by skip-gram training.
 
 Graphs become one CSR type (the C++ ``CsrGraph``, shared with the t-SNE
 affinities): float32 weights, sorted rows, zero-weight edges dropped. Each
 node gets an alias table over its out-edges (O(E) memory); node2vec's return
 and in-out biases are applied by rejection on the same tables, so hub-heavy
 graphs need no per-edge transition tables. Every walk has its own random
-stream, so a seed gives the same walks for any thread count.
+stream, so a seed gives the same walks for any thread count. The estimators
+sample walks a chunk at a time and train on each chunk at once: memory holds
+the graph, the vectors and one chunk of walks, never the whole corpus.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse
 
-from . import _backend, _core
+from . import _backend, _core, io, sgns
 from ._validation import check_positive_int
 
-__all__ = ["random_walks"]
-
-# Walks per kernel call: Ctrl-C is honoured between calls, and the per-walk
-# streams make the split invisible in the result.
-_WALKS_PER_CALL = 1 << 16
+__all__ = ["DeepWalk", "Node2Vec", "as_csr_graph", "random_walks"]
 
 
-def _adjacency(graph: Any) -> scipy.sparse.csr_array:
-    """The graph as a square CSR matrix of edge weights (rows: sources)."""
-    if hasattr(graph, "graph_"):  # a fitted KNNGraph
-        graph = graph.graph_
-    if type(graph).__module__.startswith("networkx"):
-        import networkx as nx
+def as_csr_graph(graph: Any, *, directed: bool = False) -> tuple[scipy.sparse.csr_array, np.ndarray]:
+    """A validated graph: (float32 CSR adjacency with sorted rows and no
+    zero-weight edges, node ids of its rows).
 
-        return scipy.sparse.csr_array(nx.to_scipy_sparse_array(graph, weight="weight", format="csr"))
-    if scipy.sparse.issparse(graph):
-        return scipy.sparse.csr_array(graph)
-    raise TypeError(
-        f"graph must be a scipy.sparse matrix, a networkx graph or a fitted KNNGraph, "
-        f"got {type(graph).__name__}"
-    )
+    Parameters
+    ----------
+    graph : scipy.sparse matrix, networkx Graph/DiGraph, fitted KNNGraph or edge-list path
+        Matrices: row i holds node i's out-edges, ids are 0..n-1. networkx:
+        the ``weight`` attribute (default 1), ids in ``graph.nodes`` order.
+        Edge-list files (see :func:`latentcore.io.read_edge_list`): ids in
+        sorted order; duplicate edges add up.
+    directed : bool, default False
+        Edge-list files only: False walks every line both ways. Matrices and
+        networkx graphs carry their own direction.
 
-
-def as_csr_graph(graph: Any) -> scipy.sparse.csr_array:
-    """A validated float32 CSR graph with sorted rows and no zero-weight edges.
-
-    Raises ValueError for an empty or non-square graph, and for a negative,
-    NaN or infinite weight, naming the first offending edge.
+    Raises
+    ------
+    ValueError
+        An empty or non-square graph, or a negative, NaN or infinite weight
+        (the message names the edge).
     """
-    A = _adjacency(graph)
+    A, nodes = _adjacency(graph, directed)
     if A.shape[0] != A.shape[1]:
         raise ValueError(f"graph must be square (n_nodes, n_nodes), got shape {A.shape}")
     if A.shape[0] == 0:
         raise ValueError("graph is empty: it has no nodes")
+    if A.shape[0] >= 2**31 - 1 or A.nnz >= 2**63:
+        raise ValueError(f"graph has {A.shape[0]} nodes; at most 2**31 - 2 are supported")
     A = scipy.sparse.csr_array(A, dtype=np.float64)
     A.sum_duplicates()
     bad = ~np.isfinite(A.data) | (A.data < 0)
@@ -59,34 +61,108 @@ def as_csr_graph(graph: Any) -> scipy.sparse.csr_array:
         e = int(np.flatnonzero(bad)[0])
         row = int(np.searchsorted(A.indptr, e, side="right") - 1)
         raise ValueError(
-            f"graph has edge ({row}, {int(A.indices[e])}) with weight {A.data[e]}; "
+            f"graph has edge ({nodes[row]}, {nodes[int(A.indices[e])]}) with weight {A.data[e]}; "
             "weights must be finite and non-negative"
         )
     A.eliminate_zeros()
     A.sort_indices()
-    return scipy.sparse.csr_array(A, dtype=np.float32)
+    return scipy.sparse.csr_array(A, dtype=np.float32), nodes
 
 
-def _seed(random_state) -> int:
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**63))
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return int(random_state) % 2**64
-    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}")
+def _adjacency(graph: Any, directed: bool):
+    if isinstance(graph, (str, os.PathLike)):
+        return _edge_file_adjacency(Path(graph), directed)
+    if hasattr(graph, "graph_"):  # a fitted KNNGraph
+        graph = graph.graph_
+    if type(graph).__module__.startswith("networkx"):
+        import networkx as nx
+
+        A = scipy.sparse.csr_array(nx.to_scipy_sparse_array(graph, weight="weight", format="csr"))
+        return A, _id_array(list(graph.nodes))
+    if scipy.sparse.issparse(graph):
+        return scipy.sparse.csr_array(graph), np.arange(graph.shape[0])
+    raise TypeError(
+        f"graph must be a scipy.sparse matrix, a networkx graph, a fitted KNNGraph or an "
+        f"edge-list path, got {type(graph).__name__}"
+    )
+
+
+def _edge_file_adjacency(path: Path, directed: bool):
+    sources, targets, weights = io.read_edge_list(path)
+    m = sources.size
+    nodes, ends = np.unique(np.concatenate([sources, targets]), return_inverse=True)
+    rows, cols = ends[:m], ends[m:]
+    if weights is None:
+        weights = np.ones(m)
+    if not directed:  # the reverse of every edge but a self-loop
+        other = rows != cols
+        rows, cols = np.concatenate([rows, cols[other]]), np.concatenate([cols, rows[other]])
+        weights = np.concatenate([weights, weights[other]])
+    return scipy.sparse.csr_array((weights, (rows, cols)), shape=(nodes.size, nodes.size)), nodes
+
+
+def _id_array(ids: list) -> np.ndarray:
+    """Node ids as an array: int64 or str when they all are, else objects."""
+    if all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in ids):
+        return np.array(ids, dtype=np.int64)
+    if all(isinstance(i, str) for i in ids):
+        return np.array(ids, dtype=str)
+    out = np.empty(len(ids), dtype=object)
+    for position, node in enumerate(ids):  # one by one: tuples must stay whole
+        out[position] = node
+    return out
+
+
+def _check_walk_params(walk_length: int, walks_per_node: int, p: float, q: float) -> None:
+    walk_length = check_positive_int(walk_length, "walk_length")
+    if walk_length < 2:
+        raise ValueError(f"walk_length must be >= 2 (it counts nodes, the start included), got {walk_length}")
+    check_positive_int(walks_per_node, "walks_per_node")
+    for name, value in (("p", p), ("q", q)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+                or not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+class _WalkSampler:
+    """Walks of a graph in chunks: walk w starts at node w % n and draws from
+    stream (seed, w), so any chunk can be made again, identically, on demand."""
+
+    def __init__(self, A: scipy.sparse.csr_array, walk_length: int, walks_per_node: int, p: float,
+                 q: float, seed: int, n_threads: int):
+        self.indptr, self.indices, self.weights = A.indptr.astype(np.int64), A.indices.astype(np.int32), A.data
+        self.keep = np.empty(A.nnz, np.float32)
+        self.alias = np.empty(A.nnz, np.int32)
+        _core.walks_build_alias(self.indptr, self.indices, self.weights, self.keep, self.alias, n_threads)
+        self.n_nodes = A.shape[0]
+        self.n_walks = walks_per_node * self.n_nodes
+        self.walk_length, self.p, self.q, self.seed, self.n_threads = walk_length, float(p), float(q), seed, n_threads
+
+    def sample(self, first: int, out: np.ndarray) -> np.ndarray:
+        starts = ((first + np.arange(out.shape[0], dtype=np.int64)) % self.n_nodes).astype(np.int32)
+        _core.walks_sample(self.indptr, self.indices, self.weights, self.keep, self.alias, starts, self.p,
+                           self.q, self.seed, first, out, self.n_threads)
+        return out
+
+    def chunks(self):
+        buffer = np.empty((sgns.WALKS_PER_CHUNK, self.walk_length), np.int32)
+        for first in range(0, self.n_walks, sgns.WALKS_PER_CHUNK):
+            count = min(sgns.WALKS_PER_CHUNK, self.n_walks - first)
+            yield first, self.sample(first, buffer[:count])
 
 
 def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p: float = 1.0,
-                 q: float = 1.0, *, random_state=None, n_jobs: int | None = None) -> np.ndarray:
+                 q: float = 1.0, *, directed: bool = False, random_state=None,
+                 n_jobs: int | None = None) -> np.ndarray:
     """Truncated random walks from every node (DeepWalk, or node2vec's biased walks).
 
     Parameters
     ----------
-    graph : scipy.sparse matrix, networkx Graph/DiGraph or fitted KNNGraph
+    graph : scipy.sparse matrix, networkx Graph/DiGraph, fitted KNNGraph or edge-list path
         Edge weights (networkx: the ``weight`` attribute, default 1); row i
         holds i's out-edges. Undirected graphs are walked both ways. Node i is
-        row i (networkx: the i-th node of ``graph.nodes``).
+        row i (networkx: the i-th node of ``graph.nodes``; edge-list files:
+        the i-th id in sorted order, see :func:`as_csr_graph`).
     walk_length : int, default 80
         Nodes per walk, **the start node included** (PecanPy's ``walk_length=80``
         gives 81 nodes; this gives 80). At least 2.
@@ -95,6 +171,8 @@ def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p:
         node2vec's return and in-out parameters: the next node is drawn by
         edge weight times 1/p (back to the previous node), 1 (a neighbour of
         the previous node) or 1/q (further away). p = q = 1 is DeepWalk.
+    directed : bool, default False
+        Edge-list files only: whether a line is a one-way edge.
     random_state : int, numpy Generator or None
         A seed gives the same walks whatever ``n_jobs``.
     n_jobs : int, optional
@@ -106,26 +184,203 @@ def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p:
         Round r holds rows r * n_nodes ... (r + 1) * n_nodes - 1, one walk per
         node in node order. A walk that reaches a node without out-edges (a
         sink of a directed graph, or an isolated node) is padded with -1.
+
+    Examples
+    --------
+    >>> import networkx as nx, latentcore
+    >>> walks = latentcore.random_walks(nx.karate_club_graph(), walk_length=5, random_state=0)
+    >>> walks.shape
+    (340, 5)
     """
-    walk_length = check_positive_int(walk_length, "walk_length")
-    if walk_length < 2:
-        raise ValueError(f"walk_length must be >= 2 (it counts nodes, the start included), got {walk_length}")
-    walks_per_node = check_positive_int(walks_per_node, "walks_per_node")
-    for name, value in (("p", p), ("q", q)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    seed = _seed(random_state)
+    _check_walk_params(walk_length, walks_per_node, p, q)
+    seed = sgns.seeds(random_state, 1)[0]
     n_threads = _backend.resolve_n_jobs(n_jobs)
-    A = as_csr_graph(graph)
-    indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32)
-    keep = np.empty(A.nnz, np.float32)
-    alias = np.empty(A.nnz, np.int32)
-    _core.walks_build_alias(indptr, indices, A.data, keep, alias, n_threads)
-    n = A.shape[0]
-    starts = np.tile(np.arange(n, dtype=np.int32), walks_per_node)
-    walks = np.empty((starts.size, walk_length), np.int32)
-    for first in range(0, starts.size, _WALKS_PER_CALL):
-        chunk = slice(first, first + _WALKS_PER_CALL)
-        _core.walks_sample(indptr, indices, A.data, keep, alias, starts[chunk], float(p), float(q),
-                           seed, first, walks[chunk], n_threads)
+    A, _ = as_csr_graph(graph, directed=directed)
+    sampler = _WalkSampler(A, walk_length, walks_per_node, p, q, seed, n_threads)
+    walks = np.empty((sampler.n_walks, walk_length), np.int32)
+    for first in range(0, sampler.n_walks, sgns.WALKS_PER_CHUNK):
+        sampler.sample(first, walks[first:first + sgns.WALKS_PER_CHUNK])
     return walks
+
+
+class Node2Vec:
+    """node2vec (Grover & Leskovec 2016): second-order random walks, then skip-gram.
+
+    Walk sampling (C++, alias tables and rejection, O(E) memory) and skip-gram
+    with negative sampling (C++, Hogwild) run as one streamed pipeline: a
+    chunk of walks is sampled, trained on and dropped. A first pass over the
+    same walks counts node visits for the noise distribution, as word2vec's
+    vocabulary does; every epoch passes over the same walks again.
+
+    Parameters
+    ----------
+    p, q : float, default 1
+        Return and in-out parameters: a step goes back to the previous node
+        with weight 1/p, to a neighbour of it with weight 1, further away with
+        weight 1/q (times the edge weight). p = q = 1 is DeepWalk.
+    dim : int, default 128
+        Embedding dimension.
+    walk_length : int, default 80
+        Nodes per walk, the start node included.
+    walks_per_node : int, default 10
+    window, negative, epochs, alpha, min_alpha, ns_exponent, sample
+        Skip-gram parameters, as in :func:`latentcore.skipgram`
+        (defaults 10, 5, 1, 0.025, 1e-4, 0.75, 1e-3).
+    directed : bool, default False
+        Edge-list files only: whether a line is a one-way edge.
+    random_state : int, numpy Generator or None
+        The walks are the same for any ``n_jobs``; with n_jobs=1 the
+        embedding is bit-identical too.
+    n_jobs : int, optional
+        Threads; None or -1: all cores.
+    verbose : bool
+        A progress bar: walks sampled and trained, tokens, current alpha.
+
+    Attributes
+    ----------
+    embedding_ : float32 array of shape (n_nodes, dim)
+        Row i is the vector of node ``nodes_[i]``.
+    nodes_ : array of shape (n_nodes,)
+        Node ids: 0..n-1 for matrices, ``graph.nodes`` for networkx, the
+        sorted ids of an edge-list file.
+    n_tokens_ : int
+        Tokens trained on, over all epochs (after subsampling).
+
+    Examples
+    --------
+    >>> import networkx as nx, latentcore
+    >>> model = latentcore.Node2Vec(p=1.0, q=0.5, dim=16, random_state=0).fit(nx.karate_club_graph())
+    >>> model.embedding_.shape, model.transform([0, 33]).shape
+    ((34, 16), (2, 16))
+    """
+
+    def __init__(self, p: float = 1.0, q: float = 1.0, *, dim: int = 128, walk_length: int = 80,
+                 walks_per_node: int = 10, window: int = 10, negative: int = 5, epochs: int = 1,
+                 alpha: float = 0.025, min_alpha: float = 1e-4, ns_exponent: float = 0.75,
+                 sample: float = 1e-3, directed: bool = False, random_state=None,
+                 n_jobs: int | None = None, verbose: bool = False):
+        self.p = p
+        self.q = q
+        self.dim = dim
+        self.walk_length = walk_length
+        self.walks_per_node = walks_per_node
+        self.window = window
+        self.negative = negative
+        self.epochs = epochs
+        self.alpha = alpha
+        self.min_alpha = min_alpha
+        self.ns_exponent = ns_exponent
+        self.sample = sample
+        self.directed = directed
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def fit(self, graph: Any, y: Any = None) -> "Node2Vec":
+        """Samples walks on ``graph`` and trains the embedding; returns self.
+
+        ``graph`` is anything :func:`as_csr_graph` takes: a scipy.sparse
+        matrix, a networkx graph, a fitted KNNGraph or an edge-list path.
+        """
+        params = sgns.SkipGramParams(self.dim, self.window, self.negative, self.epochs, self.alpha,
+                                     self.min_alpha, self.ns_exponent, self.sample)
+        _check_walk_params(self.walk_length, self.walks_per_node, self.p, self.q)
+        walk_seed, train_seed = sgns.seeds(self.random_state, 2)
+        n_threads = _backend.resolve_n_jobs(self.n_jobs)
+        A, nodes = as_csr_graph(graph, directed=self.directed)
+        sampler = _WalkSampler(A, self.walk_length, self.walks_per_node, self.p, self.q, walk_seed, n_threads)
+        progress = sgns.Progress(sampler.n_walks * params.epochs, self.verbose, type(self).__name__)
+        try:
+            self.embedding_ = sgns.train(sampler.chunks, sampler.n_walks, sampler.n_nodes, params, train_seed,
+                                         n_threads, progress)
+        finally:
+            progress.close()
+        self.n_tokens_ = progress.tokens
+        self._set_nodes(nodes)
+        return self
+
+    def fit_transform(self, graph: Any, y: Any = None) -> np.ndarray:
+        """Fits and returns ``embedding_``."""
+        return self.fit(graph).embedding_
+
+    def transform(self, nodes: Any) -> np.ndarray:
+        """The vectors of the given node ids: float32 (len(nodes), dim).
+
+        Raises ValueError naming the first id the fitted graph does not have.
+        """
+        if not hasattr(self, "embedding_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(graph) first")
+        ids = list(nodes) if not isinstance(nodes, (str, bytes)) else [nodes]
+        rows = np.fromiter((self._rows.get(_hashable(i), -1) for i in ids), dtype=np.int64, count=len(ids))
+        if (rows < 0).any():
+            missing = ids[int(np.flatnonzero(rows < 0)[0])]
+            raise ValueError(f"nodes: {missing!r} is not a node of the fitted graph")
+        return self.embedding_[rows]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the embedding atomically: ``.npy`` (the vectors, rows in
+        ``nodes_`` order), ``.npz`` (``embedding`` and ``nodes``) or, for any
+        other name, word2vec's text format (loads in gensim's
+        ``KeyedVectors.load_word2vec_format``)."""
+        if not hasattr(self, "embedding_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(graph) first")
+        suffix = Path(path).suffix.lower()
+        if suffix == ".npy":
+            with io.atomic_write(path) as f:
+                np.save(f, self.embedding_)
+        elif suffix == ".npz":
+            if self.nodes_.dtype == object:
+                raise ValueError("nodes_ holds ids that are neither all ints nor all strings; save as word2vec text")
+            io.write_npz_atomic(path, embedding=self.embedding_, nodes=self.nodes_)
+        else:
+            io.write_word2vec(path, self.embedding_, self.nodes_)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Node2Vec":
+        """An estimator holding the embedding of a file written by :meth:`save`
+        (or any word2vec text file); its parameters are the defaults."""
+        suffix = Path(path).suffix.lower()
+        if suffix == ".npy":
+            vectors = np.asarray(io.read_matrix(path), dtype=np.float32)
+            nodes = np.arange(vectors.shape[0])
+        elif suffix == ".npz":
+            vectors = np.asarray(io.read_matrix(path, key="embedding"), dtype=np.float32)
+            with np.load(path, allow_pickle=False) as archive:
+                nodes = archive["nodes"]
+        else:
+            vectors, nodes = io.read_word2vec(path)
+        model = cls()
+        model.embedding_ = vectors
+        model._set_nodes(nodes)
+        return model
+
+    def _set_nodes(self, nodes: np.ndarray) -> None:
+        self.nodes_ = nodes
+        self._rows = {_hashable(node): row for row, node in enumerate(nodes.tolist())}
+
+
+def _hashable(node: Any) -> Any:
+    """numpy scalars as the Python values they equal, for dictionary keys."""
+    return node.item() if isinstance(node, np.generic) else node
+
+
+class DeepWalk(Node2Vec):
+    """DeepWalk (Perozzi et al. 2014): weighted first-order random walks, then
+    skip-gram. :class:`Node2Vec` with p = q = 1, and the same parameters
+    otherwise (see there).
+
+    Examples
+    --------
+    >>> import networkx as nx, latentcore
+    >>> latentcore.DeepWalk(dim=16, random_state=0).fit_transform(nx.karate_club_graph()).shape
+    (34, 16)
+    """
+
+    def __init__(self, *, dim: int = 128, walk_length: int = 80, walks_per_node: int = 10,
+                 window: int = 10, negative: int = 5, epochs: int = 1, alpha: float = 0.025,
+                 min_alpha: float = 1e-4, ns_exponent: float = 0.75, sample: float = 1e-3,
+                 directed: bool = False, random_state=None, n_jobs: int | None = None,
+                 verbose: bool = False):
+        params = dict(locals())
+        del params["self"], params["__class__"]
+        super().__init__(1.0, 1.0, **params)

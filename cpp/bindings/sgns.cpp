@@ -1,0 +1,55 @@
+// Binding of the skip-gram trainer. python/latentcore/sgns.py validates and
+// documents; here every node id the kernel follows is checked against the
+// vector tables, so no call can read or write out of bounds.
+#include <cstdint>
+
+#include "arrays.hpp"
+#include "latentcore/sgns.hpp"
+
+namespace nb = nanobind;
+using namespace latentcore;
+using bindings::require;
+
+namespace {
+
+using Cpu = bindings::Arrays<nb::device::cpu>;
+template <typename T>
+using Vec = Cpu::Array<T, nb::ndim<1>>;
+
+std::int64_t train_binding(Cpu::Array<const index_t, nb::ndim<2>> walks, Vec<const float> keep_probability,
+                           Vec<const float> noise_keep, Vec<const index_t> noise_alias,
+                           Cpu::Array<float, nb::ndim<2>> input, Cpu::Array<float, nb::ndim<2>> output,
+                           int window, int negative, double alpha, double min_alpha, std::uint64_t seed,
+                           std::uint64_t first_walk, std::uint64_t total_walks, int n_threads) {
+    const size_type n = static_cast<size_type>(input.shape(0));
+    const int dim = static_cast<int>(input.shape(1));
+    require(n >= 1 && dim >= 1, "input vectors must be (n_nodes >= 1, dim >= 1)");
+    require(output.shape(0) == input.shape(0) && output.shape(1) == input.shape(1),
+            "input and output vectors must have the same shape");
+    require(noise_keep.shape(0) == static_cast<size_t>(n) && noise_alias.shape(0) == static_cast<size_t>(n),
+            "the noise table needs one entry per node");
+    require(keep_probability.shape(0) == 0 || keep_probability.shape(0) == static_cast<size_t>(n),
+            "keep_probability needs one entry per node, or none");
+    require(window >= 1 && negative >= 0, "window must be >= 1 and negative >= 0");
+    require(walks.shape(1) >= 1, "walks need at least one column");
+    const size_t n_tokens = walks.shape(0) * walks.shape(1);
+    for (size_t i = 0; i < n_tokens; ++i)
+        require(walks.data()[i] >= -1 && walks.data()[i] < n, "walk node out of range");
+    for (size_type v = 0; v < n; ++v)
+        require(noise_alias.data()[v] >= 0 && noise_alias.data()[v] < n, "noise alias out of range");
+    SgnsOptions options{window, negative, alpha, min_alpha, seed};
+    nb::gil_scoped_release release;
+    return train_sgns(walks.data(), static_cast<size_type>(walks.shape(0)), static_cast<int>(walks.shape(1)),
+                      keep_probability.shape(0) ? keep_probability.data() : nullptr, noise_keep.data(),
+                      noise_alias.data(), n, input.data(), output.data(), dim, options, first_walk,
+                      total_walks, n_threads);
+}
+
+}  // namespace
+
+void bind_sgns(nb::module_& m) {
+    m.def("sgns_train", &train_binding, nb::arg("walks"), nb::arg("keep_probability"),
+          nb::arg("noise_keep"), nb::arg("noise_alias"), nb::arg("input"), nb::arg("output"),
+          nb::arg("window"), nb::arg("negative"), nb::arg("alpha"), nb::arg("min_alpha"),
+          nb::arg("seed"), nb::arg("first_walk"), nb::arg("total_walks"), nb::arg("n_threads"));
+}

@@ -1,0 +1,130 @@
+#include "latentcore/sgns.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "latentcore/random.hpp"
+
+namespace latentcore {
+
+namespace {
+
+// Per-thread scratch for one centre node's block update.
+struct SgnsScratch {
+    std::vector<index_t> tokens, contexts, targets;
+    std::vector<float> scores, input_grad, output_grad;
+
+    SgnsScratch(int walk_length, int window, int negative, int dim)
+        : tokens(walk_length), contexts(2 * window), targets(negative + 1),
+          scores(2 * window * (negative + 1)), input_grad(2 * window * dim),
+          output_grad((negative + 1) * dim) {}
+};
+
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// One centre node: its m contexts' input rows against the output rows of the
+// centre (label 1) and the shared negatives (label 0). Both gradients are
+// taken from the old vectors, then applied.
+LATENTCORE_DISPATCH
+void update_block(const index_t* contexts, int m, const index_t* targets, int n_targets,
+                  float* input, float* output, int dim, float alpha, float* scores,
+                  float* input_grad, float* output_grad) {
+    for (int a = 0; a < m; ++a) {
+        const float* x = input + static_cast<size_type>(contexts[a]) * dim;
+        for (int t = 0; t < n_targets; ++t) {
+            const float* y = output + static_cast<size_type>(targets[t]) * dim;
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int j = 0; j < dim; ++j) dot += x[j] * y[j];
+            // A negative that is the centre itself teaches nothing.
+            const bool skip = t > 0 && targets[t] == targets[0];
+            scores[a * n_targets + t] = skip ? 0.0f : ((t == 0 ? 1.0f : 0.0f) - sigmoid(dot)) * alpha;
+        }
+    }
+    std::fill(output_grad, output_grad + static_cast<size_type>(n_targets) * dim, 0.0f);
+    for (int a = 0; a < m; ++a) {
+        const float* x = input + static_cast<size_type>(contexts[a]) * dim;
+        float* gx = input_grad + static_cast<size_type>(a) * dim;
+        std::fill(gx, gx + dim, 0.0f);
+        for (int t = 0; t < n_targets; ++t) {
+            const float g = scores[a * n_targets + t];
+            const float* y = output + static_cast<size_type>(targets[t]) * dim;
+            float* gy = output_grad + static_cast<size_type>(t) * dim;
+#pragma omp simd
+            for (int j = 0; j < dim; ++j) {
+                gx[j] += g * y[j];
+                gy[j] += g * x[j];
+            }
+        }
+    }
+    for (int a = 0; a < m; ++a) {
+        float* x = input + static_cast<size_type>(contexts[a]) * dim;
+        const float* gx = input_grad + static_cast<size_type>(a) * dim;
+#pragma omp simd
+        for (int j = 0; j < dim; ++j) x[j] += gx[j];
+    }
+    for (int t = 0; t < n_targets; ++t) {
+        float* y = output + static_cast<size_type>(targets[t]) * dim;
+        const float* gy = output_grad + static_cast<size_type>(t) * dim;
+#pragma omp simd
+        for (int j = 0; j < dim; ++j) y[j] += gy[j];
+    }
+}
+
+// One walk: drop padding and subsampled nodes, then a block update per centre
+// with a reduced window drawn uniformly from 1..window (word2vec's weighting
+// of near contexts). Returns the tokens kept.
+int train_walk(const index_t* walk, int walk_length, const float* keep_probability,
+               const float* noise_keep, const index_t* noise_alias, size_type n_nodes,
+               float* input, float* output, int dim, const SgnsOptions& o, float alpha, Rng& rng,
+               SgnsScratch& s) {
+    int n = 0;
+    for (int i = 0; i < walk_length && walk[i] >= 0; ++i) {
+        if (keep_probability && keep_probability[walk[i]] < 1.0f &&
+            rng.uniform() >= keep_probability[walk[i]])
+            continue;
+        s.tokens[n++] = walk[i];
+    }
+    const int n_targets = o.negative + 1;
+    for (int i = 0; i < n; ++i) {
+        const int reach = o.window - static_cast<int>(rng.below(static_cast<std::uint32_t>(o.window)));
+        int m = 0;
+        for (int j = std::max(0, i - reach); j < std::min(n, i + reach + 1); ++j)
+            if (j != i) s.contexts[m++] = s.tokens[j];
+        if (m == 0) continue;
+        s.targets[0] = s.tokens[i];
+        for (int t = 1; t < n_targets; ++t)
+            s.targets[t] = static_cast<index_t>(alias_draw(noise_keep, noise_alias, n_nodes, rng.next()));
+        update_block(s.contexts.data(), m, s.targets.data(), n_targets, input, output, dim, alpha,
+                     s.scores.data(), s.input_grad.data(), s.output_grad.data());
+    }
+    return n;
+}
+
+}  // namespace
+
+std::int64_t train_sgns(const index_t* walks, size_type n_walks, int walk_length,
+                        const float* keep_probability, const float* noise_keep,
+                        const index_t* noise_alias, size_type n_nodes, float* input,
+                        float* output, int dim, const SgnsOptions& o, std::uint64_t first_walk,
+                        std::uint64_t total_walks, int n_threads) {
+    std::int64_t trained = 0;
+    const double span = static_cast<double>(std::max<std::uint64_t>(total_walks, 1));
+#pragma omp parallel num_threads(resolve_threads(n_threads)) reduction(+ : trained)
+    {
+        SgnsScratch scratch(walk_length, o.window, o.negative, dim);
+#pragma omp for schedule(dynamic, 16)
+        for (size_type w = 0; w < n_walks; ++w) {
+            const std::uint64_t global = first_walk + static_cast<std::uint64_t>(w);
+            const double progress = std::min(1.0, static_cast<double>(global) / span);
+            const float alpha = static_cast<float>(o.alpha - (o.alpha - o.min_alpha) * progress);
+            Rng rng(o.seed, global);
+            trained += train_walk(walks + w * walk_length, walk_length, keep_probability, noise_keep,
+                                  noise_alias, n_nodes, input, output, dim, o, alpha, rng, scratch);
+        }
+    }
+    return trained;
+}
+
+}  // namespace latentcore

@@ -1,0 +1,244 @@
+"""Skip-gram with negative sampling (word2vec's SGNS) on node sequences.
+
+The training half of DeepWalk and node2vec, in C++: Hogwild over threads,
+one random stream per walk (reduced windows, subsampling coins, negatives),
+so with one thread a seed gives bit-identical vectors. Walks arrive in
+chunks: :func:`skipgram` slices an array it is given, the DeepWalk and
+Node2Vec estimators sample each chunk just before training on it, so a large
+graph never holds all its walks in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _backend, _core
+from ._validation import check_positive_int
+
+__all__ = ["skipgram"]
+
+# Walks per kernel call: Ctrl-C is honoured between calls, and the per-walk
+# streams make the split invisible in the result.
+WALKS_PER_CHUNK = 1 << 14
+
+# A source of walks: called once per pass, yields (index of the chunk's first
+# walk, int32 chunk (m, walk_length)); every pass yields the same walks.
+WalkChunks = Callable[[], Iterator[tuple[int, np.ndarray]]]
+
+
+@dataclass(frozen=True)
+class SkipGramParams:
+    """Validated training parameters (see :func:`skipgram` for their meaning)."""
+
+    dim: int = 128
+    window: int = 10
+    negative: int = 5
+    epochs: int = 1
+    alpha: float = 0.025
+    min_alpha: float = 1e-4
+    ns_exponent: float = 0.75
+    sample: float = 1e-3
+
+    def __post_init__(self):
+        for name in ("dim", "window", "negative", "epochs"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("alpha", "min_alpha", "ns_exponent", "sample"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+                    or not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.alpha <= 0:
+            raise ValueError(f"alpha must be positive, got {self.alpha!r}")
+        if not 0 <= self.min_alpha <= self.alpha:
+            raise ValueError(f"min_alpha must be in [0, alpha={self.alpha}], got {self.min_alpha!r}")
+        if self.sample < 0:
+            raise ValueError(f"sample must be >= 0 (0 turns subsampling off), got {self.sample!r}")
+
+
+def seeds(random_state, count: int) -> list[int]:
+    """``count`` independent 64-bit seeds from an int, a numpy Generator or None."""
+    if isinstance(random_state, np.random.Generator):
+        entropy = int(random_state.integers(0, 2**63))
+    elif random_state is None:
+        entropy = None
+    elif isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        entropy = int(random_state) % 2**64
+    else:
+        raise TypeError(
+            f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
+        )
+    return [int(s) for s in np.random.SeedSequence(entropy).generate_state(count, np.uint64)]
+
+
+def alias_table(weights: np.ndarray, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table (keep float32, alias int32) over non-negative weights:
+    the one-row case of the per-node tables the walks use."""
+    n = weights.size
+    keep = np.empty(n, np.float32)
+    alias = np.empty(n, np.int32)
+    # The outcomes are positions in the row; the edge targets go unused.
+    _core.walks_build_alias(np.array([0, n], np.int64), np.zeros(n, np.int32),
+                            np.ascontiguousarray(weights, np.float32), keep, alias, n_threads)
+    return keep, alias
+
+
+def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
+    """word2vec's subsampling: a node seen c times out of N is kept with
+    probability (sqrt(c / t) + 1) t / c, t = sample * N (capped at 1)."""
+    if sample == 0:
+        return np.empty(0, np.float32)
+    threshold = sample * counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keep = (np.sqrt(counts / threshold) + 1.0) * threshold / counts
+    return np.where(counts > 0, np.minimum(keep, 1.0), 1.0).astype(np.float32)
+
+
+def train(chunks: WalkChunks, n_walks: int, n_nodes: int, params: SkipGramParams, seed: int,
+          n_threads: int, progress=None) -> np.ndarray:
+    """Trains on every walk of ``chunks`` for ``params.epochs`` passes.
+
+    A first pass counts node visits (word2vec's vocabulary counts: they give
+    the noise distribution counts^ns_exponent and the subsampling odds);
+    each epoch then passes over the same walks again. Returns the input
+    vectors, float32 (n_nodes, dim).
+    """
+    counts = np.zeros(n_nodes, np.int64)
+    for _, walks in chunks():
+        counts += np.bincount(walks[walks >= 0], minlength=n_nodes)
+    noise = counts.astype(np.float64) ** params.ns_exponent
+    noise[counts == 0] = 0.0
+    noise_keep, noise_alias = alias_table(noise, n_threads)
+    keep = keep_probabilities(counts, params.sample)
+    init_seed, train_seed = seeds(seed, 2)
+    rng = np.random.default_rng(init_seed)
+    # word2vec's start: small random input vectors, zero output vectors.
+    vectors = (rng.random((n_nodes, params.dim), dtype=np.float32) - 0.5) / params.dim
+    context = np.zeros_like(vectors)
+    total = n_walks * params.epochs
+    for epoch in range(params.epochs):
+        for first, walks in chunks():
+            tokens = _core.sgns_train(walks, keep, noise_keep, noise_alias, vectors, context,
+                                      params.window, params.negative, float(params.alpha),
+                                      float(params.min_alpha), train_seed, epoch * n_walks + first, total,
+                                      n_threads)
+            if progress is not None:
+                done = epoch * n_walks + first + walks.shape[0]
+                alpha = params.alpha - (params.alpha - params.min_alpha) * done / total
+                progress(walks.shape[0], tokens, alpha)
+    return vectors
+
+
+def array_chunks(walks: np.ndarray) -> WalkChunks:
+    """The chunks of a walk array, as views."""
+    def passes():
+        for first in range(0, walks.shape[0], WALKS_PER_CHUNK):
+            yield first, walks[first:first + WALKS_PER_CHUNK]
+    return passes
+
+
+class Progress:
+    """A tqdm bar over walks with tokens trained and the current alpha, or nothing."""
+
+    def __init__(self, total_walks: int, verbose: bool, desc: str):
+        self.bar = None
+        self.tokens = 0
+        if verbose:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total_walks, desc=desc, unit="walk")
+
+    def __call__(self, walks: int, tokens: int, alpha: float) -> None:
+        self.tokens += tokens
+        if self.bar is not None:
+            self.bar.update(walks)
+            self.bar.set_postfix(tokens=self.tokens, alpha=f"{alpha:.5f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: int = 10,
+             negative: int = 5, epochs: int = 1, alpha: float = 0.025, min_alpha: float = 1e-4,
+             ns_exponent: float = 0.75, sample: float = 1e-3, random_state=None,
+             n_jobs: int | None = None, verbose: bool = False) -> np.ndarray:
+    """Node vectors by skip-gram with negative sampling on walks (word2vec's SGNS).
+
+    Parameters
+    ----------
+    walks : int array of shape (n_walks, walk_length)
+        Node ids 0 .. n_nodes - 1; -1 ends a walk (the padding of
+        :func:`random_walks`).
+    n_nodes : int, optional
+        Rows of the result; default: the largest id + 1.
+    dim : int, default 128
+        Vector length.
+    window : int, default 10
+        Largest distance between a node and a context; each centre draws its
+        reach uniformly from 1..window, as word2vec does.
+    negative : int, default 5
+        Negatives per centre node, drawn from visit counts ** ns_exponent
+        and shared by all its contexts (pWord2Vec's batching: one small dense
+        block update per centre; the same objective as gensim's per-pair
+        negatives).
+    epochs : int, default 1
+        Passes over the walks.
+    alpha, min_alpha : float, default 0.025, 1e-4
+        Learning rate, decaying linearly from alpha to min_alpha over training.
+    ns_exponent : float, default 0.75
+    sample : float, default 1e-3
+        Frequent-node subsampling threshold (gensim's ``sample``); 0 turns it off.
+    random_state : int, numpy Generator or None
+        With n_jobs=1 a seed gives bit-identical vectors; with more threads
+        the lock-free (Hogwild) updates may differ in the last bits.
+    n_jobs : int, optional
+        Threads; None or -1: all cores.
+    verbose : bool
+        A progress bar (walks, tokens trained, current alpha).
+
+    Returns
+    -------
+    float32 array of shape (n_nodes, dim)
+        The input vectors (gensim's ``wv``).
+
+    Examples
+    --------
+    >>> import numpy as np, latentcore
+    >>> walks = np.array([[0, 1, 2, 1], [2, 1, 0, -1]], dtype=np.int32)
+    >>> latentcore.skipgram(walks, dim=8, window=2, random_state=0).shape
+    (3, 8)
+    """
+    params = SkipGramParams(dim, window, negative, epochs, alpha, min_alpha, ns_exponent, sample)
+    walks = _check_walks(walks)
+    largest = int(walks.max())
+    if n_nodes is None:
+        n_nodes = largest + 1
+    n_nodes = check_positive_int(n_nodes, "n_nodes")
+    if largest >= n_nodes:
+        raise ValueError(f"walks hold node {largest} but n_nodes={n_nodes}; ids must be below n_nodes")
+    n_threads = _backend.resolve_n_jobs(n_jobs)
+    progress = Progress(walks.shape[0] * params.epochs, verbose, "skip-gram")
+    try:
+        return train(array_chunks(walks), walks.shape[0], n_nodes, params, seeds(random_state, 1)[0],
+                     n_threads, progress)
+    finally:
+        progress.close()
+
+
+def _check_walks(walks: Any) -> np.ndarray:
+    walks = np.asarray(walks)
+    if walks.dtype.kind not in "iu":
+        raise TypeError(f"walks must hold integer node ids, got dtype {walks.dtype}")
+    if walks.ndim != 2 or walks.shape[0] == 0 or walks.shape[1] == 0:
+        raise ValueError(f"walks must be a non-empty 2-D array (n_walks, walk_length), got shape {walks.shape}")
+    if walks.min() < -1:
+        raise ValueError(f"walks hold id {walks.min()}; ids must be >= 0, with -1 only as padding")
+    if walks.max() < 0:
+        raise ValueError("walks hold no node ids, only padding")
+    if walks.max() >= 2**31 - 1:
+        raise ValueError(f"walks hold id {walks.max()}, beyond int32")
+    return np.ascontiguousarray(walks, dtype=np.int32)
