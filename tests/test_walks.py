@@ -118,3 +118,93 @@ class TestBadInput:
             random_walks(scipy.sparse.csr_array((0, 0)))
         with pytest.raises(TypeError, match="graph must be"):
             random_walks([[0, 1], [1, 0]])
+
+
+def line_graph_file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name,text", [
+    ("g.txt", "# a comment\na b 2.0\nb c 1\nc a 0.5\nd d 1\n"),
+    ("g.csv", "source,target,weight\na,b,2.0\nb,c,1\nc,a,0.5\nd,d,1\n"),
+    ("g.tsv", "a\tb\t2.0\nb\tc\t1\nc\ta\t0.5\nd\td\t1\n"),
+])
+def test_edge_list_files_map_ids_to_rows(tmp_path, name, text):
+    path = line_graph_file(tmp_path, name, text)
+    A, nodes = latentcore.walks.as_csr_graph(path)
+    np.testing.assert_array_equal(nodes, ["a", "b", "c", "d"])
+    expected = np.array([[0, 2, 0.5, 0], [2, 0, 1, 0], [0.5, 1, 0, 0], [0, 0, 0, 1]])
+    np.testing.assert_allclose(A.toarray(), expected)  # undirected; the self-loop once
+    directed, _ = latentcore.walks.as_csr_graph(path, directed=True)
+    np.testing.assert_allclose(directed.toarray(), [[0, 2, 0, 0], [0, 0, 1, 0], [0.5, 0, 0, 0], [0, 0, 0, 1]])
+
+
+def test_parquet_and_integer_ids(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "g.parquet"
+    pq.write_table(pa.table({"src": [10, 30, 20], "dst": [20, 10, 30]}), path)
+    A, nodes = latentcore.walks.as_csr_graph(path, directed=True)
+    assert nodes.dtype == np.int64
+    np.testing.assert_array_equal(nodes, [10, 20, 30])
+    np.testing.assert_array_equal(A.toarray(), [[0, 1, 0], [0, 0, 1], [1, 0, 0]])
+
+
+def test_bad_edge_files(tmp_path):
+    with pytest.raises(ValueError, match="no such file"):
+        random_walks(tmp_path / "missing.txt")
+    with pytest.raises(ValueError, match=r"line 2: edge \(b, c\) has weight -1"):
+        random_walks(line_graph_file(tmp_path, "neg.txt", "a b 1\nb c -1\n"))
+    with pytest.raises(ValueError, match="line 2: weight 'x'"):
+        random_walks(line_graph_file(tmp_path, "nan.txt", "a b 1\nb c x\n"))
+    with pytest.raises(ValueError, match="line 2 has 1 fields"):
+        random_walks(line_graph_file(tmp_path, "ragged.txt", "a b\nc\n"))
+    with pytest.raises(ValueError, match="no edges"):
+        random_walks(line_graph_file(tmp_path, "empty.txt", "# nothing\n"))
+    with pytest.raises(ValueError, match="unknown edge-list type"):
+        random_walks(line_graph_file(tmp_path, "g.json", "{}"))
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"\xff\xfe\x00\x81")
+    with pytest.raises(ValueError, match="bin.txt"):
+        random_walks(binary)
+
+
+def test_node_ids_transform_and_save_load(tmp_path):
+    nx = pytest.importorskip("networkx")
+    G = nx.relabel_nodes(nx.karate_club_graph(), {i: f"member{i}" for i in range(34)})
+    model = latentcore.DeepWalk(dim=8, walk_length=10, walks_per_node=5, window=3, random_state=0,
+                                n_jobs=1).fit(G)
+    assert list(model.nodes_) == list(G.nodes)
+    np.testing.assert_array_equal(model.transform(["member3", "member0"]), model.embedding_[[3, 0]])
+    with pytest.raises(ValueError, match="'stranger' is not a node"):
+        model.transform(["member1", "stranger"])
+    again = latentcore.DeepWalk(dim=8, walk_length=10, walks_per_node=5, window=3, random_state=0,
+                                n_jobs=1).fit(G)
+    np.testing.assert_array_equal(model.embedding_, again.embedding_)  # one thread: bit-identical
+    for name in ("emb.txt", "emb.npz", "emb.npy"):
+        model.save(tmp_path / name)
+        loaded = latentcore.DeepWalk.load(tmp_path / name)
+        np.testing.assert_array_equal(loaded.embedding_, model.embedding_)
+        if name != "emb.npy":
+            np.testing.assert_array_equal(loaded.transform(["member5"]), model.transform(["member5"]))
+    gensim = pytest.importorskip("gensim")
+    vectors = gensim.models.KeyedVectors.load_word2vec_format(str(tmp_path / "emb.txt"))
+    np.testing.assert_array_equal(np.stack([vectors[n] for n in G.nodes]), model.embedding_)
+
+
+def test_estimator_bad_input(tmp_path):
+    G = weighted_graph()[0]
+    for kwargs, word in [({"dim": 0}, "dim"), ({"window": 0}, "window"), ({"walk_length": 1}, "walk_length")]:
+        with pytest.raises(ValueError, match=word):
+            latentcore.Node2Vec(**kwargs).fit(G)
+    for p, q in [(0.0, 1.0), (1.0, -2.0)]:
+        with pytest.raises(ValueError, match="p must" if p <= 0 else "q must"):
+            latentcore.Node2Vec(p, q).fit(G)
+    with pytest.raises(ValueError, match="empty"):
+        latentcore.DeepWalk().fit(scipy.sparse.csr_array((0, 0)))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        latentcore.DeepWalk().transform([0])
+    with pytest.raises(ValueError, match="device"):
+        latentcore.DeepWalk(device="tpu").fit(G)

@@ -424,7 +424,7 @@ def _typed_edges(columns: list[np.ndarray], lines: np.ndarray | None):
         weights = columns[2].astype(np.float64)
     except ValueError:
         bad = next(e for e, w in enumerate(columns[2]) if not _is_number(str(w)))
-        raise _ContentError(f"{where(bad)}: weight {columns[2][bad]!r} is not a number") from None
+        raise _ContentError(f"{where(bad)}: weight {str(columns[2][bad])!r} is not a number") from None
     bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
     if bad.size:
         e = int(bad[0])

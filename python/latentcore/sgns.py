@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _backend, _core
-from ._validation import check_positive_int
+from ._validation import check_choice, check_positive_int
 
 __all__ = ["skipgram"]
 
@@ -74,7 +74,7 @@ def seeds(random_state, count: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence(entropy).generate_state(count, np.uint64)]
 
 
-def alias_table(weights: np.ndarray, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Walker's alias table (keep float32, alias int32) over non-negative weights:
     the one-row case of the per-node tables the walks use."""
     n = weights.size
@@ -82,7 +82,7 @@ def alias_table(weights: np.ndarray, n_threads: int = 1) -> tuple[np.ndarray, np
     alias = np.empty(n, np.int32)
     # The outcomes are positions in the row; the edge targets go unused.
     _core.walks_build_alias(np.array([0, n], np.int64), np.zeros(n, np.int32),
-                            np.ascontiguousarray(weights, np.float32), keep, alias, n_threads)
+                            np.ascontiguousarray(weights, np.float32), keep, alias, 1)
     return keep, alias
 
 
@@ -97,34 +97,67 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
     return np.where(counts > 0, np.minimum(keep, 1.0), 1.0).astype(np.float32)
 
 
+class Kernels:
+    """The walk and skip-gram kernels of one device, with its array module
+    ``xp``: the C++ ones on numpy arrays, or the CUDA twins on cupy arrays on
+    cupy's current stream (same arguments; threads become a stream)."""
+
+    def __init__(self, device: str, n_threads: int):
+        self.device = device
+        if device == "cuda":
+            self.module = _backend.require_cuda_module()
+            self.xp = _backend.require_cupy()
+        else:
+            self.module, self.xp, self.n_threads = _core, np, n_threads
+
+    def _last(self):
+        return self.xp.cuda.get_current_stream().ptr if self.device == "cuda" else self.n_threads
+
+    def to_device(self, a: np.ndarray):
+        return self.xp.asarray(a)
+
+    def sample_walks(self, *args) -> None:
+        self.module.walks_sample(*args, self._last())
+
+    def train(self, *args) -> int:
+        """Runs ``sgns_train``; returns the tokens trained."""
+        if self.device != "cuda":
+            return self.module.sgns_train(*args, self.n_threads)
+        tokens = self.xp.zeros(1, self.xp.int64)
+        self.module.sgns_train(*args, tokens, self._last())
+        return int(tokens.get()[0])
+
+
 def train(chunks: WalkChunks, n_walks: int, n_nodes: int, params: SkipGramParams, seed: int,
-          n_threads: int, progress=None) -> np.ndarray:
+          kernels: Kernels, progress=None):
     """Trains on every walk of ``chunks`` for ``params.epochs`` passes.
 
     A first pass counts node visits (word2vec's vocabulary counts: they give
     the noise distribution counts^ns_exponent and the subsampling odds);
     each epoch then passes over the same walks again. Returns the input
-    vectors, float32 (n_nodes, dim).
+    vectors, float32 (n_nodes, dim), on the kernels' device.
     """
-    counts = np.zeros(n_nodes, np.int64)
+    xp = kernels.xp
+    counts = xp.zeros(n_nodes, xp.int64)
     for _, walks in chunks():
-        counts += np.bincount(walks[walks >= 0], minlength=n_nodes)
+        counts += xp.bincount(walks[walks >= 0], minlength=n_nodes)
+    counts = counts.get() if xp is not np else counts
     noise = counts.astype(np.float64) ** params.ns_exponent
     noise[counts == 0] = 0.0
-    noise_keep, noise_alias = alias_table(noise, n_threads)
-    keep = keep_probabilities(counts, params.sample)
+    noise_keep, noise_alias = (kernels.to_device(a) for a in alias_table(noise))
+    keep = kernels.to_device(keep_probabilities(counts, params.sample))
     init_seed, train_seed = seeds(seed, 2)
     rng = np.random.default_rng(init_seed)
-    # word2vec's start: small random input vectors, zero output vectors.
-    vectors = (rng.random((n_nodes, params.dim), dtype=np.float32) - 0.5) / params.dim
-    context = np.zeros_like(vectors)
+    # word2vec's start: small random input vectors, zero output vectors; made
+    # on the host so that both devices start from the same vectors.
+    vectors = kernels.to_device((rng.random((n_nodes, params.dim), dtype=np.float32) - 0.5) / params.dim)
+    context = xp.zeros_like(vectors)
     total = n_walks * params.epochs
     for epoch in range(params.epochs):
         for first, walks in chunks():
-            tokens = _core.sgns_train(walks, keep, noise_keep, noise_alias, vectors, context,
-                                      params.window, params.negative, float(params.alpha),
-                                      float(params.min_alpha), train_seed, epoch * n_walks + first, total,
-                                      n_threads)
+            tokens = kernels.train(walks, keep, noise_keep, noise_alias, vectors, context, params.window,
+                                   params.negative, float(params.alpha), float(params.min_alpha), train_seed,
+                                   epoch * n_walks + first, total)
             if progress is not None:
                 done = epoch * n_walks + first + walks.shape[0]
                 alpha = params.alpha - (params.alpha - params.min_alpha) * done / total
@@ -165,14 +198,15 @@ class Progress:
 def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: int = 10,
              negative: int = 5, epochs: int = 1, alpha: float = 0.025, min_alpha: float = 1e-4,
              ns_exponent: float = 0.75, sample: float = 1e-3, random_state=None,
-             n_jobs: int | None = None, verbose: bool = False) -> np.ndarray:
+             n_jobs: int | None = None, verbose: bool = False, device: str | None = None):
     """Node vectors by skip-gram with negative sampling on walks (word2vec's SGNS).
 
     Parameters
     ----------
     walks : int array of shape (n_walks, walk_length)
         Node ids 0 .. n_nodes - 1; -1 ends a walk (the padding of
-        :func:`random_walks`).
+        :func:`random_walks`). numpy, cupy or torch; cupy (or torch on
+        CUDA) trains on the GPU.
     n_nodes : int, optional
         Rows of the result; default: the largest id + 1.
     dim : int, default 128
@@ -199,11 +233,14 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
         Threads; None or -1: all cores.
     verbose : bool
         A progress bar (walks, tokens trained, current alpha).
+    device : {"cpu", "cuda"}, optional
+        Where to train; default: where ``walks`` lives.
 
     Returns
     -------
     float32 array of shape (n_nodes, dim)
-        The input vectors (gensim's ``wv``).
+        The input vectors (gensim's ``wv``), on the device and of the array
+        type of ``walks``.
 
     Examples
     --------
@@ -213,6 +250,8 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
     (3, 8)
     """
     params = SkipGramParams(dim, window, negative, epochs, alpha, min_alpha, ns_exponent, sample)
+    walks, placement = _backend.to_backend(walks)
+    device = check_choice(device or placement.device, "device", {"cpu", "cuda"})
     walks = _check_walks(walks)
     largest = int(walks.max())
     if n_nodes is None:
@@ -220,25 +259,36 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
     n_nodes = check_positive_int(n_nodes, "n_nodes")
     if largest >= n_nodes:
         raise ValueError(f"walks hold node {largest} but n_nodes={n_nodes}; ids must be below n_nodes")
-    n_threads = _backend.resolve_n_jobs(n_jobs)
+    kernels = Kernels(device, _backend.resolve_n_jobs(n_jobs))
+    walks = kernels.xp.ascontiguousarray(kernels.to_device(walks) if device == "cuda" else _host(walks))
     progress = Progress(walks.shape[0] * params.epochs, verbose, "skip-gram")
     try:
-        return train(array_chunks(walks), walks.shape[0], n_nodes, params, seeds(random_state, 1)[0],
-                     n_threads, progress)
+        vectors = train(array_chunks(walks), walks.shape[0], n_nodes, params, seeds(random_state, 1)[0],
+                        kernels, progress)
     finally:
         progress.close()
+    if device == "cpu" and placement.device == "cuda":
+        vectors = kernels.xp.asarray(vectors)  # pragma: no cover - only with a GPU
+    return placement.wrap(vectors)
 
 
-def _check_walks(walks: Any) -> np.ndarray:
-    walks = np.asarray(walks)
+def _host(a):
+    return a.get() if _backend.is_cupy(a) else a
+
+
+def _check_walks(walks: Any):
+    """Integer walks as int32, in the namespace they came in (numpy or cupy)."""
+    xp = _backend.require_cupy() if _backend.is_cupy(walks) else np
+    walks = xp.asarray(walks)
     if walks.dtype.kind not in "iu":
         raise TypeError(f"walks must hold integer node ids, got dtype {walks.dtype}")
     if walks.ndim != 2 or walks.shape[0] == 0 or walks.shape[1] == 0:
         raise ValueError(f"walks must be a non-empty 2-D array (n_walks, walk_length), got shape {walks.shape}")
-    if walks.min() < -1:
-        raise ValueError(f"walks hold id {walks.min()}; ids must be >= 0, with -1 only as padding")
-    if walks.max() < 0:
+    low, high = int(walks.min()), int(walks.max())
+    if low < -1:
+        raise ValueError(f"walks hold id {low}; ids must be >= 0, with -1 only as padding")
+    if high < 0:
         raise ValueError("walks hold no node ids, only padding")
-    if walks.max() >= 2**31 - 1:
-        raise ValueError(f"walks hold id {walks.max()}, beyond int32")
-    return np.ascontiguousarray(walks, dtype=np.int32)
+    if high >= 2**31 - 1:
+        raise ValueError(f"walks hold id {high}, beyond int32")
+    return xp.ascontiguousarray(walks, dtype=xp.int32)

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse
 
 from . import _backend, _core, io, sgns
-from ._validation import check_positive_int
+from ._validation import check_choice, check_positive_int
 
 __all__ = ["DeepWalk", "Node2Vec", "as_csr_graph", "random_walks"]
 
@@ -79,6 +79,8 @@ def _adjacency(graph: Any, directed: bool):
 
         A = scipy.sparse.csr_array(nx.to_scipy_sparse_array(graph, weight="weight", format="csr"))
         return A, _id_array(list(graph.nodes))
+    if type(graph).__module__.startswith("cupyx"):  # validated on the host: O(E), once
+        graph = graph.get()
     if scipy.sparse.issparse(graph):
         return scipy.sparse.csr_array(graph), np.arange(graph.shape[0])
     raise TypeError(
@@ -126,39 +128,49 @@ def _check_walk_params(walk_length: int, walks_per_node: int, p: float, q: float
 
 class _WalkSampler:
     """Walks of a graph in chunks: walk w starts at node w % n and draws from
-    stream (seed, w), so any chunk can be made again, identically, on demand."""
+    stream (seed, w), so any chunk can be made again, identically, on demand.
+    The alias tables are built on the host; on the GPU the walks are the
+    same, bit for bit, as on the CPU."""
 
     def __init__(self, A: scipy.sparse.csr_array, walk_length: int, walks_per_node: int, p: float,
-                 q: float, seed: int, n_threads: int):
-        self.indptr, self.indices, self.weights = A.indptr.astype(np.int64), A.indices.astype(np.int32), A.data
-        self.keep = np.empty(A.nnz, np.float32)
-        self.alias = np.empty(A.nnz, np.int32)
-        _core.walks_build_alias(self.indptr, self.indices, self.weights, self.keep, self.alias, n_threads)
+                 q: float, seed: int, kernels: sgns.Kernels, n_threads: int):
+        indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32)
+        keep = np.empty(A.nnz, np.float32)
+        alias = np.empty(A.nnz, np.int32)
+        _core.walks_build_alias(indptr, indices, A.data, keep, alias, n_threads)
+        self.tables = [kernels.to_device(a) for a in (indptr, indices, A.data, keep, alias)]
+        self.kernels = kernels
         self.n_nodes = A.shape[0]
         self.n_walks = walks_per_node * self.n_nodes
-        self.walk_length, self.p, self.q, self.seed, self.n_threads = walk_length, float(p), float(q), seed, n_threads
+        self.walk_length, self.p, self.q, self.seed = walk_length, float(p), float(q), seed
 
-    def sample(self, first: int, out: np.ndarray) -> np.ndarray:
+    def sample(self, first: int, out):
         starts = ((first + np.arange(out.shape[0], dtype=np.int64)) % self.n_nodes).astype(np.int32)
-        _core.walks_sample(self.indptr, self.indices, self.weights, self.keep, self.alias, starts, self.p,
-                           self.q, self.seed, first, out, self.n_threads)
+        self.kernels.sample_walks(*self.tables, self.kernels.to_device(starts), self.p, self.q, self.seed,
+                                  first, out)
         return out
 
     def chunks(self):
-        buffer = np.empty((sgns.WALKS_PER_CHUNK, self.walk_length), np.int32)
+        buffer = self.kernels.xp.empty((sgns.WALKS_PER_CHUNK, self.walk_length), np.int32)
         for first in range(0, self.n_walks, sgns.WALKS_PER_CHUNK):
             count = min(sgns.WALKS_PER_CHUNK, self.n_walks - first)
             yield first, self.sample(first, buffer[:count])
 
 
+def _graph_device(graph: Any, device: str | None) -> str:
+    """Where to walk: as asked, else on the GPU for a cupy sparse matrix."""
+    on_gpu = type(graph).__module__.startswith("cupyx")
+    return check_choice(device or ("cuda" if on_gpu else "cpu"), "device", {"cpu", "cuda"})
+
+
 def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p: float = 1.0,
                  q: float = 1.0, *, directed: bool = False, random_state=None,
-                 n_jobs: int | None = None) -> np.ndarray:
+                 n_jobs: int | None = None, device: str | None = None):
     """Truncated random walks from every node (DeepWalk, or node2vec's biased walks).
 
     Parameters
     ----------
-    graph : scipy.sparse matrix, networkx Graph/DiGraph, fitted KNNGraph or edge-list path
+    graph : scipy or cupyx sparse matrix, networkx Graph/DiGraph, fitted KNNGraph or edge-list path
         Edge weights (networkx: the ``weight`` attribute, default 1); row i
         holds i's out-edges. Undirected graphs are walked both ways. Node i is
         row i (networkx: the i-th node of ``graph.nodes``; edge-list files:
@@ -177,10 +189,14 @@ def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p:
         A seed gives the same walks whatever ``n_jobs``.
     n_jobs : int, optional
         Threads; None or -1: all cores.
+    device : {"cpu", "cuda"}, optional
+        Where to walk; default: the GPU for a cupyx sparse matrix, else the
+        CPU. A seed gives the same walks on both.
 
     Returns
     -------
     int32 array of shape (walks_per_node * n_nodes, walk_length)
+        numpy, or cupy on the GPU.
         Round r holds rows r * n_nodes ... (r + 1) * n_nodes - 1, one walk per
         node in node order. A walk that reaches a node without out-edges (a
         sink of a directed graph, or an isolated node) is padded with -1.
@@ -195,9 +211,10 @@ def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p:
     _check_walk_params(walk_length, walks_per_node, p, q)
     seed = sgns.seeds(random_state, 1)[0]
     n_threads = _backend.resolve_n_jobs(n_jobs)
+    kernels = sgns.Kernels(_graph_device(graph, device), n_threads)
     A, _ = as_csr_graph(graph, directed=directed)
-    sampler = _WalkSampler(A, walk_length, walks_per_node, p, q, seed, n_threads)
-    walks = np.empty((sampler.n_walks, walk_length), np.int32)
+    sampler = _WalkSampler(A, walk_length, walks_per_node, p, q, seed, kernels, n_threads)
+    walks = kernels.xp.empty((sampler.n_walks, walk_length), np.int32)
     for first in range(0, sampler.n_walks, sgns.WALKS_PER_CHUNK):
         sampler.sample(first, walks[first:first + sgns.WALKS_PER_CHUNK])
     return walks
@@ -235,11 +252,14 @@ class Node2Vec:
         Threads; None or -1: all cores.
     verbose : bool
         A progress bar: walks sampled and trained, tokens, current alpha.
+    device : {"cpu", "cuda"}, optional
+        Where to walk and train; default: the GPU for a cupyx sparse matrix,
+        else the CPU.
 
     Attributes
     ----------
     embedding_ : float32 array of shape (n_nodes, dim)
-        Row i is the vector of node ``nodes_[i]``.
+        Row i is the vector of node ``nodes_[i]``; a cupy array on the GPU.
     nodes_ : array of shape (n_nodes,)
         Node ids: 0..n-1 for matrices, ``graph.nodes`` for networkx, the
         sorted ids of an edge-list file.
@@ -258,7 +278,7 @@ class Node2Vec:
                  walks_per_node: int = 10, window: int = 10, negative: int = 5, epochs: int = 1,
                  alpha: float = 0.025, min_alpha: float = 1e-4, ns_exponent: float = 0.75,
                  sample: float = 1e-3, directed: bool = False, random_state=None,
-                 n_jobs: int | None = None, verbose: bool = False):
+                 n_jobs: int | None = None, verbose: bool = False, device: str | None = None):
         self.p = p
         self.q = q
         self.dim = dim
@@ -275,6 +295,7 @@ class Node2Vec:
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.device = device
 
     def fit(self, graph: Any, y: Any = None) -> "Node2Vec":
         """Samples walks on ``graph`` and trains the embedding; returns self.
@@ -287,12 +308,14 @@ class Node2Vec:
         _check_walk_params(self.walk_length, self.walks_per_node, self.p, self.q)
         walk_seed, train_seed = sgns.seeds(self.random_state, 2)
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
+        kernels = sgns.Kernels(_graph_device(graph, self.device), n_threads)
         A, nodes = as_csr_graph(graph, directed=self.directed)
-        sampler = _WalkSampler(A, self.walk_length, self.walks_per_node, self.p, self.q, walk_seed, n_threads)
+        sampler = _WalkSampler(A, self.walk_length, self.walks_per_node, self.p, self.q, walk_seed, kernels,
+                               n_threads)
         progress = sgns.Progress(sampler.n_walks * params.epochs, self.verbose, type(self).__name__)
         try:
             self.embedding_ = sgns.train(sampler.chunks, sampler.n_walks, sampler.n_nodes, params, train_seed,
-                                         n_threads, progress)
+                                         kernels, progress)
         finally:
             progress.close()
         self.n_tokens_ = progress.tokens
@@ -325,15 +348,16 @@ class Node2Vec:
         if not hasattr(self, "embedding_"):
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(graph) first")
         suffix = Path(path).suffix.lower()
+        vectors = self.embedding_.get() if _backend.is_cupy(self.embedding_) else self.embedding_
         if suffix == ".npy":
             with io.atomic_write(path) as f:
-                np.save(f, self.embedding_)
+                np.save(f, vectors)
         elif suffix == ".npz":
             if self.nodes_.dtype == object:
                 raise ValueError("nodes_ holds ids that are neither all ints nor all strings; save as word2vec text")
-            io.write_npz_atomic(path, embedding=self.embedding_, nodes=self.nodes_)
+            io.write_npz_atomic(path, embedding=vectors, nodes=self.nodes_)
         else:
-            io.write_word2vec(path, self.embedding_, self.nodes_)
+            io.write_word2vec(path, vectors, self.nodes_)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Node2Vec":
@@ -380,7 +404,7 @@ class DeepWalk(Node2Vec):
                  window: int = 10, negative: int = 5, epochs: int = 1, alpha: float = 0.025,
                  min_alpha: float = 1e-4, ns_exponent: float = 0.75, sample: float = 1e-3,
                  directed: bool = False, random_state=None, n_jobs: int | None = None,
-                 verbose: bool = False):
+                 verbose: bool = False, device: str | None = None):
         params = dict(locals())
         del params["self"], params["__class__"]
         super().__init__(1.0, 1.0, **params)
