@@ -449,3 +449,32 @@ def test_map_without_matplotlib_says_how_to_install(tmp_path, capsys, monkeypatc
     assert main(["map", str(tmp_path / "points.npy"), "-o", str(tmp_path / "map.png")]) == 2
     assert "pip install 'latentcore[plot]'" in capsys.readouterr().err
     assert files_in(tmp_path) == ["points.npy"]
+
+
+def test_walks_command_writes_an_embedding_gensim_reads(tmp_path, capsys):
+    nx = pytest.importorskip("networkx")
+    G = nx.karate_club_graph()
+    edges = tmp_path / "karate.tsv"
+    edges.write_text("".join(f"{u}\t{v}\t{d['weight']}\n" for u, v, d in G.edges(data=True)))
+    out = tmp_path / "emb.txt"
+    assert main(["walks", str(edges), "-o", str(out), "--p", "0.5", "--q", "2", "--dim", "8",
+                 "--walk-length", "10", "--window", "3", "--threads", "1", "--quiet"]) == 0
+    assert "walks: 34 nodes, node2vec p=0.5 q=2" in capsys.readouterr().out
+    model = latentcore.Node2Vec(0.5, 2.0, dim=8, walk_length=10, window=3, random_state=0,
+                                n_jobs=1).fit(edges)
+    gensim = pytest.importorskip("gensim")
+    vectors = gensim.models.KeyedVectors.load_word2vec_format(str(out))
+    np.testing.assert_array_equal(np.stack([vectors[str(v)] for v in range(34)]), model.embedding_)
+
+
+@pytest.mark.parametrize("args,problem", [
+    (["--p", "0"], "p must"), (["--dim", "0"], "dim must"), (["--window", "0"], "window must"),
+])
+def test_walks_command_bad_input(tmp_path, capsys, args, problem):
+    edges = tmp_path / "g.txt"
+    edges.write_text("0 1\n1 2\n")
+    assert main(["walks", str(edges), "-o", str(tmp_path / "e.npy"), "--quiet", *args]) == 2
+    assert problem in capsys.readouterr().err
+    assert main(["walks", str(tmp_path / "none.txt"), "-o", str(tmp_path / "e.npy")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "e.npy").exists()

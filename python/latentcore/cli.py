@@ -66,11 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG, description="Fast maps of latent spaces: k-NN graphs and t-SNE maps "
-                                "of matrices in files.")
+                                "of matrices in files, node embeddings of graphs.")
     parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_knn_command(commands)
     _add_map_command(commands)
+    _add_walks_command(commands)
     _add_demo_command(commands)
     return parser
 
@@ -130,6 +131,36 @@ def _add_map_command(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_map)
 
 
+def _add_walks_command(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "walks", help="DeepWalk / node2vec embedding of a graph in an edge-list file",
+        description="Samples random walks on the graph of EDGES (.txt/.edg/.edgelist "
+                    "whitespace-separated, .csv, .tsv or .parquet: source, target and an "
+                    "optional weight per row) and trains skip-gram node vectors on them, in "
+                    "one streamed pass. The output is replaced atomically: .npy (the vectors, "
+                    "rows in sorted node-id order), .npz ('embedding' and 'nodes') or any other "
+                    "name for word2vec's text format (gensim's KeyedVectors.load_word2vec_format).")
+    p.add_argument("input", metavar="EDGES", help="the edge-list file")
+    p.add_argument("-o", "--output", required=True, metavar="EMB",
+                   help="the embedding to write (.npy, .npz, or word2vec text e.g. .txt/.emb)")
+    p.add_argument("--p", type=float, default=1.0, help="node2vec return parameter (default: 1)")
+    p.add_argument("--q", type=float, default=1.0,
+                   help="node2vec in-out parameter (default: 1; p = q = 1 is DeepWalk)")
+    p.add_argument("--dim", type=int, default=128, help="embedding dimension (default: 128)")
+    p.add_argument("--walk-length", type=int, default=80,
+                   help="nodes per walk, the start included (default: 80)")
+    p.add_argument("--walks-per-node", type=int, default=10, help="walks from each node (default: 10)")
+    p.add_argument("--window", type=int, default=10, help="skip-gram window (default: 10)")
+    p.add_argument("--negative", type=int, default=5, help="negative samples (default: 5)")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the walks (default: 1)")
+    p.add_argument("--directed", action="store_true", help="read each row as a one-way edge")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_walks)
+
+
 def _add_demo_command(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "demo", help="k-NN graph and t-SNE map of scikit-learn's digits",
@@ -156,6 +187,24 @@ def _knn(args: argparse.Namespace) -> None:
     n, d = X.shape
     print(f"knn: {n} points x {d} dims, k={args.k}, {args.metric}: "
           f"{seconds:.3f} s -> {args.output}")
+
+
+def _walks(args: argparse.Namespace) -> None:
+    from .walks import Node2Vec
+
+    output = Path(args.output)
+    _check_outputs(Path(args.input), [output])
+    model = Node2Vec(args.p, args.q, dim=args.dim, walk_length=args.walk_length,
+                     walks_per_node=args.walks_per_node, window=args.window, negative=args.negative,
+                     epochs=args.epochs, directed=args.directed, random_state=args.seed,
+                     n_jobs=args.threads, verbose=not args.quiet)
+    start = time.perf_counter()
+    model.fit(args.input)
+    seconds = time.perf_counter() - start
+    model.save(output)
+    kind = "DeepWalk" if args.p == args.q == 1 else f"node2vec p={args.p:g} q={args.q:g}"
+    print(f"walks: {model.nodes_.size} nodes, {kind}, {model.n_tokens_} tokens trained, "
+          f"dim {args.dim}: {seconds:.3f} s -> {output}")
 
 
 def _as_points(X: np.ndarray) -> np.ndarray:
