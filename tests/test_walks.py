@@ -157,6 +157,9 @@ def test_bad_edge_files(tmp_path):
         random_walks(tmp_path / "missing.txt")
     with pytest.raises(ValueError, match=r"line 2: edge \(b, c\) has weight -1"):
         random_walks(line_graph_file(tmp_path, "neg.txt", "a b 1\nb c -1\n"))
+    for text, line in [("0 1 1\n1 2 -1\n", 2), ("\nsrc dst w\n0 1 1\n1 2 -1\n", 4), ("0 1 1\n\n1 2 -1\n", 3)]:
+        with pytest.raises(ValueError, match=rf"line {line}: edge \(1, 2\) has weight -1"):
+            random_walks(line_graph_file(tmp_path, "numbers.txt", text))
     with pytest.raises(ValueError, match="line 2: weight 'x'"):
         random_walks(line_graph_file(tmp_path, "nan.txt", "a b 1\nb c x\n"))
     with pytest.raises(ValueError, match="line 2 has 1 fields"):

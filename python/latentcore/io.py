@@ -358,15 +358,18 @@ def read_edge_list(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _edge_columns_text(path: Path, delimiter: str | None) -> tuple[list[np.ndarray], np.ndarray]:
-    """The columns as string arrays, and each row's line number."""
+    """The columns (numbers, or strings for named nodes), and each row's line number."""
+    text = path.read_text(encoding="utf-8-sig")
+    numeric = _numeric_edge_table(text, delimiter)
+    if numeric is not None:
+        return numeric
     rows, lines = [], []
-    with open(path, encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, start=1):
-            fields = [field.strip() for field in line.split("#", 1)[0].split(delimiter)]
-            if fields == [""] or not fields:
-                continue
-            rows.append(fields)
-            lines.append(number)
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = [field.strip() for field in line.split("#", 1)[0].split(delimiter)]
+        if fields == [""] or not fields:
+            continue
+        rows.append(fields)
+        lines.append(number)
     if rows and _is_edge_header(rows[0]):
         rows, lines = rows[1:], lines[1:]
     if not rows:
@@ -379,6 +382,31 @@ def _edge_columns_text(path: Path, delimiter: str | None) -> tuple[list[np.ndarr
             raise _ContentError(f"line {number} has {len(fields)} fields, the first edge {width}")
     table = np.array(rows, dtype=str)
     return [table[:, c] for c in range(width)], np.array(lines)
+
+
+def _numeric_edge_table(text: str, delimiter: str | None) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """A table of numbers with no comments or blank lines, parsed by numpy in
+    C: a fraction of the time and memory of a list per line. None when the
+    table needs the line-by-line reader (which also explains what is wrong)."""
+    body = text.strip()
+    if not body or "#" in body or "\n\n" in body.replace("\r", ""):
+        return None
+    first_line = text[:len(text) - len(text.lstrip())].count("\n") + 1
+    head, _, rest = body.partition("\n")
+    fields = [field.strip() for field in head.split(delimiter)]
+    if _is_edge_header(fields):
+        body, first_line = rest, first_line + 1
+        fields = [field.strip() for field in body.partition("\n")[0].split(delimiter)]
+    if len(fields) not in (2, 3) or not all(_is_number(field) for field in fields):
+        return None
+    n_rows = body.count("\n") + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a bad number ends the parse early: caught by the size below
+        values = np.fromstring(body.replace(delimiter, " ") if delimiter else body, dtype=np.float64, sep=" ")
+    if values.size != n_rows * len(fields) or (values.size and np.abs(values).max() >= 2**53):
+        return None
+    table = values.reshape(n_rows, len(fields))
+    return [table[:, c] for c in range(len(fields))], np.arange(first_line, first_line + n_rows)
 
 
 def _is_edge_header(fields: list[str]) -> bool:
