@@ -22,8 +22,9 @@ from ._validation import check_choice, check_positive_int
 __all__ = ["skipgram"]
 
 # Walks per kernel call: Ctrl-C is honoured between calls, and the per-walk
-# streams make the split invisible in the result.
-WALKS_PER_CHUNK = 1 << 14
+# streams make the split invisible in the result. A GPU needs more walks per
+# launch to fill its SMs (one thread or one warp per walk).
+WALKS_PER_CHUNK = {"cpu": 1 << 14, "cuda": 1 << 18}
 
 # A source of walks: called once per pass, yields (index of the chunk's first
 # walk, int32 chunk (m, walk_length)); every pass yields the same walks.
@@ -104,6 +105,7 @@ class Kernels:
 
     def __init__(self, device: str, n_threads: int):
         self.device = device
+        self.chunk_walks = WALKS_PER_CHUNK[device]
         if device == "cuda":
             self.module = _backend.require_cuda_module()
             self.xp = _backend.require_cupy()
@@ -165,11 +167,11 @@ def train(chunks: WalkChunks, n_walks: int, n_nodes: int, params: SkipGramParams
     return vectors
 
 
-def array_chunks(walks: np.ndarray) -> WalkChunks:
+def array_chunks(walks, size: int) -> WalkChunks:
     """The chunks of a walk array, as views."""
     def passes():
-        for first in range(0, walks.shape[0], WALKS_PER_CHUNK):
-            yield first, walks[first:first + WALKS_PER_CHUNK]
+        for first in range(0, walks.shape[0], size):
+            yield first, walks[first:first + size]
     return passes
 
 
@@ -263,7 +265,7 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
     walks = kernels.xp.ascontiguousarray(kernels.to_device(walks) if device == "cuda" else _host(walks))
     progress = Progress(walks.shape[0] * params.epochs, verbose, "skip-gram")
     try:
-        vectors = train(array_chunks(walks), walks.shape[0], n_nodes, params, seeds(random_state, 1)[0],
+        vectors = train(array_chunks(walks, kernels.chunk_walks), walks.shape[0], n_nodes, params, seeds(random_state, 1)[0],
                         kernels, progress)
     finally:
         progress.close()

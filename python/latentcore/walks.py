@@ -151,9 +151,10 @@ class _WalkSampler:
         return out
 
     def chunks(self):
-        buffer = self.kernels.xp.empty((sgns.WALKS_PER_CHUNK, self.walk_length), np.int32)
-        for first in range(0, self.n_walks, sgns.WALKS_PER_CHUNK):
-            count = min(sgns.WALKS_PER_CHUNK, self.n_walks - first)
+        size = self.kernels.chunk_walks
+        buffer = self.kernels.xp.empty((size, self.walk_length), np.int32)
+        for first in range(0, self.n_walks, size):
+            count = min(size, self.n_walks - first)
             yield first, self.sample(first, buffer[:count])
 
 
@@ -215,8 +216,8 @@ def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p:
     A, _ = as_csr_graph(graph, directed=directed)
     sampler = _WalkSampler(A, walk_length, walks_per_node, p, q, seed, kernels, n_threads)
     walks = kernels.xp.empty((sampler.n_walks, walk_length), np.int32)
-    for first in range(0, sampler.n_walks, sgns.WALKS_PER_CHUNK):
-        sampler.sample(first, walks[first:first + sgns.WALKS_PER_CHUNK])
+    for first in range(0, sampler.n_walks, kernels.chunk_walks):
+        sampler.sample(first, walks[first:first + kernels.chunk_walks])
     return walks
 
 

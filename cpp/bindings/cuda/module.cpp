@@ -7,9 +7,13 @@ namespace nb = nanobind;
 
 void bind_knn(nb::module_& m);
 void bind_tsne(nb::module_& m);
+void bind_walks(nb::module_& m);
+void bind_sgns(nb::module_& m);
 
 NB_MODULE(_cuda, m) {
     m.doc() = "latentcore CUDA kernels (private: use the latentcore package)";
     bind_knn(m);
     bind_tsne(m);
+    bind_walks(m);
+    bind_sgns(m);
 }

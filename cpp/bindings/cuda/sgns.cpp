@@ -1,0 +1,72 @@
+// Binding of the CUDA skip-gram trainer (cuda/sgns.cuh), the twin of
+// latentcore._core.sgns_train with a device token counter `tokens` (int64[1],
+// incremented by the tokens kept) and `stream` (cupy's current stream as an
+// integer) in place of n_threads; it returns None, the count staying on the
+// GPU. Arrays are cupy (or any DLPack CUDA) arrays on one GPU. Only shapes are
+// checked here: python/latentcore/sgns.py validates the walks' node ids and
+// builds the noise table on the host (checking contents here would mean a
+// device copy), and the kernel skips any id outside the vectors, so no call
+// can touch memory out of bounds. The GIL is released while the kernel is queued.
+#include <cstdint>
+
+#include "../arrays.hpp"
+#include "sgns.cuh"
+
+namespace nb = nanobind;
+
+namespace {
+
+using latentcore::bindings::require;
+using Gpu = latentcore::bindings::Arrays<nb::device::cuda>;
+template <typename T>
+using Vec = Gpu::Array<T, nb::ndim<1>>;
+template <typename T>
+using Mat = Gpu::Array<T, nb::ndim<2>>;
+
+template <typename A, typename B>
+void require_device(const A& a, const B& b) {
+    require(a.device_id() == b.device_id(), "all arrays must be on one GPU");
+}
+
+void train_binding(Mat<const std::int32_t> walks, Vec<const float> keep_probability,
+                   Vec<const float> noise_keep, Vec<const std::int32_t> noise_alias,
+                   Mat<float> input, Mat<float> output, int window, int negative, double alpha,
+                   double min_alpha, std::uint64_t seed, std::uint64_t first_walk,
+                   std::uint64_t total_walks, Vec<std::int64_t> tokens, std::uintptr_t stream) {
+    const size_t n = input.shape(0);
+    require(n >= 1 && input.shape(1) >= 1, "input vectors must be (n_nodes >= 1, dim >= 1)");
+    require(n <= INT32_MAX && input.shape(1) <= INT32_MAX, "at most 2^31 - 1 nodes and dimensions");
+    require(output.shape(0) == n && output.shape(1) == input.shape(1),
+            "input and output vectors must have the same shape");
+    require(noise_keep.shape(0) == n && noise_alias.shape(0) == n,
+            "the noise table needs one entry per node");
+    require(keep_probability.shape(0) == 0 || keep_probability.shape(0) == n,
+            "keep_probability needs one entry per node, or none");
+    require(window >= 1 && negative >= 0, "window must be >= 1 and negative >= 0");
+    require(walks.shape(1) >= 1 && walks.shape(1) <= INT32_MAX, "walks need at least one column");
+    require(tokens.shape(0) == 1, "tokens must be a device counter of one int64");
+    require_device(walks, input);
+    if (keep_probability.shape(0)) require_device(keep_probability, input);
+    require_device(noise_keep, input);
+    require_device(noise_alias, input);
+    require_device(output, input);
+    require_device(tokens, input);
+    nb::gil_scoped_release release;
+    // window and negative beyond the kernel's bounds throw std::invalid_argument: ValueError.
+    latentcore::cuda::train_sgns(
+        walks.data(), static_cast<std::int64_t>(walks.shape(0)), static_cast<int>(walks.shape(1)),
+        keep_probability.shape(0) ? keep_probability.data() : nullptr, noise_keep.data(),
+        noise_alias.data(), static_cast<std::int64_t>(n), input.data(), output.data(),
+        static_cast<int>(input.shape(1)), window, negative, alpha, min_alpha, seed, first_walk,
+        total_walks, reinterpret_cast<unsigned long long*>(tokens.data()), stream);
+}
+
+}  // namespace
+
+void bind_sgns(nb::module_& m) {
+    m.def("sgns_train", &train_binding, nb::arg("walks"), nb::arg("keep_probability"),
+          nb::arg("noise_keep"), nb::arg("noise_alias"), nb::arg("input"), nb::arg("output"),
+          nb::arg("window"), nb::arg("negative"), nb::arg("alpha"), nb::arg("min_alpha"),
+          nb::arg("seed"), nb::arg("first_walk"), nb::arg("total_walks"), nb::arg("tokens"),
+          nb::arg("stream"));
+}

@@ -1,0 +1,61 @@
+// Binding of the CUDA walk sampler (cuda/walks.cuh), the twin of
+// latentcore._core.walks_sample with `stream` (cupy's current stream as an
+// integer) in place of n_threads. Arrays are cupy (or any DLPack CUDA) arrays
+// on one GPU. Only shapes are checked here: python/latentcore/walks.py builds
+// and validates the graph and the alias tables on the host before uploading
+// them (checking contents here would mean a device copy), and the kernel
+// clamps every index it follows, so no call can touch memory out of bounds.
+// The GIL is released while the kernel is queued.
+#include <cstdint>
+
+#include "../arrays.hpp"
+#include "walks.cuh"
+
+namespace nb = nanobind;
+
+namespace {
+
+using latentcore::bindings::require;
+using Gpu = latentcore::bindings::Arrays<nb::device::cuda>;
+template <typename T>
+using Vec = Gpu::Array<T, nb::ndim<1>>;
+
+template <typename A, typename B>
+void require_device(const A& a, const B& b) {
+    require(a.device_id() == b.device_id(), "all arrays must be on one GPU");
+}
+
+void sample_binding(Vec<const std::int64_t> indptr, Vec<const std::int32_t> indices,
+                    Vec<const float> weights, Vec<const float> keep, Vec<const std::int32_t> alias,
+                    Vec<const std::int32_t> starts, double p, double q, std::uint64_t seed,
+                    std::uint64_t first_walk, Gpu::IndexRows walks, std::uintptr_t stream) {
+    require(indptr.shape(0) >= 2, "indptr needs n + 1 >= 2 entries");
+    require(indptr.shape(0) - 1 <= INT32_MAX, "at most 2^31 - 1 nodes");
+    require(weights.shape(0) == indices.shape(0), "indices and weights must have the same length");
+    require(keep.shape(0) == indices.shape(0) && alias.shape(0) == indices.shape(0),
+            "keep and alias need one entry per edge");
+    require(walks.shape(0) == starts.shape(0) && walks.shape(1) >= 1, "one walk row per start");
+    require(walks.shape(1) <= INT32_MAX, "walks too long");
+    require(p > 0 && q > 0, "p and q must be positive");
+    require_device(indices, indptr);
+    require_device(keep, indptr);
+    require_device(alias, indptr);
+    require_device(starts, indptr);
+    require_device(walks, indptr);
+    nb::gil_scoped_release release;
+    latentcore::cuda::sample_walks(
+        indptr.data(), indices.data(), static_cast<std::int64_t>(indices.shape(0)), keep.data(),
+        alias.data(), static_cast<std::int64_t>(indptr.shape(0)) - 1, starts.data(),
+        static_cast<std::int64_t>(starts.shape(0)), static_cast<int>(walks.shape(1)), p, q, seed,
+        first_walk, walks.data(), stream);
+}
+
+}  // namespace
+
+void bind_walks(nb::module_& m) {
+    // `weights` is unused by the sampler (the alias tables carry them); it is
+    // taken so that the argument list is _core.walks_sample's.
+    m.def("walks_sample", &sample_binding, nb::arg("indptr"), nb::arg("indices"), nb::arg("weights"),
+          nb::arg("keep"), nb::arg("alias"), nb::arg("starts"), nb::arg("p"), nb::arg("q"),
+          nb::arg("seed"), nb::arg("first_walk"), nb::arg("walks"), nb::arg("stream"));
+}

@@ -1,0 +1,136 @@
+#include "walks.cuh"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "latentcore/random.hpp"
+
+namespace latentcore::cuda {
+
+namespace {
+
+// Small blocks spread even a small chunk of walks over every SM: each
+// thread's walk is a chain of dependent loads, so what counts is walks in
+// flight on every SM (a 16384-walk chunk is only 4 warps per SM on an H100).
+constexpr int kThreads = 64;
+constexpr std::int64_t kMaxBlocks = 0x7fffffff;  // grid x limit; the kernel strides beyond
+
+void check(cudaError_t status, const char* what) {
+    if (status != cudaSuccess)
+        throw std::runtime_error(std::string("latentcore CUDA ") + what + ": " +
+                                 cudaGetErrorString(status));
+}
+
+cudaStream_t as_stream(std::uintptr_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
+
+struct Graph {
+    const std::int64_t* indptr;
+    const std::int32_t* indices;
+    std::int64_t nnz;
+    const float* keep;
+    const std::int32_t* alias;
+    std::int64_t n_nodes;
+
+    // Row v's edges [begin, end), clamped into the edge arrays.
+    __device__ void row(std::int32_t v, std::int64_t& begin, std::int64_t& end) const {
+        begin = min(max(indptr[v], std::int64_t{0}), nnz);
+        end = min(max(indptr[v + 1], begin), nnz);
+    }
+
+    // latentcore's weighted_neighbor: one alias draw over v's out-edges (one
+    // rng.next()), -1 at a sink without drawing. Out-of-range entries end the walk.
+    __device__ std::int32_t weighted_neighbor(std::int32_t v, Rng& rng) const {
+        std::int64_t begin, end;
+        row(v, begin, end);
+        const std::int64_t degree = end - begin;
+        if (degree == 0) return -1;
+        const std::int64_t e = alias_draw(keep + begin, alias + begin, degree, rng.next());
+        if (e < 0 || e >= degree) return -1;
+        const std::int32_t next = indices[begin + e];
+        return next >= 0 && next < n_nodes ? next : -1;
+    }
+
+    // std::binary_search of `to` in from's sorted row.
+    __device__ bool is_neighbor(std::int32_t from, std::int32_t to) const {
+        std::int64_t lo, end;
+        row(from, lo, end);
+        std::int64_t hi = end;
+        while (lo < hi) {
+            const std::int64_t mid = lo + (hi - lo) / 2;
+            if (indices[mid] < to)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo < end && indices[lo] == to;
+    }
+};
+
+// One thread per walk, the loop of latentcore::sample_walks step for step:
+// the same rng calls in the same order, the same double arithmetic (products
+// and comparisons only, nothing the compiler may fuse).
+__global__ void walk_kernel(Graph g, const std::int32_t* starts, std::int64_t n_walks,
+                            int walk_length, bool biased, double back, double away,
+                            double ceiling, std::uint64_t seed, std::uint64_t first_walk,
+                            std::int32_t* walks) {
+    const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+    for (std::int64_t w = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+         w < n_walks; w += stride) {
+        Rng rng(seed, first_walk + static_cast<std::uint64_t>(w));
+        std::int32_t* walk = walks + w * walk_length;
+        std::int32_t here = starts[w];
+        walk[0] = here;
+        int step = 1;
+        if (here >= 0 && here < g.n_nodes) {
+            std::int32_t previous = -1;
+            for (; step < walk_length; ++step) {
+                std::int32_t next = g.weighted_neighbor(here, rng);
+                if (next >= 0 && biased && step >= 2) {
+                    for (;;) {
+                        const double bias = next == previous               ? back
+                                            : g.is_neighbor(previous, next) ? 1.0
+                                                                            : away;
+                        if (rng.uniform() * ceiling < bias) break;
+                        next = g.weighted_neighbor(here, rng);
+                        if (next < 0) break;  // only with corrupt tables
+                    }
+                }
+                if (next < 0) break;
+                walk[step] = next;
+                previous = here;
+                here = next;
+            }
+        }
+        for (; step < walk_length; ++step) walk[step] = -1;
+    }
+}
+
+}  // namespace
+
+void sample_walks(const std::int64_t* indptr, const std::int32_t* indices, std::int64_t nnz,
+                  const float* keep, const std::int32_t* alias, std::int64_t n_nodes,
+                  const std::int32_t* starts, std::int64_t n_walks, int walk_length, double p,
+                  double q, std::uint64_t seed, std::uint64_t first_walk, std::int32_t* walks,
+                  std::uintptr_t stream) {
+    if (walk_length < 1) throw std::invalid_argument("walk_length must be >= 1");
+    if (!(p > 0) || !(q > 0)) throw std::invalid_argument("p and q must be positive");
+    if (n_nodes < 1 || n_nodes > 0x7fffffff)
+        throw std::invalid_argument("the graph needs 1 to 2^31 - 1 nodes");
+    if (n_walks <= 0) return;
+    // As on the CPU: computed on the host in double, compared on the device.
+    const bool biased = p != 1.0 || q != 1.0;
+    const double back = 1.0 / p, away = 1.0 / q;
+    const double ceiling = std::max({back, 1.0, away});
+    const Graph g{indptr, indices, nnz, keep, alias, n_nodes};
+    const auto blocks =
+        static_cast<unsigned>(std::min(kMaxBlocks, (n_walks + kThreads - 1) / kThreads));
+    walk_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(g, starts, n_walks, walk_length, biased,
+                                                             back, away, ceiling, seed, first_walk,
+                                                             walks);
+    check(cudaGetLastError(), "sample_walks launch");
+}
+
+}  // namespace latentcore::cuda

@@ -1,0 +1,32 @@
+// CUDA random walks, the twin of cpp/include/latentcore/walks.hpp: the same
+// random streams (latentcore/random.hpp) and the same draws in the same
+// order, so a seed gives bit-identical walks on the CPU and the GPU. Behind
+// plain pointers so that no CUDA header leaks into the bindings. Every array
+// is a device pointer; `stream` is a cudaStream_t as an integer (cupy's
+// current stream) and the call is asynchronous on it.
+#pragma once
+
+#include <cstdint>
+
+namespace latentcore::cuda {
+
+// Walk w starts at starts[w] and takes walk_length - 1 steps, drawing from
+// Rng(seed, first_walk + w); walks (n_walks, walk_length) row-major receives
+// the nodes, padded with -1 after a node without out-edges. The graph is CSR
+// (n_nodes rows, nnz = indptr[n_nodes] edges, rows sorted by target, as
+// latentcore.walks.as_csr_graph makes them) with the per-row alias tables of
+// latentcore::build_alias_tables (keep, alias: one entry per edge). p = q = 1
+// is DeepWalk; otherwise node2vec's bias by rejection, exactly as on the CPU.
+//
+// One thread per walk (64-thread blocks, grid-stride beyond 2^31 - 1 blocks);
+// chunks of at least ~2^17 walks keep every SM busy. The kernel never reads outside the arrays, whatever
+// their contents: row bounds are clamped to [0, nnz], and a start, edge
+// target or alias offset out of range acts as a sink (the walk ends there).
+// For tables that pass the CPU binding's checks nothing changes.
+void sample_walks(const std::int64_t* indptr, const std::int32_t* indices, std::int64_t nnz,
+                  const float* keep, const std::int32_t* alias, std::int64_t n_nodes,
+                  const std::int32_t* starts, std::int64_t n_walks, int walk_length, double p,
+                  double q, std::uint64_t seed, std::uint64_t first_walk, std::int32_t* walks,
+                  std::uintptr_t stream);
+
+}  // namespace latentcore::cuda
