@@ -211,3 +211,21 @@ def test_estimator_bad_input(tmp_path):
         latentcore.DeepWalk().transform([0])
     with pytest.raises(ValueError, match="device"):
         latentcore.DeepWalk(device="tpu").fit(G)
+
+
+def test_uniform_rows_skip_the_tables_with_the_same_draws():
+    rng = np.random.default_rng(3)
+    A = scipy.sparse.random_array((400, 400), density=0.03, random_state=rng, format="csr")
+    A.data[:] = 2.0  # equal weights: the sampler draws without alias tables
+    A.sort_indices()
+    indptr, indices, weights = A.indptr.astype(np.int64), A.indices.astype(np.int32), A.data.astype(np.float32)
+    keep, alias = np.empty(A.nnz, np.float32), np.empty(A.nnz, np.int32)
+    latentcore._core.walks_build_alias(indptr, indices, weights, keep, alias, 1)
+    starts = np.arange(400, dtype=np.int32)
+    for p, q in [(1.0, 1.0), (0.5, 2.0)]:
+        with_tables, without = (np.empty((400, 15), np.int32) for _ in range(2))
+        latentcore._core.walks_sample(indptr, indices, weights, keep, alias, starts, p, q, 9, 0, with_tables, 2)
+        latentcore._core.walks_sample(indptr, indices, weights, keep[:0], alias[:0], starts, p, q, 9, 0, without, 2)
+        np.testing.assert_array_equal(with_tables, without)
+        np.testing.assert_array_equal(random_walks(A, 15, 1, p, q, random_state=0, n_jobs=2),
+                                      random_walks(A * 3.0, 15, 1, p, q, random_state=0, n_jobs=1))

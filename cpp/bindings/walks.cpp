@@ -43,9 +43,10 @@ void sample_binding(Vec<const std::int64_t> indptr, Vec<const index_t> indices, 
                     double p, double q, std::uint64_t seed, std::uint64_t first_walk,
                     bindings::Arrays<nb::device::cpu>::IndexRows walks, int n_threads) {
     const CsrGraph<float> g = as_graph(indptr, indices, weights);
-    require(keep.shape(0) == indices.shape(0) && alias.shape(0) == indices.shape(0),
-            "keep and alias need one entry per edge");
-    for (size_type v = 0; v < g.n_rows; ++v) {
+    const bool tables = keep.shape(0) != 0 || alias.shape(0) != 0;
+    require(!tables || (keep.shape(0) == indices.shape(0) && alias.shape(0) == indices.shape(0)),
+            "keep and alias need one entry per edge, or none when every row's weights are equal");
+    for (size_type v = 0; tables && v < g.n_rows; ++v) {
         const std::int64_t degree = g.indptr[v + 1] - g.indptr[v];
         for (std::int64_t e = g.indptr[v]; e < g.indptr[v + 1]; ++e)
             require(alias.data()[e] >= 0 && alias.data()[e] < degree, "alias offset outside its row");
@@ -55,7 +56,7 @@ void sample_binding(Vec<const std::int64_t> indptr, Vec<const index_t> indices, 
         require(starts.data()[w] >= 0 && starts.data()[w] < g.n_rows, "start node out of range");
     require(p > 0 && q > 0, "p and q must be positive");
     nb::gil_scoped_release release;
-    sample_walks(g, keep.data(), alias.data(), starts.data(), starts.shape(0),
+    sample_walks(g, tables ? keep.data() : nullptr, alias.data(), starts.data(), starts.shape(0),
                  static_cast<int>(walks.shape(1)), p, q, seed, first_walk, walks.data(), n_threads);
 }
 

@@ -26,6 +26,7 @@ LATENTCORE_HOST_DEVICE inline std::uint64_t splitmix64(std::uint64_t& x) {
 struct Rng {
     std::uint64_t s[4];
 
+    Rng() = default;  // unseeded: assign a seeded one before drawing
     LATENTCORE_HOST_DEVICE Rng(std::uint64_t seed, std::uint64_t stream) {
         std::uint64_t x = seed ^ (stream * 0xd1342543de82ef95ULL);
         for (auto& v : s) v = splitmix64(x);

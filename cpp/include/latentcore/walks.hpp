@@ -20,7 +20,9 @@ void build_alias_tables(const CsrGraph<float>& graph, float* keep, index_t* alia
 // derived from (seed, first_walk + w), so a seed gives the same walks for any
 // thread count and any split of the walks into calls. p = q = 1 samples neighbours by edge weight (DeepWalk); otherwise
 // the node2vec bias 1/p (return), 1 (stay near the previous node), 1/q
-// (move away) multiplies the weights, by rejection.
+// (move away) multiplies the weights, by rejection. keep == nullptr means
+// every row's weights are equal: neighbours are then drawn uniformly, with
+// the same draws the tables would make.
 void sample_walks(const CsrGraph<float>& graph, const float* keep, const index_t* alias,
                   const index_t* starts, size_type n_walks, int walk_length, double p, double q,
                   std::uint64_t seed, std::uint64_t first_walk, index_t* walks, int n_threads);
