@@ -114,3 +114,12 @@ class TestBadInput:
     def test_bad_walks(self, walks, exc, word):
         with pytest.raises(exc, match=word):
             skipgram(walks)
+
+
+def test_torch_walks_give_the_numpy_vectors_as_a_tensor():
+    torch = pytest.importorskip("torch")
+    walks = np.random.default_rng(1).integers(0, 50, (100, 10)).astype(np.int32)
+    expected = skipgram(walks, dim=8, window=2, random_state=3, n_jobs=1)
+    got = skipgram(torch.from_numpy(walks).long(), dim=8, window=2, random_state=3, n_jobs=1)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
+    np.testing.assert_array_equal(got.numpy(), expected)
