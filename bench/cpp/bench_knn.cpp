@@ -17,18 +17,17 @@
 #include <dlfcn.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <set>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "latentcore/knn.hpp"
 
 namespace {
@@ -43,66 +42,34 @@ struct Options {
     size_type n = 20000;
     size_type d = 64;
     int k = 15;
-    int threads = 0;  // 0: all OpenMP threads
     size_type block = 512;
-    int repeats = 5;
-    unsigned seed = 0;
+    bench::RunFlags run{0, 5, 0};  // --threads (0: all OpenMP threads), --repeats, --seed
     std::string blas;
 };
 
-[[noreturn]] void usage(const char* msg) {
-    if (msg) std::fprintf(stderr, "bench_knn: %s\n", msg);
-    std::fprintf(stderr,
-                 "usage: bench_knn --blas PATH [--n N] [--d D] [--k K] [--threads T] "
-                 "[--block B] [--repeats R] [--seed S]\n"
-                 "  --blas     shared library exporting scipy_sgemm_ or sgemm_ (e.g. scipy's\n"
-                 "             libscipy_openblas*.so; see bench/README.md)\n"
-                 "  --threads  kernel threads, 0 = all OpenMP threads (default 0)\n"
-                 "  --block    rows per tile side (default 512)\n");
-    std::exit(msg ? 2 : 0);
-}
-
-long long parse_int(const std::string& flag, const std::string& text, long long lo) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-        v = std::stoll(text, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (used != text.size() || v < lo) {
-        std::string msg = flag + " needs an integer >= " + std::to_string(lo) + ", got '" + text + "'";
-        usage(msg.c_str());
-    }
-    return v;
-}
+const bench::Cli cli{
+    "bench_knn",
+    "usage: bench_knn --blas PATH [--n N] [--d D] [--k K] [--threads T] "
+    "[--block B] [--repeats R] [--seed S]\n"
+    "  --blas     shared library exporting scipy_sgemm_ or sgemm_ (e.g. scipy's\n"
+    "             libscipy_openblas*.so; see bench/README.md)\n"
+    "  --threads  kernel threads, 0 = all OpenMP threads (default 0)\n"
+    "  --block    rows per tile side (default 512)\n"};
 
 Options parse(int argc, char** argv) {
     Options o;
-    for (int i = 1; i < argc; ++i) {
-        std::string flag = argv[i], value;
-        if (flag == "-h" || flag == "--help") usage(nullptr);
-        const size_t eq = flag.find('=');
-        if (eq != std::string::npos) {
-            value = flag.substr(eq + 1);
-            flag = flag.substr(0, eq);
-        } else {
-            if (i + 1 >= argc) usage((flag + " needs a value").c_str());
-            value = argv[++i];
-        }
-        if (flag == "--n") o.n = parse_int(flag, value, 2);
-        else if (flag == "--d") o.d = parse_int(flag, value, 1);
-        else if (flag == "--k") o.k = static_cast<int>(parse_int(flag, value, 1));
-        else if (flag == "--threads") o.threads = static_cast<int>(parse_int(flag, value, 0));
-        else if (flag == "--block") o.block = parse_int(flag, value, 1);
-        else if (flag == "--repeats") o.repeats = static_cast<int>(parse_int(flag, value, 1));
-        else if (flag == "--seed") o.seed = static_cast<unsigned>(parse_int(flag, value, 0));
+    cli.parse(argc, argv, o.run, [&o](const std::string& flag, const std::string& value) {
+        if (flag == "--n") o.n = cli.integer(flag, value, 2);
+        else if (flag == "--d") o.d = cli.integer(flag, value, 1);
+        else if (flag == "--k") o.k = static_cast<int>(cli.integer(flag, value, 1));
+        else if (flag == "--block") o.block = cli.integer(flag, value, 1);
         else if (flag == "--blas") o.blas = value;
-        else usage(("unknown argument " + flag).c_str());
-    }
-    if (o.blas.empty()) usage("--blas PATH is required");
-    if (o.k >= o.n) usage("--k must be smaller than --n (each point is left out of its own list)");
-    if (o.n > 2147483647LL) usage("--n must fit in int32 indices");
+        else return false;
+        return true;
+    });
+    if (o.blas.empty()) cli.usage("--blas PATH is required");
+    if (o.k >= o.n) cli.usage("--k must be smaller than --n (each point is left out of its own list)");
+    if (o.n > 2147483647LL) cli.usage("--n must fit in int32 indices");
     return o;
 }
 
@@ -182,7 +149,7 @@ double check(const Options& o, const std::vector<float>& x, const std::vector<in
             }
         }
     }
-    std::mt19937 gen(o.seed + 1);
+    std::mt19937 gen(static_cast<unsigned>(o.run.seed) + 1);
     std::uniform_int_distribution<size_type> row(0, o.n - 1);
     size_type found = 0, total = 0;
     std::vector<std::pair<double, index_t>> all(static_cast<size_t>(o.n));
@@ -210,17 +177,17 @@ double check(const Options& o, const std::vector<float>& x, const std::vector<in
 int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
     const Blas blas = load_blas(o.blas);
-    const int threads = latentcore::resolve_threads(o.threads);
+    const int threads = latentcore::resolve_threads(o.run.threads);
 
     std::printf("bench_knn: exact all-pairs k-NN, n=%lld d=%lld k=%d threads=%d block=%lld repeats=%d seed=%u\n",
                 static_cast<long long>(o.n), static_cast<long long>(o.d), o.k, threads,
-                static_cast<long long>(o.block), o.repeats, o.seed);
+                static_cast<long long>(o.block), o.run.repeats, static_cast<unsigned>(o.run.seed));
     std::printf("BLAS: %s\n      %s%s%s%s\n", o.blas.c_str(), blas.sgemm_name.c_str(),
                 blas.threads_name.empty() ? ", no set_num_threads found (set its threads to 1 yourself)"
                                           : (", 1 thread via " + blas.threads_name).c_str(),
                 blas.core.empty() ? "" : ", core ", blas.core.c_str());
 
-    const std::vector<float> x = make_data(o.n, o.d, o.seed);
+    const std::vector<float> x = make_data(o.n, o.d, static_cast<unsigned>(o.run.seed));
     // Centre subtracted before ranking, as the Python wrapper does for euclidean.
     std::vector<double> mean(static_cast<size_t>(o.d), 0.0);
     for (size_type i = 0; i < o.n; ++i)
@@ -234,33 +201,21 @@ int main(int argc, char** argv) {
     std::vector<float> dist(static_cast<size_t>(o.n * o.k));
     const auto never = [] { return false; };
 
-    using clock = std::chrono::steady_clock;
-    std::vector<double> seconds;
-    for (int r = -1; r < o.repeats; ++r) {  // r = -1: untimed warm-up
-        std::fill(idx.begin(), idx.end(), index_t{-7});  // poison: the kernel must write everything
-        const auto t0 = clock::now();
-        const bool done = latentcore::exact_knn(problem, blas.sgemm, o.block, threads, never,
-                                                idx.data(), dist.data());
-        const double s = std::chrono::duration<double>(clock::now() - t0).count();
-        if (!done) {
-            std::fprintf(stderr, "bench_knn: exact_knn stopped early\n");
-            return 1;
-        }
-        if (r >= 0) seconds.push_back(s);
-    }
-    std::vector<double> sorted = seconds;
-    std::sort(sorted.begin(), sorted.end());
-    const double t_min = sorted.front();
-    const double t_med = sorted.size() % 2 ? sorted[sorted.size() / 2]
-                                           : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
+    const bench::Timing time = bench::time_runs(
+        o.run.repeats,
+        [&] { std::fill(idx.begin(), idx.end(), index_t{-7}); },  // poison: the kernel must write everything
+        [&] {
+            if (!latentcore::exact_knn(problem, blas.sgemm, o.block, threads, never, idx.data(), dist.data())) {
+                std::fprintf(stderr, "bench_knn: exact_knn stopped early\n");
+                std::exit(1);
+            }
+        });
     const double flops = static_cast<double>(o.n) * static_cast<double>(o.n) * static_cast<double>(o.d);
 
-    std::printf("runs (s):");
-    for (double s : seconds) std::printf(" %.4f", s);
-    std::printf("\ntime: min %.4f s, median %.4f s\n", t_min, t_med);
+    time.print();
     std::printf("GEMM part, n*n*d = %.3g flops (2*n*n*d / 2, symmetric half): %.1f GFLOP/s at min, "
                 "%.1f GFLOP/s at median (whole kernel time)\n",
-                flops, flops / t_min * 1e-9, flops / t_med * 1e-9);
+                flops, flops / time.min * 1e-9, flops / time.median * 1e-9);
     const double recall = check(o, x, idx, dist);
     std::printf("check: every row valid; %d sampled rows vs double-precision brute force: recall %.4f\n",
                 kCheckRows, recall);
