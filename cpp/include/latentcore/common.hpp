@@ -31,7 +31,7 @@ inline int resolve_threads(int n_threads) {
 // The hot scans are compiled twice, for AVX2 and for the baseline ISA, and the
 // loader picks one at run time: wheels stay portable without -march=native.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
-#define LATENTCORE_DISPATCH __attribute__((target_clones("avx2", "default")))
+#define LATENTCORE_DISPATCH __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define LATENTCORE_DISPATCH
 #endif
