@@ -112,21 +112,22 @@ class Kernels:
         else:
             self.module, self.xp, self.n_threads = _core, np, n_threads
 
-    def _last(self):
+    def _where(self):
+        """The kernels' last argument: cupy's current stream, or the CPU thread count."""
         return self.xp.cuda.get_current_stream().ptr if self.device == "cuda" else self.n_threads
 
     def to_device(self, a: np.ndarray):
         return self.xp.asarray(a)
 
     def sample_walks(self, *args) -> None:
-        self.module.walks_sample(*args, self._last())
+        self.module.walks_sample(*args, self._where())
 
     def train(self, *args) -> int:
         """Runs ``sgns_train``; returns the tokens trained."""
         if self.device != "cuda":
-            return self.module.sgns_train(*args, self.n_threads)
+            return self.module.sgns_train(*args, self._where())
         tokens = self.xp.zeros(1, self.xp.int64)
-        self.module.sgns_train(*args, tokens, self._last())
+        self.module.sgns_train(*args, tokens, self._where())
         return int(tokens.get()[0])
 
 
