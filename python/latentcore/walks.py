@@ -54,7 +54,7 @@ def as_csr_graph(graph: Any, *, directed: bool = False) -> tuple[scipy.sparse.cs
         raise ValueError("graph is empty: it has no nodes")
     if A.shape[0] >= 2**31 - 1 or A.nnz >= 2**63:
         raise ValueError(f"graph has {A.shape[0]} nodes; at most 2**31 - 2 are supported")
-    A = scipy.sparse.csr_array(A, dtype=np.float64)
+    A = scipy.sparse.csr_array(A, dtype=np.float64 if A.dtype.itemsize > 4 else np.float32, copy=True)
     A.sum_duplicates()
     bad = ~np.isfinite(A.data) | (A.data < 0)
     if bad.any():
@@ -93,9 +93,13 @@ def _edge_file_adjacency(path: Path, directed: bool):
     sources, targets, weights = io.read_edge_list(path)
     m = sources.size
     nodes, ends = np.unique(np.concatenate([sources, targets]), return_inverse=True)
+    del sources, targets
+    # Rows, columns and weights in 4 bytes each: building the graph of a large
+    # file is what sets the peak memory of a whole fit.
+    if nodes.size < 2**31 - 1:
+        ends = ends.astype(np.int32)
     rows, cols = ends[:m], ends[m:]
-    if weights is None:
-        weights = np.ones(m)
+    weights = np.ones(m, np.float32) if weights is None else weights.astype(np.float32)
     if not directed:  # the reverse of every edge but a self-loop
         other = rows != cols
         rows, cols = np.concatenate([rows, cols[other]]), np.concatenate([cols, rows[other]])
