@@ -229,3 +229,11 @@ def test_uniform_rows_skip_the_tables_with_the_same_draws():
         np.testing.assert_array_equal(with_tables, without)
         np.testing.assert_array_equal(random_walks(A, 15, 1, p, q, random_state=0, n_jobs=2),
                                       random_walks(A * 3.0, 15, 1, p, q, random_state=0, n_jobs=1))
+
+
+def test_integer_ids_any_sign_and_spread(tmp_path):
+    for text, ids in [("-5 3\n3 7\n", [-5, 3, 7]), ("1000000000000 2\n2 7\n", [2, 7, 10**12]), ("4 2\n2 0\n", [0, 2, 4])]:
+        A, nodes = latentcore.walks.as_csr_graph(line_graph_file(tmp_path, "ids.txt", text), directed=True)
+        np.testing.assert_array_equal(nodes, ids)
+        expected = {(ids.index(int(a)), ids.index(int(b))) for a, b in (line.split() for line in text.splitlines())}
+        assert set(zip(*A.nonzero())) == expected

@@ -153,7 +153,10 @@ def train(chunks: WalkChunks, n_walks: int, n_nodes: int, params: SkipGramParams
     rng = np.random.default_rng(init_seed)
     # word2vec's start: small random input vectors, zero output vectors; made
     # on the host so that both devices start from the same vectors.
-    vectors = kernels.to_device((rng.random((n_nodes, params.dim), dtype=np.float32) - 0.5) / params.dim)
+    start = rng.random((n_nodes, params.dim), dtype=np.float32)
+    start -= 0.5  # in place: no temporary the size of the embedding
+    start /= params.dim
+    vectors = kernels.to_device(start)
     context = xp.zeros_like(vectors)
     total = n_walks * params.epochs
     for epoch in range(params.epochs):

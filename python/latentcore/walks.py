@@ -92,19 +92,34 @@ def _adjacency(graph: Any, directed: bool):
 def _edge_file_adjacency(path: Path, directed: bool):
     sources, targets, weights = io.read_edge_list(path)
     m = sources.size
-    nodes, ends = np.unique(np.concatenate([sources, targets]), return_inverse=True)
-    del sources, targets
     # Rows, columns and weights in 4 bytes each: building the graph of a large
     # file is what sets the peak memory of a whole fit.
-    if nodes.size < 2**31 - 1:
-        ends = ends.astype(np.int32)
-    rows, cols = ends[:m], ends[m:]
+    nodes, (rows, cols) = _numbered(sources, targets)
+    del sources, targets
     weights = np.ones(m, np.float32) if weights is None else weights.astype(np.float32)
     if not directed:  # the reverse of every edge but a self-loop
         other = rows != cols
         rows, cols = np.concatenate([rows, cols[other]]), np.concatenate([cols, rows[other]])
         weights = np.concatenate([weights, weights[other]])
     return scipy.sparse.csr_array((weights, (rows, cols)), shape=(nodes.size, nodes.size)), nodes
+
+
+def _numbered(*columns: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The sorted distinct ids of the columns, and each column as int32 rows.
+
+    Small non-negative integer ids (the usual numbered graph) take a lookup
+    table over 0..max id instead of a sort of every end of every edge.
+    """
+    if columns[0].dtype.kind == "i" and all(c.size == 0 or (c.min() >= 0 and c.max() < 4 * c.size + 2**20)
+                                            for c in columns):
+        present = np.zeros(max(int(c.max(initial=0)) for c in columns) + 1, bool)
+        for c in columns:
+            present[c] = True
+        nodes = np.flatnonzero(present)
+        row_of = np.cumsum(present, dtype=np.int32) - 1
+        return nodes, [row_of[c] for c in columns]
+    nodes, ends = np.unique(np.concatenate(columns), return_inverse=True)
+    return nodes, [part.astype(np.int32) for part in np.split(ends.ravel(), np.cumsum([c.size for c in columns])[:-1])]
 
 
 def _id_array(ids: list) -> np.ndarray:
@@ -138,7 +153,7 @@ class _WalkSampler:
 
     def __init__(self, A: scipy.sparse.csr_array, walk_length: int, walks_per_node: int, p: float,
                  q: float, seed: int, kernels: sgns.Kernels, n_threads: int):
-        indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32)
+        indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32, copy=False)
         # Rows of equal weights need no tables on the CPU: one cache line less
         # per step and 8 bytes less per edge.
         tables = kernels.device == "cuda" or not _equal_weights_per_row(A)
