@@ -25,6 +25,12 @@ struct Arrays {
 };
 
 // Size checks that keep a kernel inside its arrays; they surface as ValueError.
+// A literal message stays a pointer until a check fails: the checks run once
+// per edge or per walk token, where building a std::string each time would
+// cost more than the kernel.
+inline void require(bool ok, const char* what) {
+    if (!ok) throw std::invalid_argument(what);
+}
 inline void require(bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument(what);
 }
