@@ -52,7 +52,7 @@ def as_csr_graph(graph: Any, *, directed: bool = False) -> tuple[scipy.sparse.cs
         raise ValueError(f"graph must be square (n_nodes, n_nodes), got shape {A.shape}")
     if A.shape[0] == 0:
         raise ValueError("graph is empty: it has no nodes")
-    if A.shape[0] >= 2**31 - 1 or A.nnz >= 2**63:
+    if A.shape[0] >= 2**31 - 1:
         raise ValueError(f"graph has {A.shape[0]} nodes; at most 2**31 - 2 are supported")
     A = scipy.sparse.csr_array(A, dtype=np.float64 if A.dtype.itemsize > 4 else np.float32, copy=True)
     A.sum_duplicates()
