@@ -18,3 +18,24 @@ def pair_distances(Q: np.ndarray, X: np.ndarray, idx: np.ndarray, metric: str) -
     if metric == "inner_product":
         return -dot
     return np.maximum(0.0, 1.0 - dot / (np.linalg.norm(Q, axis=-1) * np.linalg.norm(Y, axis=-1)))
+
+
+SBM_BLOCKS, SBM_BLOCK_SIZE = 10, 200
+
+
+def planted_blocks(p_in: float = 0.04, p_out: float = 0.004):
+    """A 10-block stochastic block model of 2000 nodes (networkx) and its block labels."""
+    nx = pytest.importorskip("networkx")
+    probs = np.full((SBM_BLOCKS, SBM_BLOCKS), p_out)
+    np.fill_diagonal(probs, p_in)
+    G = nx.stochastic_block_model([SBM_BLOCK_SIZE] * SBM_BLOCKS, probs.tolist(), seed=0)
+    return G, np.repeat(np.arange(SBM_BLOCKS), SBM_BLOCK_SIZE)
+
+
+def micro_f1(embedding: np.ndarray, labels: np.ndarray) -> float:
+    """5-fold micro-F1 of a logistic regression: how well an embedding separates the labels."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    return cross_val_score(LogisticRegression(max_iter=2000), embedding, labels, cv=5,
+                           scoring="f1_micro").mean()

@@ -3,34 +3,22 @@ on a planted block structure, subsampling odds), and its reproducibility."""
 
 import numpy as np
 import pytest
-import scipy.sparse
+
+from conftest import micro_f1, planted_blocks
 
 import latentcore
 from latentcore import skipgram
 from latentcore.sgns import keep_probabilities
 
-N_BLOCKS, BLOCK = 10, 200
 PARAMS = dict(dim=32, window=5, negative=5, epochs=1, alpha=0.025, min_alpha=1e-4, sample=1e-3)
 
 
 @pytest.fixture(scope="module")
 def sbm():
     """A 10-block stochastic block model of 2000 nodes, its labels and DeepWalk walks on it."""
-    nx = pytest.importorskip("networkx")
-    probs = np.full((N_BLOCKS, N_BLOCKS), 0.004)
-    np.fill_diagonal(probs, 0.04)
-    G = nx.stochastic_block_model([BLOCK] * N_BLOCKS, probs.tolist(), seed=0)
-    labels = np.repeat(np.arange(N_BLOCKS), BLOCK)
+    G, labels = planted_blocks()
     walks = latentcore.random_walks(G, walk_length=40, walks_per_node=10, random_state=0)
     return G, labels, walks
-
-
-def micro_f1(embedding, labels):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-
-    return cross_val_score(LogisticRegression(max_iter=2000), embedding, labels, cv=5,
-                           scoring="f1_micro").mean()
 
 
 def gensim_vectors(walks, n_nodes, **params):
@@ -61,10 +49,10 @@ def test_estimators_embed_the_blocks(sbm):
 
 
 def test_subsampling_odds_equal_gensims(sbm):
-    _, _, walks = sbm
+    _, labels, walks = sbm
     hub = np.concatenate([walks, np.zeros((4000, walks.shape[1]), np.int32)])  # node 0 made frequent
-    _, model = gensim_vectors(hub[:, :5], N_BLOCKS * BLOCK, **{**PARAMS, "sample": 1e-3})
-    counts = np.bincount(hub[:, :5].ravel(), minlength=N_BLOCKS * BLOCK)
+    _, model = gensim_vectors(hub[:, :5], labels.size, **{**PARAMS, "sample": 1e-3})
+    counts = np.bincount(hub[:, :5].ravel(), minlength=labels.size)
     expected = np.array([model.wv.get_vecattr(str(v), "sample_int") for v in range(counts.size)]) / 2**32
     ours = keep_probabilities(counts, 1e-3)
     np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-9)

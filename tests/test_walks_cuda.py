@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse
 
+from conftest import micro_f1, planted_blocks
+
 import latentcore
 from latentcore import _backend, _core, sgns
 from latentcore.sgns import alias_table, keep_probabilities
@@ -17,7 +19,6 @@ from latentcore.walks import as_csr_graph
 cp = pytest.importorskip("cupy")
 pytestmark = pytest.mark.skipif(not _backend.cuda_available(), reason="no CUDA device or no CUDA build")
 
-N_BLOCKS, BLOCK = 10, 200
 P_IN, P_OUT = 0.04, 0.004
 SGNS = dict(dim=32, window=5)
 MIN_F1 = 0.9  # 5-fold micro-F1 of a logistic regression on the 10-block SBM
@@ -153,22 +154,12 @@ def test_one_walk_per_launch_retraces_the_one_thread_cpu_run(rng, walk_length, w
 @pytest.fixture(scope="module")
 def sbm():
     """A 10-block stochastic block model of 2000 nodes (scipy CSR), its labels and DeepWalk walks on it."""
-    nx = pytest.importorskip("networkx")
-    probs = np.full((N_BLOCKS, N_BLOCKS), P_OUT)
-    np.fill_diagonal(probs, P_IN)
-    G = nx.stochastic_block_model([BLOCK] * N_BLOCKS, probs.tolist(), seed=0)
+    import networkx as nx
+
+    G, labels = planted_blocks(P_IN, P_OUT)
     A = scipy.sparse.csr_matrix(nx.to_scipy_sparse_array(G, format="csr"))
-    labels = np.repeat(np.arange(N_BLOCKS), BLOCK)
     walks = latentcore.random_walks(A, walk_length=40, walks_per_node=10, random_state=0)
     return A, labels, walks
-
-
-def micro_f1(embedding, labels):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-
-    return cross_val_score(LogisticRegression(max_iter=2000), embedding, labels, cv=5,
-                           scoring="f1_micro").mean()
 
 
 def test_skipgram_embeds_the_blocks_as_well_as_the_cpu(sbm):

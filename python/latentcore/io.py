@@ -60,16 +60,7 @@ def read_matrix(path: str | os.PathLike, *, key: str | None = None) -> np.ndarra
     ImportError
         A ``.parquet`` file and pyarrow is not installed.
     """
-    path = Path(path)
-    if not path.is_file():
-        problem = "is a directory, not a file" if path.is_dir() else "no such file"
-        raise ValueError(f"{path}: {problem}")
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise ValueError(
-            f"{path}: unknown file type {path.suffix or '(no extension)'!r}; "
-            f"expected one of {', '.join(FORMATS)}"
-        )
+    path, suffix = _readable(path, FORMATS, "file type")
     if key is not None and suffix != ".npz":
         raise ValueError(f"{path}: key={key!r} applies only to .npz archives")
     try:
@@ -83,6 +74,19 @@ def read_matrix(path: str | os.PathLike, *, key: str | None = None) -> np.ndarra
             f"{path}: expected a 2-D matrix (n_points, n_features), got shape {data.shape}"
         )
     return data
+
+
+def _readable(path: str | os.PathLike, formats: tuple[str, ...], kind: str) -> tuple[Path, str]:
+    """The path and its lower-case extension, once it is a file of a known type."""
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a directory, not a file" if path.is_dir() else "no such file"
+        raise ValueError(f"{path}: {problem}")
+    suffix = path.suffix.lower()
+    if suffix not in formats:
+        raise ValueError(f"{path}: unknown {kind} {path.suffix or '(no extension)'!r}; "
+                         f"expected one of {', '.join(formats)}")
+    return path, suffix
 
 
 class _ContentError(ValueError):
@@ -337,14 +341,7 @@ def read_edge_list(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.
         The file is missing, unreadable, ragged, has no edges, or a weight is
         negative, NaN or infinite; the message names the file and the line.
     """
-    path = Path(path)
-    if not path.is_file():
-        problem = "is a directory, not a file" if path.is_dir() else "no such file"
-        raise ValueError(f"{path}: {problem}")
-    suffix = path.suffix.lower()
-    if suffix not in EDGE_FORMATS:
-        raise ValueError(f"{path}: unknown edge-list type {path.suffix or '(no extension)'!r}; "
-                         f"expected one of {', '.join(EDGE_FORMATS)}")
+    path, suffix = _readable(path, EDGE_FORMATS, "edge-list type")
     try:
         if suffix == ".parquet":
             columns, lines = _edge_columns_parquet(path), None
