@@ -1,5 +1,7 @@
 #include "knn.cuh"
 
+#include "common.cuh"
+
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -15,14 +17,6 @@ namespace {
 constexpr int kSortCapacity = 4096;
 constexpr int kMaxK = 1024;
 constexpr int kThreads = 256;
-
-void check(cudaError_t status, const char* what) {
-    if (status != cudaSuccess)
-        throw std::runtime_error(std::string("latentcore CUDA ") + what + ": " +
-                                 cudaGetErrorString(status));
-}
-
-cudaStream_t as_stream(std::uintptr_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
 
 // (score, index) order with index -1 (an empty slot) after every real index.
 __device__ bool before(float sa, std::int32_t ia, float sb, std::int32_t ib) {

@@ -1,5 +1,7 @@
 #include "sgns.cuh"
 
+#include "common.cuh"
+
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -17,14 +19,6 @@ constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kMaxWarpsPerBlock = 8;
 constexpr int kSharedBudget = 48 * 1024;  // dynamic shared memory without opt-in
 constexpr std::int64_t kMaxBlocks = 0x7fffffff;
-
-void check(cudaError_t status, const char* what) {
-    if (status != cudaSuccess)
-        throw std::runtime_error(std::string("latentcore CUDA ") + what + ": " +
-                                 cudaGetErrorString(status));
-}
-
-cudaStream_t as_stream(std::uintptr_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
 
 // A warp's shared scratch, in 4-byte words, for a (window, negative).
 struct Layout {

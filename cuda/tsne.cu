@@ -1,5 +1,7 @@
 #include "tsne.cuh"
 
+#include "common.cuh"
+
 #include <cuda_runtime.h>
 
 #include <cub/device/device_radix_sort.cuh>
@@ -18,14 +20,6 @@ constexpr int kWarp = 32;
 constexpr int kMaxInterp = 16;
 constexpr int kChunk = 32;  // points whose weights a scatter block stages at once
 constexpr unsigned kMaxBlocks = 4096;  // grid-stride kernels need no more
-
-void check(cudaError_t status, const char* what) {
-    if (status != cudaSuccess)
-        throw std::runtime_error(std::string("latentcore CUDA ") + what + ": " +
-                                 cudaGetErrorString(status));
-}
-
-cudaStream_t as_stream(std::uintptr_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
 
 unsigned blocks_for(std::int64_t items, int threads) {
     return static_cast<unsigned>((items + threads - 1) / threads);

@@ -1,5 +1,7 @@
 #include "walks.cuh"
 
+#include "common.cuh"
+
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -17,14 +19,6 @@ namespace {
 // flight on every SM (a 16384-walk chunk is only 4 warps per SM on an H100).
 constexpr int kThreads = 64;
 constexpr std::int64_t kMaxBlocks = 0x7fffffff;  // grid x limit; the kernel strides beyond
-
-void check(cudaError_t status, const char* what) {
-    if (status != cudaSuccess)
-        throw std::runtime_error(std::string("latentcore CUDA ") + what + ": " +
-                                 cudaGetErrorString(status));
-}
-
-cudaStream_t as_stream(std::uintptr_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
 
 struct Graph {
     const std::int64_t* indptr;
