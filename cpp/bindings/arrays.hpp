@@ -18,6 +18,10 @@ template <typename Device>
 struct Arrays {
     template <typename T, typename... Extra>
     using Array = nb::ndarray<T, nb::c_contig, Device, Extra...>;
+    template <typename T>
+    using Vec = Array<T, nb::ndim<1>>;
+    template <typename T>
+    using Mat = Array<T, nb::ndim<2>>;
     using Matrix = Array<const float, nb::ndim<2>>;
     using Vector = Array<const float, nb::ndim<1>>;
     using ScoreRows = Array<float, nb::ndim<2>>;
@@ -40,6 +44,11 @@ template <typename A>
 int embedding_dim(const A& Y) {
     require(Y.shape(1) >= 1 && Y.shape(1) <= 3, "embeddings have 1, 2 or 3 columns");
     return static_cast<int>(Y.shape(1));
+}
+
+template <typename A, typename B>
+void require_same_device(const A& a, const B& b) {
+    require(a.device_id() == b.device_id(), "all arrays must be on one GPU");
 }
 
 template <typename A, typename B>

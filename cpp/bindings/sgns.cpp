@@ -13,12 +13,10 @@ using bindings::require;
 namespace {
 
 using Cpu = bindings::Arrays<nb::device::cpu>;
-template <typename T>
-using Vec = Cpu::Array<T, nb::ndim<1>>;
 
-std::int64_t train_binding(Cpu::Array<const index_t, nb::ndim<2>> walks, Vec<const float> keep_probability,
-                           Vec<const float> noise_keep, Vec<const index_t> noise_alias,
-                           Cpu::Array<float, nb::ndim<2>> input, Cpu::Array<float, nb::ndim<2>> output,
+std::int64_t train_binding(Cpu::Mat<const index_t> walks, Cpu::Vec<const float> keep_probability,
+                           Cpu::Vec<const float> noise_keep, Cpu::Vec<const index_t> noise_alias,
+                           Cpu::Mat<float> input, Cpu::Mat<float> output,
                            int window, int negative, double alpha, double min_alpha, std::uint64_t seed,
                            std::uint64_t first_walk, std::uint64_t total_walks, int n_threads) {
     const size_type n = static_cast<size_type>(input.shape(0));

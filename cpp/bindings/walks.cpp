@@ -12,11 +12,10 @@ using bindings::require;
 
 namespace {
 
-template <typename T>
-using Vec = bindings::Arrays<nb::device::cpu>::Array<T, nb::ndim<1>>;
+using Cpu = bindings::Arrays<nb::device::cpu>;
 
-CsrGraph<float> as_graph(const Vec<const std::int64_t>& indptr, const Vec<const index_t>& indices,
-                         const Vec<const float>& weights) {
+CsrGraph<float> as_graph(const Cpu::Vec<const std::int64_t>& indptr, const Cpu::Vec<const index_t>& indices,
+                         const Cpu::Vec<const float>& weights) {
     require(indptr.shape(0) >= 2, "indptr needs n + 1 >= 2 entries");
     const size_type n = static_cast<size_type>(indptr.shape(0)) - 1;
     const std::int64_t nnz = static_cast<std::int64_t>(indices.shape(0));
@@ -29,8 +28,8 @@ CsrGraph<float> as_graph(const Vec<const std::int64_t>& indptr, const Vec<const 
     return CsrGraph<float>{indptr.data(), indices.data(), weights.data(), n};
 }
 
-void alias_binding(Vec<const std::int64_t> indptr, Vec<const index_t> indices, Vec<const float> weights,
-                   Vec<float> keep, Vec<index_t> alias, int n_threads) {
+void alias_binding(Cpu::Vec<const std::int64_t> indptr, Cpu::Vec<const index_t> indices, Cpu::Vec<const float> weights,
+                   Cpu::Vec<float> keep, Cpu::Vec<index_t> alias, int n_threads) {
     const CsrGraph<float> g = as_graph(indptr, indices, weights);
     require(keep.shape(0) == indices.shape(0) && alias.shape(0) == indices.shape(0),
             "keep and alias need one entry per edge");
@@ -38,8 +37,8 @@ void alias_binding(Vec<const std::int64_t> indptr, Vec<const index_t> indices, V
     build_alias_tables(g, keep.data(), alias.data(), n_threads);
 }
 
-void sample_binding(Vec<const std::int64_t> indptr, Vec<const index_t> indices, Vec<const float> weights,
-                    Vec<const float> keep, Vec<const index_t> alias, Vec<const index_t> starts,
+void sample_binding(Cpu::Vec<const std::int64_t> indptr, Cpu::Vec<const index_t> indices, Cpu::Vec<const float> weights,
+                    Cpu::Vec<const float> keep, Cpu::Vec<const index_t> alias, Cpu::Vec<const index_t> starts,
                     double p, double q, std::uint64_t seed, std::uint64_t first_walk,
                     bindings::Arrays<nb::device::cpu>::IndexRows walks, int n_threads) {
     const CsrGraph<float> g = as_graph(indptr, indices, weights);

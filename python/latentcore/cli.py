@@ -131,15 +131,19 @@ def _add_map_command(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_map)
 
 
+_WALKS_DESCRIPTION = (
+    "Samples random walks on the graph of EDGES (.txt/.edg/.edgelist whitespace-separated, "
+    ".csv, .tsv or .parquet: source, target and an optional weight per row) and trains "
+    "skip-gram node vectors on them, in one streamed pass. The output is replaced "
+    "atomically: .npy (the vectors, rows in sorted node-id order), .npz ('embedding' and "
+    "'nodes') or any other name for word2vec's text format (gensim's "
+    "KeyedVectors.load_word2vec_format)."
+)
+
+
 def _add_walks_command(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "walks", help="DeepWalk / node2vec embedding of a graph in an edge-list file",
-        description="Samples random walks on the graph of EDGES (.txt/.edg/.edgelist "
-                    "whitespace-separated, .csv, .tsv or .parquet: source, target and an "
-                    "optional weight per row) and trains skip-gram node vectors on them, in "
-                    "one streamed pass. The output is replaced atomically: .npy (the vectors, "
-                    "rows in sorted node-id order), .npz ('embedding' and 'nodes') or any other "
-                    "name for word2vec's text format (gensim's KeyedVectors.load_word2vec_format).")
+    p = commands.add_parser("walks", help="DeepWalk / node2vec embedding of a graph in an edge-list file",
+                            description=_WALKS_DESCRIPTION)
     p.add_argument("input", metavar="EDGES", help="the edge-list file")
     p.add_argument("-o", "--output", required=True, metavar="EMB",
                    help="the embedding to write (.npy, .npz, or word2vec text e.g. .txt/.emb)")

@@ -17,22 +17,14 @@ namespace nb = nanobind;
 namespace {
 
 using latentcore::bindings::require;
+using latentcore::bindings::require_same_device;
 using Gpu = latentcore::bindings::Arrays<nb::device::cuda>;
-template <typename T>
-using Vec = Gpu::Array<T, nb::ndim<1>>;
-template <typename T>
-using Mat = Gpu::Array<T, nb::ndim<2>>;
 
-template <typename A, typename B>
-void require_device(const A& a, const B& b) {
-    require(a.device_id() == b.device_id(), "all arrays must be on one GPU");
-}
-
-void train_binding(Mat<const std::int32_t> walks, Vec<const float> keep_probability,
-                   Vec<const float> noise_keep, Vec<const std::int32_t> noise_alias,
-                   Mat<float> input, Mat<float> output, int window, int negative, double alpha,
+void train_binding(Gpu::Mat<const std::int32_t> walks, Gpu::Vec<const float> keep_probability,
+                   Gpu::Vec<const float> noise_keep, Gpu::Vec<const std::int32_t> noise_alias,
+                   Gpu::Mat<float> input, Gpu::Mat<float> output, int window, int negative, double alpha,
                    double min_alpha, std::uint64_t seed, std::uint64_t first_walk,
-                   std::uint64_t total_walks, Vec<std::int64_t> tokens, std::uintptr_t stream) {
+                   std::uint64_t total_walks, Gpu::Vec<std::int64_t> tokens, std::uintptr_t stream) {
     const size_t n = input.shape(0);
     require(n >= 1 && input.shape(1) >= 1, "input vectors must be (n_nodes >= 1, dim >= 1)");
     require(n <= INT32_MAX && input.shape(1) <= INT32_MAX, "at most 2^31 - 1 nodes and dimensions");
@@ -45,12 +37,12 @@ void train_binding(Mat<const std::int32_t> walks, Vec<const float> keep_probabil
     require(window >= 1 && negative >= 0, "window must be >= 1 and negative >= 0");
     require(walks.shape(1) >= 1 && walks.shape(1) <= INT32_MAX, "walks need at least one column");
     require(tokens.shape(0) == 1, "tokens must be a device counter of one int64");
-    require_device(walks, input);
-    if (keep_probability.shape(0)) require_device(keep_probability, input);
-    require_device(noise_keep, input);
-    require_device(noise_alias, input);
-    require_device(output, input);
-    require_device(tokens, input);
+    require_same_device(walks, input);
+    if (keep_probability.shape(0)) require_same_device(keep_probability, input);
+    require_same_device(noise_keep, input);
+    require_same_device(noise_alias, input);
+    require_same_device(output, input);
+    require_same_device(tokens, input);
     nb::gil_scoped_release release;
     // window and negative beyond the kernel's bounds throw std::invalid_argument: ValueError.
     latentcore::cuda::train_sgns(

@@ -16,18 +16,12 @@ namespace nb = nanobind;
 namespace {
 
 using latentcore::bindings::require;
+using latentcore::bindings::require_same_device;
 using Gpu = latentcore::bindings::Arrays<nb::device::cuda>;
-template <typename T>
-using Vec = Gpu::Array<T, nb::ndim<1>>;
 
-template <typename A, typename B>
-void require_device(const A& a, const B& b) {
-    require(a.device_id() == b.device_id(), "all arrays must be on one GPU");
-}
-
-void sample_binding(Vec<const std::int64_t> indptr, Vec<const std::int32_t> indices,
-                    Vec<const float> weights, Vec<const float> keep, Vec<const std::int32_t> alias,
-                    Vec<const std::int32_t> starts, double p, double q, std::uint64_t seed,
+void sample_binding(Gpu::Vec<const std::int64_t> indptr, Gpu::Vec<const std::int32_t> indices,
+                    Gpu::Vec<const float> weights, Gpu::Vec<const float> keep, Gpu::Vec<const std::int32_t> alias,
+                    Gpu::Vec<const std::int32_t> starts, double p, double q, std::uint64_t seed,
                     std::uint64_t first_walk, Gpu::IndexRows walks, std::uintptr_t stream) {
     require(indptr.shape(0) >= 2, "indptr needs n + 1 >= 2 entries");
     require(indptr.shape(0) - 1 <= INT32_MAX, "at most 2^31 - 1 nodes");
@@ -37,11 +31,11 @@ void sample_binding(Vec<const std::int64_t> indptr, Vec<const std::int32_t> indi
     require(walks.shape(0) == starts.shape(0) && walks.shape(1) >= 1, "one walk row per start");
     require(walks.shape(1) <= INT32_MAX, "walks too long");
     require(p > 0 && q > 0, "p and q must be positive");
-    require_device(indices, indptr);
-    require_device(keep, indptr);
-    require_device(alias, indptr);
-    require_device(starts, indptr);
-    require_device(walks, indptr);
+    require_same_device(indices, indptr);
+    require_same_device(keep, indptr);
+    require_same_device(alias, indptr);
+    require_same_device(starts, indptr);
+    require_same_device(walks, indptr);
     nb::gil_scoped_release release;
     latentcore::cuda::sample_walks(
         indptr.data(), indices.data(), static_cast<std::int64_t>(indices.shape(0)), keep.data(),
