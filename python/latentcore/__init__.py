@@ -14,6 +14,7 @@ from .knn import KNNGraph, knn
 from .metrics import knn_recall, trustworthiness
 from .tsne import TSNE
 from .sgns import skipgram
+from .sparse import sparse_encode
 from .walks import DeepWalk, Node2Vec, random_walks
 
 try:
@@ -22,4 +23,4 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = ["DeepWalk", "KNNGraph", "Node2Vec", "TSNE", "knn", "knn_recall", "random_walks", "skipgram",
-           "trustworthiness", "__version__"]
+           "sparse_encode", "trustworthiness", "__version__"]

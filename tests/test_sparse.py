@@ -1,0 +1,83 @@
+"""Sparse coding against planted codes and scikit-learn's orthogonal_mp_gram."""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import orthogonal_mp_gram
+
+from latentcore.sparse import sparse_encode
+
+N_FEATURES, N_ATOMS, K = 64, 256, 5
+
+
+def planted(rng, n, noise=0.0):
+    """Unit-norm Gaussian atoms (4x overcomplete), K-sparse codes of magnitude 1-2, signals."""
+    D = rng.standard_normal((N_ATOMS, N_FEATURES))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    codes = np.zeros((n, N_ATOMS))
+    for row in codes:
+        atoms = rng.choice(N_ATOMS, K, replace=False)
+        row[atoms] = rng.uniform(1.0, 2.0, K) * rng.choice([-1, 1], K)
+    X = codes @ D + noise * rng.standard_normal((n, N_FEATURES))
+    return X.astype(np.float32), D.astype(np.float32), codes
+
+
+def support_recovery(codes, truth):
+    found = codes.toarray() != 0
+    return np.mean(np.all(found == (truth != 0), axis=1))
+
+
+def test_omp_recovers_planted_supports_and_equals_sklearn(rng):
+    X, D, truth = planted(rng, 2000)
+    codes = sparse_encode(X, D, n_nonzero=K, n_jobs=2)
+    assert codes.shape == (2000, N_ATOMS) and codes.dtype == np.float32
+    assert support_recovery(codes, truth) >= 0.99
+    D64 = D.astype(np.float64)
+    reference = orthogonal_mp_gram(D64 @ D64.T, D64 @ X.astype(np.float64).T, n_nonzero_coefs=K).T
+    np.testing.assert_allclose(codes.toarray(), reference, atol=1e-4)
+
+
+def test_omp_with_noise_and_a_residual_tolerance(rng):
+    X, D, truth = planted(rng, 2000, noise=0.01)
+    assert support_recovery(sparse_encode(X, D, n_nonzero=K), truth) >= 0.95
+    tol = 0.01**2 * N_FEATURES * 1.5  # the noise's expected squared norm, with room
+    codes = sparse_encode(X, D, tol=tol)
+    residual = ((X - codes @ D) ** 2).sum(axis=1)
+    assert np.all((residual <= tol * (1 + 1e-3)) | (np.diff(codes.indptr) == N_ATOMS))
+    D64 = D.astype(np.float64)
+    reference = orthogonal_mp_gram(D64 @ D64.T, D64 @ X.astype(np.float64).T, tol=tol,
+                                   norms_squared=(X.astype(np.float64) ** 2).sum(axis=1)).T
+    assert np.mean(np.all((codes.toarray() != 0) == (reference != 0), axis=1)) >= 0.99
+
+
+def test_same_codes_for_any_thread_count(rng):
+    X, D, _ = planted(rng, 300)
+    a, b = sparse_encode(X, D, n_nonzero=8, n_jobs=1), sparse_encode(X, D, n_nonzero=8, n_jobs=2)
+    np.testing.assert_array_equal(a.toarray(), b.toarray())
+
+
+class TestBadInput:
+    @pytest.fixture
+    def data(self, rng):
+        X, D, _ = planted(rng, 10)
+        return X, D
+
+    @pytest.mark.parametrize("kwargs,word", [
+        ({"n_nonzero": 0}, "n_nonzero"), ({"n_nonzero": N_ATOMS + 1}, "n_nonzero"),
+        ({"tol": -1.0}, "tol"), ({"method": "nope"}, "method"),
+    ])
+    def test_bad_parameters(self, data, kwargs, word):
+        with pytest.raises(ValueError, match=word):
+            sparse_encode(*data, **kwargs)
+
+    def test_bad_arrays(self, data):
+        X, D = data
+        with pytest.raises(ValueError, match="dimension"):
+            sparse_encode(X[:, :-1], D)
+        with pytest.raises(ValueError, match="unit norm"):
+            sparse_encode(X, D * 2)
+        codes = sparse_encode(X, D * 2, normalize=True, n_nonzero=K)
+        np.testing.assert_allclose(codes.toarray(), sparse_encode(X, D, n_nonzero=K).toarray(), atol=1e-5)
+        X = X.copy()
+        X[3, 4] = np.nan
+        with pytest.raises(ValueError, match="NaN"):
+            sparse_encode(X, D)
