@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.linear_model import orthogonal_mp_gram
+from sklearn.linear_model import Lasso, orthogonal_mp_gram
 
 from latentcore.sparse import sparse_encode
 
@@ -55,6 +55,27 @@ def test_same_codes_for_any_thread_count(rng):
     np.testing.assert_array_equal(a.toarray(), b.toarray())
 
 
+def lasso_objective(codes, X, D, alpha):
+    residual = X.astype(np.float64) - codes @ D.astype(np.float64)
+    return (residual**2).sum(axis=1) / (2 * X.shape[1]) + alpha * np.abs(codes).sum(axis=1)
+
+
+@pytest.mark.parametrize("positive", [False, True])
+def test_lasso_equals_sklearn(rng, positive):
+    X, D, _ = planted(rng, 150, noise=0.01)
+    alpha = 0.01
+    ours = sparse_encode(X, D, method="lasso", alpha=alpha, positive=positive, tol=1e-6, n_jobs=2).toarray()
+    design = D.T.astype(np.float64)
+    theirs = np.array([Lasso(alpha=alpha, fit_intercept=False, positive=positive, tol=1e-10, max_iter=100_000)
+                       .fit(design, x.astype(np.float64)).coef_ for x in X])
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    ours_objective, their_objective = lasso_objective(ours, X, D, alpha), lasso_objective(theirs, X, D, alpha)
+    assert np.all(ours_objective <= their_objective * (1 + 1e-6))
+    if positive:
+        assert ours.min() >= 0
+    assert 0 < np.mean(ours != 0) < 0.2  # sparse, not empty
+
+
 class TestBadInput:
     @pytest.fixture
     def data(self, rng):
@@ -64,6 +85,8 @@ class TestBadInput:
     @pytest.mark.parametrize("kwargs,word", [
         ({"n_nonzero": 0}, "n_nonzero"), ({"n_nonzero": N_ATOMS + 1}, "n_nonzero"),
         ({"tol": -1.0}, "tol"), ({"method": "nope"}, "method"),
+        ({"method": "lasso"}, "alpha"), ({"method": "lasso", "alpha": -0.1}, "alpha"),
+        ({"method": "lasso", "alpha": 0.1, "max_iter": 0}, "max_iter"),
     ])
     def test_bad_parameters(self, data, kwargs, word):
         with pytest.raises(ValueError, match=word):

@@ -29,9 +29,27 @@ void omp_binding(Cpu::Mat<const float> correlations, Cpu::Mat<const double> gram
               coefs.data(), count.data(), n_threads);
 }
 
+int lasso_binding(Cpu::Mat<const float> correlations, Cpu::Mat<const double> gram, Cpu::Vec<const float> residual_sq,
+                  int n_features, double alpha, bool positive, double tol, int max_iter, Cpu::Mat<float> codes,
+                  int n_threads) {
+    const size_t n = correlations.shape(0), n_atoms = correlations.shape(1);
+    require(gram.shape(0) == n_atoms && gram.shape(1) == n_atoms, "gram must be (n_atoms, n_atoms)");
+    require(residual_sq.shape(0) == n, "residual_sq needs one entry per signal");
+    require(codes.shape(0) == n && codes.shape(1) == n_atoms, "codes must be (n, n_atoms)");
+    require(n_features >= 1 && alpha >= 0 && tol >= 0 && max_iter >= 1,
+            "n_features, alpha, tol and max_iter out of range");
+    for (size_t a = 0; a < n_atoms; ++a) require(gram.data()[a * n_atoms + a] > 0, "gram needs a positive diagonal");
+    nb::gil_scoped_release release;
+    return lasso_cd(correlations.data(), gram.data(), residual_sq.data(), static_cast<size_type>(n),
+                    static_cast<int>(n_atoms), n_features, alpha, positive, tol, max_iter, codes.data(), n_threads);
+}
+
 }  // namespace
 
 void bind_sparse(nb::module_& m) {
     m.def("sparse_batch_omp", &omp_binding, nb::arg("correlations"), nb::arg("gram"), nb::arg("residual_sq"),
           nb::arg("tol"), nb::arg("support"), nb::arg("coefs"), nb::arg("count"), nb::arg("n_threads"));
+    m.def("sparse_lasso_cd", &lasso_binding, nb::arg("correlations"), nb::arg("gram"), nb::arg("residual_sq"),
+          nb::arg("n_features"), nb::arg("alpha"), nb::arg("positive"), nb::arg("tol"), nb::arg("max_iter"),
+          nb::arg("codes"), nb::arg("n_threads"));
 }

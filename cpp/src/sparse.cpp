@@ -1,5 +1,6 @@
 #include "latentcore/sparse.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -101,6 +102,78 @@ void batch_omp(const float* correlations, const double* gram, size_type n, int n
                                support + i * max_nonzero, coefs + i * max_nonzero, scratch);
         }
     }
+}
+
+namespace {
+
+// The duality gap of one signal's LASSO problem, scaled by n_features
+// (scikit-learn's convention), from b = D x, q = G c and ||x||^2.
+double lasso_gap(const double* b, const double* q, const double* c, int n_atoms, double x_sq,
+                 double scaled_alpha, bool positive) {
+    double c_b = 0.0, c_q = 0.0, l1 = 0.0, dual_norm = 0.0;
+    for (int a = 0; a < n_atoms; ++a) {
+        c_b += c[a] * b[a];
+        c_q += c[a] * q[a];
+        l1 += std::fabs(c[a]);
+        const double grad = b[a] - q[a];  // D r
+        dual_norm = std::max(dual_norm, positive ? grad : std::fabs(grad));
+    }
+    const double r_sq = std::max(0.0, x_sq - 2.0 * c_b + c_q), r_x = x_sq - c_b;
+    const double scale = dual_norm > scaled_alpha ? scaled_alpha / dual_norm : 1.0;
+    return 0.5 * r_sq * (1.0 + scale * scale) + scaled_alpha * l1 - scale * r_x;
+}
+
+int lasso_one(const float* corr, const double* gram, int n_atoms, double x_sq, double scaled_alpha,
+              bool positive, double tolerance, int max_iter, float* code, std::vector<double>& b,
+              std::vector<double>& q, std::vector<double>& c) {
+    for (int a = 0; a < n_atoms; ++a) b[a] = corr[a], c[a] = code[a], q[a] = 0.0;
+    for (int a = 0; a < n_atoms; ++a)
+        if (c[a] != 0.0)
+            for (int t = 0; t < n_atoms; ++t) q[t] += c[a] * gram[static_cast<size_type>(a) * n_atoms + t];
+    int sweep = 0;
+    while (sweep < max_iter) {
+        ++sweep;
+        double largest_change = 0.0, largest_value = 0.0;
+        for (int a = 0; a < n_atoms; ++a) {
+            const double* g = gram + static_cast<size_type>(a) * n_atoms;
+            const double old = c[a];
+            const double z = b[a] - q[a] + g[a] * old;  // correlation with a left out
+            double value = std::fabs(z) <= scaled_alpha ? 0.0 : (z - std::copysign(scaled_alpha, z)) / g[a];
+            if (positive && value < 0.0) value = 0.0;
+            if (value == old) continue;
+            const double change = value - old;
+            for (int t = 0; t < n_atoms; ++t) q[t] += change * g[t];
+            c[a] = value;
+            largest_change = std::max(largest_change, std::fabs(change));
+            largest_value = std::max(largest_value, std::fabs(value));
+        }
+        // As scikit-learn: the gap is computed only once the updates are small.
+        if (largest_value == 0.0 || largest_change / largest_value < tolerance || sweep == max_iter) {
+            if (lasso_gap(b.data(), q.data(), c.data(), n_atoms, x_sq, scaled_alpha, positive) <=
+                tolerance * x_sq)
+                break;
+        }
+    }
+    for (int a = 0; a < n_atoms; ++a) code[a] = static_cast<float>(c[a]);
+    return sweep;
+}
+
+}  // namespace
+
+int lasso_cd(const float* correlations, const double* gram, const float* residual_sq, size_type n,
+             int n_atoms, int n_features, double alpha, bool positive, double tol, int max_iter,
+             float* codes, int n_threads) {
+    int most = 0;
+    const double scaled_alpha = alpha * n_features;
+#pragma omp parallel num_threads(resolve_threads(n_threads)) reduction(max : most)
+    {
+        std::vector<double> b(n_atoms), q(n_atoms), c(n_atoms);
+#pragma omp for schedule(dynamic, 64)
+        for (size_type i = 0; i < n; ++i)
+            most = std::max(most, lasso_one(correlations + i * n_atoms, gram, n_atoms, residual_sq[i],
+                                            scaled_alpha, positive, tol, max_iter, codes + i * n_atoms, b, q, c));
+    }
+    return most;
 }
 
 }  // namespace latentcore

@@ -44,7 +44,8 @@ def _unit_dictionary(dictionary: Any, n_features: int, normalize: bool) -> np.nd
 
 
 def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: int | None = None,
-                  tol: float | None = None, normalize: bool = False,
+                  alpha: float | None = None, tol: float | None = None, positive: bool = False,
+                  max_iter: int = 1000, normalize: bool = False,
                   n_jobs: int | None = None) -> scipy.sparse.csr_array:
     """Sparse codes of signals over a dictionary of unit-norm atoms.
 
@@ -54,13 +55,24 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
         The signals, float (converted to float32).
     dictionary : array of shape (n_atoms, n_features)
         One atom per row, each of unit norm (or pass ``normalize=True``).
-    method : {"omp"}
-        Orthogonal matching pursuit (Batch-OMP).
+    method : {"omp", "lasso"}
+        "omp": orthogonal matching pursuit (Batch-OMP). "lasso": each code
+        minimizes ||x - code @ dictionary||^2 / (2 n_features) + alpha |code|_1
+        (scikit-learn's ``Lasso(alpha, fit_intercept=False)`` objective), by
+        coordinate descent on the Gram matrix.
     n_nonzero : int, optional
-        Atoms per signal at most; default: 10% of n_features (at least 1),
-        or every atom when ``tol`` is given.
+        OMP: atoms per signal at most; default: 10% of n_features (at least
+        1), or every atom when ``tol`` is given.
+    alpha : float
+        LASSO: the L1 weight (required, >= 0).
     tol : float, optional
-        Stop a signal once its squared residual norm is at most ``tol``.
+        OMP: stop a signal once its squared residual norm is at most ``tol``.
+        LASSO: stop once the duality gap is at most tol * ||x||^2 /
+        n_features (default 1e-4, as scikit-learn).
+    positive : bool, default False
+        LASSO: codes constrained to be >= 0.
+    max_iter : int, default 1000
+        LASSO: coordinate-descent sweeps per signal at most.
     normalize : bool, default False
         Rescale the atoms to unit norm (the codes are then over the rescaled atoms).
     n_jobs : int, optional
@@ -80,32 +92,54 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     >>> codes.indices, codes.data
     (array([3], dtype=int32), array([2.], dtype=float32))
     """
-    check_choice(method, "method", {"omp"})
+    check_choice(method, "method", {"omp", "lasso"})
     X = check_matrix(X, "X")
     D = _unit_dictionary(dictionary, X.shape[1], normalize)
-    n_atoms = D.shape[0]
     if tol is not None and not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    n_threads = _backend.resolve_n_jobs(n_jobs)
+    gram = D.astype(np.float64) @ D.T.astype(np.float64)
+    if method == "lasso":
+        return _lasso(X, D, gram, alpha, 1e-4 if tol is None else float(tol), positive, max_iter, n_threads)
+    return _omp(X, D, gram, n_nonzero, tol, n_threads)
+
+
+def _blocks(X: np.ndarray, D: np.ndarray):
+    """Row blocks of X with their correlations X @ D.T and squared norms."""
+    for first in range(0, X.shape[0], _SIGNALS_PER_CALL):
+        block = slice(first, first + _SIGNALS_PER_CALL)
+        yield block, X[block] @ D.T, np.einsum("ij,ij->i", X[block], X[block]).astype(np.float32)
+
+
+def _omp(X, D, gram, n_nonzero, tol, n_threads) -> scipy.sparse.csr_array:
+    n, n_atoms = X.shape[0], D.shape[0]
     if n_nonzero is None:
         n_nonzero = n_atoms if tol is not None else max(1, X.shape[1] // 10)
     n_nonzero = check_positive_int(n_nonzero, "n_nonzero")
     if n_nonzero > n_atoms:
         raise ValueError(f"n_nonzero={n_nonzero} exceeds the {n_atoms} atoms of the dictionary")
-    n_threads = _backend.resolve_n_jobs(n_jobs)
-    gram = D.astype(np.float64) @ D.T.astype(np.float64)
-    n = X.shape[0]
     support = np.empty((n, n_nonzero), np.int32)
     coefs = np.empty((n, n_nonzero), np.float32)
     count = np.empty(n, np.int32)
-    for first in range(0, n, _SIGNALS_PER_CALL):
-        block = slice(first, first + _SIGNALS_PER_CALL)
-        correlations = X[block] @ D.T
-        residual_sq = (np.einsum("ij,ij->i", X[block], X[block]) if tol is not None
-                       else np.empty(0, np.float32)).astype(np.float32)
-        _core.sparse_batch_omp(correlations, gram, residual_sq, -1.0 if tol is None else float(tol),
+    for block, correlations, norms_sq in _blocks(X, D):
+        _core.sparse_batch_omp(correlations, gram, norms_sq, -1.0 if tol is None else float(tol),
                                support[block], coefs[block], count[block], n_threads)
     keep = np.arange(n_nonzero)[None, :] < count[:, None]
     indptr = np.concatenate([[0], np.cumsum(count, dtype=np.int64)])
     codes = scipy.sparse.csr_array((coefs[keep], support[keep], indptr), shape=(n, n_atoms))
     codes.sort_indices()
     return codes
+
+
+def _lasso(X, D, gram, alpha, tol, positive, max_iter, n_threads) -> scipy.sparse.csr_array:
+    if alpha is None or isinstance(alpha, bool) or not isinstance(alpha, (int, float)) \
+            or not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a finite number >= 0 for method='lasso', got {alpha!r}")
+    max_iter = check_positive_int(max_iter, "max_iter")
+    rows = []
+    for _, correlations, norms_sq in _blocks(X, D):
+        codes = np.zeros_like(correlations)
+        _core.sparse_lasso_cd(correlations, gram, norms_sq, X.shape[1], float(alpha), bool(positive), tol,
+                              max_iter, codes, n_threads)
+        rows.append(scipy.sparse.csr_array(codes))
+    return scipy.sparse.csr_array(scipy.sparse.vstack(rows, format="csr"), dtype=np.float32)

@@ -20,4 +20,16 @@ void batch_omp(const float* correlations, const double* gram, size_type n, int n
                int max_nonzero, const float* residual_sq, double tol, index_t* support,
                float* coefs, index_t* count, int n_threads);
 
+// LASSO codes by coordinate descent on the Gram matrix (covariance updates):
+// signal i's code c minimizes ||x_i - D^T c||^2 / (2 n_features) + alpha |c|_1
+// (scikit-learn's Lasso objective with D^T as its design matrix), or with
+// c >= 0 when positive. codes (n, n_atoms) row-major hold the starting point
+// (warm start; zeros for none) and receive the result. A signal stops when
+// its duality gap is at most tol * ||x_i||^2 / n_features, or after
+// max_iter sweeps. residual_sq holds each ||x_i||^2. Returns the largest
+// number of sweeps any signal used.
+int lasso_cd(const float* correlations, const double* gram, const float* residual_sq, size_type n,
+             int n_atoms, int n_features, double alpha, bool positive, double tol, int max_iter,
+             float* codes, int n_threads);
+
 }  // namespace latentcore
