@@ -36,6 +36,7 @@ struct OmpScratch {
 // Below this the new atom is (numerically) in the span of the chosen ones.
 constexpr double kMinPivot = 1e-10;
 
+LATENTCORE_DISPATCH
 int omp_one(const float* corr, const double* gram, int n_atoms, int max_nonzero, double residual,
             double tol, index_t* support, float* coefs, OmpScratch& s) {
     for (int a = 0; a < n_atoms; ++a) s.alpha[a] = corr[a];
@@ -123,6 +124,7 @@ double lasso_gap(const double* b, const double* q, const double* c, int n_atoms,
     return 0.5 * r_sq * (1.0 + scale * scale) + scaled_alpha * l1 - scale * r_x;
 }
 
+LATENTCORE_DISPATCH
 int lasso_one(const float* corr, const double* gram, int n_atoms, double x_sq, double scaled_alpha,
               bool positive, double tolerance, int max_iter, float* code, std::vector<double>& b,
               std::vector<double>& q, std::vector<double>& c) {

@@ -1,0 +1,156 @@
+#!/usr/bin/env python
+"""Sparse coding over a fixed dictionary: latentcore against scikit-learn and SPAMS.
+
+Same data for every peer, same thread count, one process: n signals of d
+dims, unit-norm Gaussian atoms (n_atoms of them), each signal a sum of k atoms
+with magnitudes 1-2 and random signs plus noise sigma = 0.01 (fixed seed).
+
+- OMP with k atoms per signal: latentcore.sparse_encode(method="omp"),
+  sklearn orthogonal_mp_gram (Gram and correlations precomputed, not timed;
+  run on --sklearn-n signals, its rate extrapolated), spams.omp (float64,
+  Fortran order, signals as columns: the conversion is not timed).
+- LASSO at --alpha (scikit-learn's scaling: ||x - D^T c||^2 / (2 d) + alpha
+  |c|_1; SPAMS's lambda1 = alpha * d): latentcore (duality-gap tol 1e-4),
+  sklearn Lasso(fit_intercept=False, tol=1e-4) one signal at a time on
+  --sklearn-n signals, spams.lasso(mode=2). The mean objective of each is
+  reported: a faster peer must also be as accurate.
+
+Rates are signals per second; ratios peer time / latentcore time at equal work.
+
+    python bench/bench_sparse.py --append bench/RESULTS.md
+    python bench/bench_sparse.py --n 5000 --sklearn-n 200          # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from bench_knn import append_section, machine_section
+
+
+def planted(n: int, d: int, n_atoms: int, k: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal((n_atoms, d))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    codes = np.zeros((n, n_atoms), np.float32)
+    for row in codes:
+        atoms = rng.choice(n_atoms, k, replace=False)
+        row[atoms] = rng.uniform(1.0, 2.0, k) * rng.choice([-1, 1], k)
+    X = codes @ D.astype(np.float32) + np.float32(0.01) * rng.standard_normal((n, d), dtype=np.float32)
+    return X.astype(np.float32), D.astype(np.float32), codes
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def support_recovery(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean(np.all((found != 0) == (truth != 0), axis=1)))
+
+
+def lasso_objective(codes: np.ndarray, X: np.ndarray, D: np.ndarray, alpha: float) -> float:
+    residual = X.astype(np.float64) - codes @ D.astype(np.float64)
+    return float(np.mean((residual**2).sum(axis=1) / (2 * X.shape[1]) + alpha * np.abs(codes).sum(axis=1)))
+
+
+def omp_rows(X, D, truth, k, args):
+    import latentcore
+    from sklearn.linear_model import orthogonal_mp_gram
+
+    rows = []
+    sparse_encode = latentcore.sparse_encode
+    sparse_encode(X[:100], D, n_nonzero=k, n_jobs=args.threads)  # warm-up
+    t, codes = timed(lambda: sparse_encode(X, D, n_nonzero=k, n_jobs=args.threads))
+    rows.append(("latentcore sparse_encode(omp)", X.shape[0] / t, t, support_recovery(codes.toarray(), truth)))
+    m = args.sklearn_n
+    D64 = D.astype(np.float64)
+    gram, xy = D64 @ D64.T, D64 @ X[:m].astype(np.float64).T
+    t_sk, ref = timed(lambda: orthogonal_mp_gram(gram, xy, n_nonzero_coefs=k))
+    rows.append(("sklearn orthogonal_mp_gram", m / t_sk, t_sk * X.shape[0] / m, support_recovery(ref.T, truth[:m])))
+    try:
+        import spams
+    except ImportError:
+        return rows
+    Xf, Df = np.asfortranarray(X.T.astype(np.float64)), np.asfortranarray(D64.T)
+    t_sp, sp = timed(lambda: spams.omp(Xf, Df, L=k, numThreads=args.threads))
+    rows.append(("SPAMS omp", X.shape[0] / t_sp, t_sp, support_recovery(sp.T.toarray(), truth)))
+    return rows
+
+
+def lasso_rows(X, D, alpha, args):
+    import latentcore
+    from sklearn.linear_model import Lasso
+
+    rows = []
+    latentcore.sparse_encode(X[:100], D, method="lasso", alpha=alpha, n_jobs=args.threads)
+    t, codes = timed(lambda: latentcore.sparse_encode(X, D, method="lasso", alpha=alpha, n_jobs=args.threads))
+    codes = codes.toarray()
+    rows.append(("latentcore sparse_encode(lasso)", X.shape[0] / t, t, lasso_objective(codes, X, D, alpha),
+                 float(np.mean(codes != 0) * D.shape[0])))
+    m = args.sklearn_n
+    design = D.T.astype(np.float64)
+    model = Lasso(alpha=alpha, fit_intercept=False, tol=1e-4)
+    t_sk, ref = timed(lambda: np.array([model.fit(design, x.astype(np.float64)).coef_ for x in X[:m]]))
+    rows.append(("sklearn Lasso (one signal per fit)", m / t_sk, t_sk * X.shape[0] / m,
+                 lasso_objective(ref, X[:m], D, alpha), float(np.mean(ref != 0) * D.shape[0])))
+    try:
+        import spams
+    except ImportError:
+        return rows
+    Xf, Df = np.asfortranarray(X.T.astype(np.float64)), np.asfortranarray(design)
+    t_sp, sp = timed(lambda: spams.lasso(Xf, D=Df, lambda1=alpha * X.shape[1], mode=2, numThreads=args.threads))
+    sp = sp.T.toarray()
+    rows.append(("SPAMS lasso (mode 2)", X.shape[0] / t_sp, t_sp, lasso_objective(sp, X, D, alpha),
+                 float(np.mean(sp != 0) * D.shape[0])))
+    return rows
+
+
+def table(head, rows, base_seconds):
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, rate, seconds, *rest in rows:
+        cells = [name, f"{rate:,.0f}", f"{seconds:.2f}", f"{seconds / base_seconds:.2f}"]
+        cells += [f"{v:.6g}" for v in rest]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--d", type=int, default=256)
+    p.add_argument("--atoms", type=int, default=1024)
+    p.add_argument("-k", type=int, default=16)
+    p.add_argument("--alpha", type=float, default=0.002)
+    p.add_argument("--sklearn-n", type=int, default=2000, help="signals timed for sklearn (it is slow)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--append", default=None, metavar="FILE")
+    args = p.parse_args()
+    X, D, truth = planted(args.n, args.d, args.atoms, args.k)
+    with threadpool_limits(args.threads):
+        omp = omp_rows(X, D, truth, args.k, args)
+        lasso = lasso_rows(X, D, args.alpha, args)
+    body = "\n\n".join([
+        machine_section(args.threads),
+        f"### OMP, {args.n} signals x {args.d} dims, {args.atoms} atoms, k={args.k}, noise 0.01",
+        table(["implementation", "signals/s", f"s for {args.n}", "time / latentcore", "supports recovered"],
+              omp, omp[0][2]),
+        f"### LASSO, alpha={args.alpha} (sklearn scaling), same signals",
+        table(["implementation", "signals/s", f"s for {args.n}", "time / latentcore", "mean objective",
+               "mean nonzeros"], lasso, lasso[0][2]),
+        f"- sklearn timed on the first {args.sklearn_n} signals, its time scaled to {args.n}; "
+        "SPAMS and sklearn take float64 (the conversion is not timed); "
+        "time / latentcore above 1: latentcore is faster",
+    ])
+    print(body)
+    if args.append:
+        append_section(args.append, "sparse coding: latentcore vs scikit-learn and SPAMS", body)
+
+
+if __name__ == "__main__":
+    main()
