@@ -104,3 +104,18 @@ class TestBadInput:
         X[3, 4] = np.nan
         with pytest.raises(ValueError, match="NaN"):
             sparse_encode(X, D)
+
+
+def test_sparse_coder_round_trip(rng):
+    from latentcore import SparseCoder
+
+    X, D, truth = planted(rng, 200)
+    coder = SparseCoder(D, n_nonzero=K)
+    codes = coder.transform(X)
+    np.testing.assert_array_equal(codes.toarray(), sparse_encode(X, D, n_nonzero=K).toarray())
+    exact = np.abs(coder.inverse_transform(codes) - X).max(axis=1) < 1e-4  # noiseless: recovered rows are exact
+    assert exact.mean() >= 0.99
+    np.testing.assert_allclose(coder.inverse_transform(truth.astype(np.float32)), X, atol=1e-4)
+    with pytest.raises(ValueError, match="codes must be"):
+        coder.inverse_transform(codes[:, :-1])
+    assert SparseCoder(D * 3, normalize=True).fit().components_ == pytest.approx(D, abs=1e-6)

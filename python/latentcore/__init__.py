@@ -14,7 +14,7 @@ from .knn import KNNGraph, knn
 from .metrics import knn_recall, trustworthiness
 from .tsne import TSNE
 from .sgns import skipgram
-from .sparse import sparse_encode
+from .sparse import SparseCoder, sparse_encode
 from .walks import DeepWalk, Node2Vec, random_walks
 
 try:
@@ -22,5 +22,5 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["DeepWalk", "KNNGraph", "Node2Vec", "TSNE", "knn", "knn_recall", "random_walks", "skipgram",
+__all__ = ["DeepWalk", "KNNGraph", "Node2Vec", "SparseCoder", "TSNE", "knn", "knn_recall", "random_walks", "skipgram",
            "sparse_encode", "trustworthiness", "__version__"]

@@ -17,7 +17,7 @@ import scipy.sparse
 from . import _backend, _core
 from ._validation import check_choice, check_matrix, check_positive_int
 
-__all__ = ["sparse_encode"]
+__all__ = ["SparseCoder", "sparse_encode"]
 
 # Atoms whose norm is further than this from 1 are not unit norm.
 _UNIT_NORM_TOL = 1e-4
@@ -143,3 +143,68 @@ def _lasso(X, D, gram, alpha, tol, positive, max_iter, n_threads) -> scipy.spars
                               max_iter, codes, n_threads)
         rows.append(scipy.sparse.csr_array(codes))
     return scipy.sparse.csr_array(scipy.sparse.vstack(rows, format="csr"), dtype=np.float32)
+
+
+class SparseCoder:
+    """Sparse codes over a fixed dictionary, as an estimator (see :func:`sparse_encode`).
+
+    Parameters
+    ----------
+    dictionary : array of shape (n_atoms, n_features)
+        One atom per row, unit norm (or ``normalize=True``).
+    method, n_nonzero, alpha, tol, positive, max_iter, normalize, n_jobs
+        As in :func:`sparse_encode`.
+
+    Attributes
+    ----------
+    components_ : float32 array of shape (n_atoms, n_features)
+        The (normalized) dictionary the codes refer to; set by ``fit`` or the
+        first ``transform``.
+
+    Examples
+    --------
+    >>> import numpy as np, latentcore
+    >>> D = np.eye(4, dtype=np.float32)
+    >>> coder = latentcore.SparseCoder(D, n_nonzero=1)
+    >>> coder.transform([[0.0, 3.0, 0.1, 0.0]]).toarray()
+    array([[0., 3., 0., 0.]], dtype=float32)
+    """
+
+    def __init__(self, dictionary: Any, *, method: str = "omp", n_nonzero: int | None = None,
+                 alpha: float | None = None, tol: float | None = None, positive: bool = False,
+                 max_iter: int = 1000, normalize: bool = False, n_jobs: int | None = None):
+        self.dictionary = dictionary
+        self.method = method
+        self.n_nonzero = n_nonzero
+        self.alpha = alpha
+        self.tol = tol
+        self.positive = positive
+        self.max_iter = max_iter
+        self.normalize = normalize
+        self.n_jobs = n_jobs
+
+    def fit(self, X: Any = None, y: Any = None) -> "SparseCoder":
+        """Checks the dictionary (nothing is learnt); returns self."""
+        D = check_matrix(self.dictionary, "dictionary")
+        self.components_ = _unit_dictionary(D, D.shape[1], self.normalize)
+        return self
+
+    def transform(self, X: Any) -> scipy.sparse.csr_array:
+        """Codes of the rows of X (n, n_features): csr_array (n, n_atoms), float32."""
+        if not hasattr(self, "components_"):
+            self.fit()
+        return sparse_encode(X, self.components_, method=self.method, n_nonzero=self.n_nonzero,
+                             alpha=self.alpha, tol=self.tol, positive=self.positive, max_iter=self.max_iter,
+                             n_jobs=self.n_jobs)
+
+    def fit_transform(self, X: Any, y: Any = None) -> scipy.sparse.csr_array:
+        return self.fit().transform(X)
+
+    def inverse_transform(self, codes: Any) -> np.ndarray:
+        """Signals rebuilt from codes (n, n_atoms), dense or sparse: float32 (n, n_features)."""
+        if not hasattr(self, "components_"):
+            self.fit()
+        n_atoms = self.components_.shape[0]
+        if codes.ndim != 2 or codes.shape[1] != n_atoms:
+            raise ValueError(f"codes must be (n, {n_atoms}), got shape {codes.shape}")
+        return np.asarray(codes @ self.components_, dtype=np.float32)
