@@ -47,3 +47,32 @@ def test_knn_recall_bad_input():
         knn_recall(np.zeros((3, 2), int), np.zeros((2, 2), int))
     with pytest.raises(TypeError, match="exact"):
         knn_recall(np.zeros((2, 2), int), np.zeros((2, 2)))
+
+
+def test_sparse_coding_metrics_against_definitions(rng):
+    import scipy.sparse
+
+    from latentcore.metrics import atom_recovery, dead_fraction, fraction_of_variance_unexplained, mean_l0
+
+    X = rng.standard_normal((300, 12))
+    assert fraction_of_variance_unexplained(X, X) == 0.0
+    assert fraction_of_variance_unexplained(X, np.tile(X.mean(axis=0), (300, 1))) == pytest.approx(1.0)
+    half = X.copy()
+    half[:, :6] = X[:, :6].mean(axis=0)
+    expected = ((X[:, :6] - X[:, :6].mean(axis=0)) ** 2).sum() / ((X - X.mean(axis=0)) ** 2).sum()
+    assert fraction_of_variance_unexplained(X, half) == pytest.approx(expected)
+    codes = np.zeros((4, 5))
+    codes[0, [0, 1]] = 1.0
+    codes[2, 3] = -2.0
+    for c in (codes, scipy.sparse.csr_array(codes)):
+        assert mean_l0(c) == 0.75
+        assert dead_fraction(c) == pytest.approx(2 / 5)  # atoms 2 and 4 never used
+    ref = rng.standard_normal((6, 12))
+    learnt = np.vstack([-3.0 * ref[:4], rng.standard_normal((10, 12))])  # 4 recovered up to sign and scale
+    scores = atom_recovery(learnt, ref)
+    np.testing.assert_allclose(scores[:4], 1.0)
+    assert scores.shape == (6,) and np.all(scores[4:] < 0.99)
+    with pytest.raises(ValueError, match="shape"):
+        fraction_of_variance_unexplained(X, X[:, :3])
+    with pytest.raises(ValueError, match="dims"):
+        atom_recovery(learnt[:, :5], ref)

@@ -8,7 +8,8 @@ import numpy as np
 
 from ._validation import check_matrix, check_positive_int
 
-__all__ = ["knn_recall", "trustworthiness"]
+__all__ = ["atom_recovery", "dead_fraction", "fraction_of_variance_unexplained", "knn_recall", "mean_l0",
+           "trustworthiness"]
 
 _ROW_CHUNK = 4096  # rows per vectorised step: bounds the (rows, k, k) comparison
 
@@ -96,3 +97,76 @@ def trustworthiness(X: Any, embedding: Any, k: int = 5, *, n_jobs: int | None = 
         rank = (dist[:, None, :] < d_nbr[:, :, None]).sum(axis=2) + 1
         penalty += int(np.maximum(rank - k, 0).sum())
     return float(1.0 - penalty * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))))
+
+
+def _dense_or_sparse(a: Any, name: str):
+    import scipy.sparse
+
+    if scipy.sparse.issparse(a):
+        return scipy.sparse.csr_array(a)
+    a = np.asarray(a.get() if hasattr(a, "get") else a)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, n_atoms), got shape {a.shape}")
+    return a
+
+
+def fraction_of_variance_unexplained(X: Any, reconstruction: Any) -> float:
+    """FVU: ||X - reconstruction||^2 / ||X - mean of X's rows||^2.
+
+    Parameters
+    ----------
+    X, reconstruction : arrays of shape (n, d)
+
+    Returns
+    -------
+    float: 0 for a perfect reconstruction, 1 for the mean signal.
+    """
+    X = check_matrix(X, "X").astype(np.float64)
+    R = check_matrix(reconstruction, "reconstruction").astype(np.float64)
+    if R.shape != X.shape:
+        raise ValueError(f"reconstruction has shape {R.shape}, X has {X.shape}; they must match")
+    total = ((X - X.mean(axis=0)) ** 2).sum()
+    if total == 0:
+        raise ValueError("X has no variance: every row is the same, so FVU is undefined")
+    return float(((X - R) ** 2).sum() / total)
+
+
+def mean_l0(codes: Any) -> float:
+    """Mean number of nonzero coefficients per row of codes (n, n_atoms), dense or sparse."""
+    codes = _dense_or_sparse(codes, "codes")
+    nonzero = (codes != 0).sum()
+    return float(nonzero) / max(codes.shape[0], 1)
+
+
+def dead_fraction(codes: Any) -> float:
+    """Fraction of atoms (columns of codes (n, n_atoms)) that no row uses."""
+    codes = _dense_or_sparse(codes, "codes")
+    used = np.asarray((codes != 0).sum(axis=0)).ravel() > 0
+    return float(1.0 - used.mean())
+
+
+def atom_recovery(dictionary: Any, reference: Any) -> np.ndarray:
+    """For each reference atom, its largest |cosine| with an atom of dictionary.
+
+    Parameters
+    ----------
+    dictionary : array of shape (n_atoms, d)
+        Learnt atoms, one per row.
+    reference : array of shape (n_reference, d)
+        The atoms to recover (e.g. a planted dictionary).
+
+    Returns
+    -------
+    float64 array of shape (n_reference,) in [0, 1]
+        ``(atom_recovery(D, ref) >= 0.9).mean()`` is the share recovered.
+    """
+    D = check_matrix(dictionary, "dictionary").astype(np.float64)
+    ref = check_matrix(reference, "reference").astype(np.float64)
+    if D.shape[1] != ref.shape[1]:
+        raise ValueError(f"dictionary atoms have {D.shape[1]} dims, reference atoms {ref.shape[1]}")
+    for name, M in (("dictionary", D), ("reference", ref)):
+        norms = np.linalg.norm(M, axis=1)
+        if (norms == 0).any():
+            raise ValueError(f"{name} atom {int(np.flatnonzero(norms == 0)[0])} is zero")
+        M /= norms[:, None]
+    return np.abs(ref @ D.T).max(axis=1)
