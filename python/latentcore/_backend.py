@@ -90,6 +90,27 @@ def to_backend(x: Any) -> tuple[Any, Placement]:
     return x, Placement("cpu", _identity)
 
 
+def to_device(x: Any, device: str) -> Any:
+    """A numpy or cupy array moved to ``device`` ("cpu" or "cuda"), copied only if it must move."""
+    if device == "cuda" and not is_cupy(x):
+        return require_cupy().asarray(np.asarray(x))
+    if device == "cpu" and is_cupy(x):
+        return x.get()
+    return x
+
+
+def wrap_for(placement: Placement, device: str) -> Callable[[Any], Any]:
+    """How to hand back results computed on ``device``: as the caller's
+    arrays when they stayed where the input was; numpy or cupy arrays as
+    computed when the caller forced another device, torch tensors staying
+    torch tensors."""
+    if placement.device == device or placement.wrap is _identity:
+        return placement.wrap
+    import torch
+
+    return (lambda a: torch.from_dlpack(a)) if device == "cuda" else torch.from_numpy
+
+
 def require_cupy():
     try:
         import cupy

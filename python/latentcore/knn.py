@@ -198,7 +198,7 @@ def knn(
         index, dist = _knn_cuda(data, q_data, k, metric, bool(exclude_self))
     else:
         index, dist = _knn_cpu(data, q_data, k, metric, bool(exclude_self), n_threads)
-    wrap = placement.wrap if placement.device == device else _wrap_for(placement, device)
+    wrap = _backend.wrap_for(placement, device)
     return wrap(index), wrap(dist)
 
 
@@ -215,9 +215,9 @@ def _placed_inputs(X, queries, device):
             )
     device = placement.device if device is None else check_choice(device, "device", {"cpu", "cuda"})
     xp = _move_namespace(device)
-    data = check_matrix(_to_device(data, device), "X", xp=xp)
+    data = check_matrix(_backend.to_device(data, device), "X", xp=xp)
     if q_data is not None:
-        q_data = check_matrix(_to_device(q_data, device), "queries", xp=xp)
+        q_data = check_matrix(_backend.to_device(q_data, device), "queries", xp=xp)
         if q_data.shape[1] != data.shape[1]:
             raise ValueError(
                 f"queries has {q_data.shape[1]} features but X has {data.shape[1]}; they must match"
@@ -247,23 +247,6 @@ def _check_no_zero_rows(x, name: str) -> None:
 
 def _move_namespace(device: str):
     return _backend.require_cupy() if device == "cuda" else np
-
-
-def _to_device(x, device: str):
-    if device == "cuda" and not _backend.is_cupy(x):
-        return _backend.require_cupy().asarray(np.asarray(x))
-    if device == "cpu" and _backend.is_cupy(x):
-        return x.get()
-    return x
-
-
-def _wrap_for(placement: _backend.Placement, device: str):
-    """A torch caller forcing another device still gets torch tensors back."""
-    if placement.wrap is _backend._identity:
-        return lambda a: a
-    import torch
-
-    return (lambda a: torch.from_dlpack(a)) if device == "cuda" else torch.from_numpy
 
 
 class KNNGraph:

@@ -245,8 +245,9 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
     Returns
     -------
     float32 array of shape (n_nodes, dim)
-        The input vectors (gensim's ``wv``), on the device and of the array
-        type of ``walks``.
+        The input vectors (gensim's ``wv``) on the device that trained them:
+        numpy or cupy, as ``knn`` hands back results; a torch tensor for
+        torch walks.
 
     Examples
     --------
@@ -258,32 +259,26 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
     params = SkipGramParams(dim, window, negative, epochs, alpha, min_alpha, ns_exponent, sample)
     walks, placement = _backend.to_backend(walks)
     device = check_choice(device or placement.device, "device", {"cpu", "cuda"})
-    walks = _check_walks(walks)
-    largest = int(walks.max())
+    walks, largest = _check_walks(walks)
     if n_nodes is None:
         n_nodes = largest + 1
     n_nodes = check_positive_int(n_nodes, "n_nodes")
     if largest >= n_nodes:
         raise ValueError(f"walks hold node {largest} but n_nodes={n_nodes}; ids must be below n_nodes")
     kernels = Kernels(device, _backend.resolve_n_jobs(n_jobs))
-    walks = kernels.xp.ascontiguousarray(kernels.to_device(walks) if device == "cuda" else _host(walks))
+    walks = _backend.to_device(walks, device)
     progress = Progress(walks.shape[0] * params.epochs, verbose, "skip-gram")
     try:
-        vectors = train(array_chunks(walks, kernels.chunk_walks), walks.shape[0], n_nodes, params, seeds(random_state, 1)[0],
-                        kernels, progress)
+        vectors = train(array_chunks(walks, kernels.chunk_walks), walks.shape[0], n_nodes, params,
+                        seeds(random_state, 1)[0], kernels, progress)
     finally:
         progress.close()
-    if device == "cpu" and placement.device == "cuda":
-        vectors = kernels.xp.asarray(vectors)  # pragma: no cover - only with a GPU
-    return placement.wrap(vectors)
-
-
-def _host(a):
-    return a.get() if _backend.is_cupy(a) else a
+    return _backend.wrap_for(placement, device)(vectors)
 
 
 def _check_walks(walks: Any):
-    """Integer walks as int32, in the namespace they came in (numpy or cupy)."""
+    """Integer walks as int32, in the namespace they came in (numpy or cupy),
+    and their largest id."""
     xp = _backend.require_cupy() if _backend.is_cupy(walks) else np
     walks = xp.asarray(walks)
     if walks.dtype.kind not in "iu":
@@ -297,4 +292,4 @@ def _check_walks(walks: Any):
         raise ValueError("walks hold no node ids, only padding")
     if high >= 2**31 - 1:
         raise ValueError(f"walks hold id {high}, beyond int32")
-    return xp.ascontiguousarray(walks, dtype=xp.int32)
+    return xp.ascontiguousarray(walks, dtype=xp.int32), high

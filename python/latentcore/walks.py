@@ -379,7 +379,7 @@ class Node2Vec:
         if not hasattr(self, "embedding_"):
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(graph) first")
         suffix = Path(path).suffix.lower()
-        vectors = self.embedding_.get() if _backend.is_cupy(self.embedding_) else self.embedding_
+        vectors = _backend.to_device(self.embedding_, "cpu")
         if suffix == ".npy":
             with io.atomic_write(path) as f:
                 np.save(f, vectors)
