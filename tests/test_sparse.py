@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.optimize import nnls
 from sklearn.linear_model import Lasso, orthogonal_mp_gram
 
 from latentcore.sparse import sparse_encode
@@ -9,14 +10,14 @@ from latentcore.sparse import sparse_encode
 N_FEATURES, N_ATOMS, K = 64, 256, 5
 
 
-def planted(rng, n, noise=0.0):
+def planted(rng, n, noise=0.0, positive=False):
     """Unit-norm Gaussian atoms (4x overcomplete), K-sparse codes of magnitude 1-2, signals."""
     D = rng.standard_normal((N_ATOMS, N_FEATURES))
     D /= np.linalg.norm(D, axis=1, keepdims=True)
     codes = np.zeros((n, N_ATOMS))
     for row in codes:
         atoms = rng.choice(N_ATOMS, K, replace=False)
-        row[atoms] = rng.uniform(1.0, 2.0, K) * rng.choice([-1, 1], K)
+        row[atoms] = rng.uniform(1.0, 2.0, K) * (1 if positive else rng.choice([-1, 1], K))
     X = codes @ D + noise * rng.standard_normal((n, N_FEATURES))
     return X.astype(np.float32), D.astype(np.float32), codes
 
@@ -49,10 +50,60 @@ def test_omp_with_noise_and_a_residual_tolerance(rng):
     assert np.mean(np.all((codes.toarray() != 0) == (reference != 0), axis=1)) >= 0.99
 
 
+def test_positive_omp_recovers_nonnegative_codes_and_solves_nnls_on_its_support(rng):
+    X, D, truth = planted(rng, 500, positive=True)
+    codes = sparse_encode(X, D, n_nonzero=K, positive=True)
+    assert codes.data.min() > 0
+    assert support_recovery(codes, truth) >= 0.99
+    # Noisy signals with mixed signs force atoms out of the support: each code
+    # must still be the non-negative least-squares fit on the atoms it kept.
+    X, D, _ = planted(rng, 200, noise=0.05)
+    codes = sparse_encode(X, D, n_nonzero=12, positive=True)
+    assert codes.data.min() > 0
+    for i in range(200):
+        atoms = codes.indices[codes.indptr[i]:codes.indptr[i + 1]]
+        reference, _ = nnls(D[atoms].T.astype(np.float64), X[i].astype(np.float64))
+        np.testing.assert_allclose(codes.data[codes.indptr[i]:codes.indptr[i + 1]], reference, atol=1e-4)
+    unsigned = sparse_encode(X, D, n_nonzero=12)
+    assert (unsigned.data < 0).any()  # the positive constraint was binding
+
+
+@pytest.mark.parametrize("positive", [False, True])
+def test_topk_keeps_the_largest_correlations(rng, positive):
+    X, D, _ = planted(rng, 300, noise=0.01)
+    codes = sparse_encode(X, D, method="topk", n_nonzero=7, positive=positive).toarray()
+    correlations = X.astype(np.float64) @ D.T.astype(np.float64)
+    scores = correlations if positive else np.abs(correlations)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :7]
+    expected = np.zeros_like(correlations)
+    np.put_along_axis(expected, order, np.take_along_axis(correlations, order, 1), 1)
+    if positive:
+        expected = np.maximum(expected, 0)
+    np.testing.assert_allclose(codes, expected, atol=1e-5)
+    assert np.all((codes != 0).sum(axis=1) <= 7)
+
+
+def test_lasso_warm_start_reaches_the_same_codes(rng):
+    X, D, _ = planted(rng, 100, noise=0.01)
+    cold = sparse_encode(X, D, method="lasso", alpha=0.01, tol=1e-8)
+    nearby = sparse_encode(X, D, method="lasso", alpha=0.02, tol=1e-8)
+    for init in (nearby, nearby.toarray(), cold):
+        warm = sparse_encode(X, D, method="lasso", alpha=0.01, tol=1e-8, init=init)
+        np.testing.assert_allclose(warm.toarray(), cold.toarray(), atol=1e-4)
+    with pytest.raises(ValueError, match="init"):
+        sparse_encode(X, D, method="lasso", alpha=0.01, init=cold[:5])
+    with pytest.raises(ValueError, match="init"):
+        sparse_encode(X, D, n_nonzero=K, init=cold)
+    with pytest.raises(ValueError, match="init"):
+        sparse_encode(X, D, method="lasso", alpha=0.01, positive=True, init=-cold.toarray() - 1)
+
+
 def test_same_codes_for_any_thread_count(rng):
     X, D, _ = planted(rng, 300)
-    a, b = sparse_encode(X, D, n_nonzero=8, n_jobs=1), sparse_encode(X, D, n_nonzero=8, n_jobs=2)
-    np.testing.assert_array_equal(a.toarray(), b.toarray())
+    for kwargs in ({}, {"positive": True}, {"method": "topk"}):
+        a = sparse_encode(X, D, n_nonzero=8, n_jobs=1, **kwargs)
+        b = sparse_encode(X, D, n_nonzero=8, n_jobs=2, **kwargs)
+        np.testing.assert_array_equal(a.toarray(), b.toarray())
 
 
 def lasso_objective(codes, X, D, alpha):
@@ -84,6 +135,7 @@ class TestBadInput:
 
     @pytest.mark.parametrize("kwargs,word", [
         ({"n_nonzero": 0}, "n_nonzero"), ({"n_nonzero": N_ATOMS + 1}, "n_nonzero"),
+        ({"method": "topk", "n_nonzero": N_ATOMS + 1}, "n_nonzero"), ({"method": "topk", "n_nonzero": -1}, "n_nonzero"),
         ({"tol": -1.0}, "tol"), ({"method": "nope"}, "method"),
         ({"method": "lasso"}, "alpha"), ({"method": "lasso", "alpha": -0.1}, "alpha"),
         ({"method": "lasso", "alpha": 0.1, "max_iter": 0}, "max_iter"),

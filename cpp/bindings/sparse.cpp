@@ -14,7 +14,7 @@ namespace {
 using Cpu = bindings::Arrays<nb::device::cpu>;
 
 void omp_binding(Cpu::Mat<const float> correlations, Cpu::Mat<const double> gram, Cpu::Vec<const float> residual_sq,
-                 double tol, Cpu::Mat<index_t> support, Cpu::Mat<float> coefs, Cpu::Vec<index_t> count,
+                 double tol, bool positive, Cpu::Mat<index_t> support, Cpu::Mat<float> coefs, Cpu::Vec<index_t> count,
                  int n_threads) {
     const size_t n = correlations.shape(0), n_atoms = correlations.shape(1), k = support.shape(1);
     require(gram.shape(0) == n_atoms && gram.shape(1) == n_atoms, "gram must be (n_atoms, n_atoms)");
@@ -25,7 +25,7 @@ void omp_binding(Cpu::Mat<const float> correlations, Cpu::Mat<const double> gram
             "residual_sq needs one entry per signal when tol is set");
     nb::gil_scoped_release release;
     batch_omp(correlations.data(), gram.data(), static_cast<size_type>(n), static_cast<int>(n_atoms),
-              static_cast<int>(k), residual_sq.shape(0) ? residual_sq.data() : nullptr, tol, support.data(),
+              static_cast<int>(k), residual_sq.shape(0) ? residual_sq.data() : nullptr, tol, positive, support.data(),
               coefs.data(), count.data(), n_threads);
 }
 
@@ -48,7 +48,7 @@ int lasso_binding(Cpu::Mat<const float> correlations, Cpu::Mat<const double> gra
 
 void bind_sparse(nb::module_& m) {
     m.def("sparse_batch_omp", &omp_binding, nb::arg("correlations"), nb::arg("gram"), nb::arg("residual_sq"),
-          nb::arg("tol"), nb::arg("support"), nb::arg("coefs"), nb::arg("count"), nb::arg("n_threads"));
+          nb::arg("tol"), nb::arg("positive"), nb::arg("support"), nb::arg("coefs"), nb::arg("count"), nb::arg("n_threads"));
     m.def("sparse_lasso_cd", &lasso_binding, nb::arg("correlations"), nb::arg("gram"), nb::arg("residual_sq"),
           nb::arg("n_features"), nb::arg("alpha"), nb::arg("positive"), nb::arg("tol"), nb::arg("max_iter"),
           nb::arg("codes"), nb::arg("n_threads"));

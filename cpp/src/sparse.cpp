@@ -27,62 +27,106 @@ void backward_solve(const double* L, int ld, int k, double* b) {
 }
 
 struct OmpScratch {
-    std::vector<double> alpha, L, gamma, w, beta;
+    std::vector<double> alpha, L, gamma, w, feasible;
     std::vector<char> chosen;
     OmpScratch(int n_atoms, int k)
-        : alpha(n_atoms), L(static_cast<size_t>(k) * k), gamma(k), w(k), beta(n_atoms), chosen(n_atoms) {}
+        : alpha(n_atoms), L(static_cast<size_t>(k) * k), gamma(k), w(k), feasible(k), chosen(n_atoms) {}
 };
 
 // Below this the new atom is (numerically) in the span of the chosen ones.
 constexpr double kMinPivot = 1e-10;
 
+// Appends atom `atom` as row k of the Cholesky factor L of G restricted to
+// support[0..k). Returns false (L unchanged) when the atom is dependent.
+bool extend_cholesky(const double* gram, int n_atoms, const index_t* support, int k, int atom,
+                     OmpScratch& s, int ld) {
+    const double* g = gram + static_cast<size_type>(atom) * n_atoms;
+    for (int t = 0; t < k; ++t) s.w[t] = g[support[t]];
+    forward_solve(s.L.data(), ld, k, s.w.data());
+    double norm = 0.0;
+    for (int t = 0; t < k; ++t) norm += s.w[t] * s.w[t];
+    const double pivot = g[atom] - norm;
+    if (pivot <= kMinPivot) return false;
+    for (int t = 0; t < k; ++t) s.L[k * ld + t] = s.w[t];
+    s.L[k * ld + k] = std::sqrt(pivot);
+    return true;
+}
+
+// gamma = least-squares coefficients of the signal on support[0..k).
+void solve_support(const float* corr, const index_t* support, int k, int ld, OmpScratch& s) {
+    for (int t = 0; t < k; ++t) s.gamma[t] = corr[support[t]];
+    forward_solve(s.L.data(), ld, k, s.gamma.data());
+    backward_solve(s.L.data(), ld, k, s.gamma.data());
+}
+
+// Non-negative OMP: while the least-squares solution has a coefficient <= 0,
+// step from the last feasible coefficients towards it until the first one
+// reaches zero and drop that atom (Lawson & Hanson's inner loop), refactoring
+// the remaining support. Dropped atoms stay excluded, so this terminates.
+int enforce_nonnegative(const float* corr, const double* gram, int n_atoms, index_t* support, int k,
+                        int ld, OmpScratch& s) {
+    for (;;) {
+        solve_support(corr, support, k, ld, s);
+        double step = 1.0;
+        int blocking = -1;
+        for (int t = 0; t < k; ++t) {
+            if (s.gamma[t] > 0.0) continue;
+            const double reach = s.feasible[t] / (s.feasible[t] - s.gamma[t]);
+            if (blocking < 0 || reach < step) step = reach, blocking = t;
+        }
+        if (blocking < 0) break;
+        int kept = 0;
+        for (int t = 0; t < k; ++t) {
+            const double value = s.feasible[t] + step * (s.gamma[t] - s.feasible[t]);
+            if (t == blocking || value <= 0.0) continue;
+            support[kept] = support[t];
+            s.feasible[kept++] = value;
+        }
+        k = kept;
+        for (int t = 0; t < k; ++t) extend_cholesky(gram, n_atoms, support, t, support[t], s, ld);
+        if (k == 0) break;
+    }
+    for (int t = 0; t < k; ++t) s.feasible[t] = s.gamma[t];
+    return k;
+}
+
 LATENTCORE_DISPATCH
-int omp_one(const float* corr, const double* gram, int n_atoms, int max_nonzero, double residual,
-            double tol, index_t* support, float* coefs, OmpScratch& s) {
+int omp_one(const float* corr, const double* gram, int n_atoms, int max_nonzero, double x_sq,
+            double tol, bool positive, index_t* support, float* coefs, OmpScratch& s) {
     for (int a = 0; a < n_atoms; ++a) s.alpha[a] = corr[a];
     std::fill(s.chosen.begin(), s.chosen.end(), 0);
     const int ld = max_nonzero;
-    double delta_previous = 0.0;
+    double residual = x_sq;
     int k = 0;
     while (k < max_nonzero && (tol < 0 || residual > tol)) {
         int best = -1;
-        double best_abs = 0.0;
+        double best_score = 0.0;
         for (int a = 0; a < n_atoms; ++a) {
-            const double v = std::fabs(s.alpha[a]);
-            if (!s.chosen[a] && v > best_abs) best_abs = v, best = a;
+            const double v = positive ? s.alpha[a] : std::fabs(s.alpha[a]);
+            if (!s.chosen[a] && v > best_score) best_score = v, best = a;
         }
-        if (best < 0) break;  // the residual is orthogonal to every atom left
-        const double* g_best = gram + static_cast<size_type>(best) * n_atoms;
-        double pivot = 1.0;
-        if (k > 0) {
-            for (int t = 0; t < k; ++t) s.w[t] = g_best[support[t]];
-            forward_solve(s.L.data(), ld, k, s.w.data());
-            double norm = 0.0;
-            for (int t = 0; t < k; ++t) norm += s.w[t] * s.w[t];
-            pivot = g_best[best] - norm;
-            if (pivot <= kMinPivot) break;
-            for (int t = 0; t < k; ++t) s.L[k * ld + t] = s.w[t];
-        }
-        s.L[k * ld + k] = std::sqrt(pivot);
+        if (best < 0) break;  // no atom left that would lower the residual
         s.chosen[best] = 1;
-        support[k++] = best;
-        for (int t = 0; t < k; ++t) s.gamma[t] = corr[support[t]];
-        forward_solve(s.L.data(), ld, k, s.gamma.data());
-        backward_solve(s.L.data(), ld, k, s.gamma.data());
-        // beta = G[:, support] gamma; alpha = D x - beta.
-        std::fill(s.beta.begin(), s.beta.end(), 0.0);
+        if (!extend_cholesky(gram, n_atoms, support, k, best, s, ld)) {
+            if (positive) continue;  // a dependent atom may still leave others that help
+            break;
+        }
+        support[k] = best;
+        s.feasible[k++] = 0.0;
+        if (positive)
+            k = enforce_nonnegative(corr, gram, n_atoms, support, k, ld, s);
+        else
+            solve_support(corr, support, k, ld, s);
+        // alpha = D x - G[:, support] gamma: the residual's correlations.
+        for (int a = 0; a < n_atoms; ++a) s.alpha[a] = corr[a];
+        double explained = 0.0;
         for (int t = 0; t < k; ++t) {
             const double* g = gram + static_cast<size_type>(support[t]) * n_atoms;  // G symmetric
             const double c = s.gamma[t];
-            for (int a = 0; a < n_atoms; ++a) s.beta[a] += c * g[a];
+            for (int a = 0; a < n_atoms; ++a) s.alpha[a] -= c * g[a];
+            explained += c * corr[support[t]];
         }
-        for (int a = 0; a < n_atoms; ++a) s.alpha[a] = corr[a] - s.beta[a];
-        if (tol >= 0) {
-            double delta = 0.0;
-            for (int t = 0; t < k; ++t) delta += s.gamma[t] * s.beta[support[t]];
-            residual += delta_previous - delta;
-            delta_previous = delta;
-        }
+        residual = x_sq - explained;  // ||x - D_S gamma||^2 at the least-squares gamma
     }
     for (int t = 0; t < k; ++t) coefs[t] = static_cast<float>(s.gamma[t]);
     return k;
@@ -91,15 +135,15 @@ int omp_one(const float* corr, const double* gram, int n_atoms, int max_nonzero,
 }  // namespace
 
 void batch_omp(const float* correlations, const double* gram, size_type n, int n_atoms,
-               int max_nonzero, const float* residual_sq, double tol, index_t* support,
+               int max_nonzero, const float* residual_sq, double tol, bool positive, index_t* support,
                float* coefs, index_t* count, int n_threads) {
 #pragma omp parallel num_threads(resolve_threads(n_threads))
     {
         OmpScratch scratch(n_atoms, max_nonzero);
 #pragma omp for schedule(dynamic, 64)
         for (size_type i = 0; i < n; ++i) {
-            const double residual = residual_sq ? residual_sq[i] : 0.0;
-            count[i] = omp_one(correlations + i * n_atoms, gram, n_atoms, max_nonzero, residual, tol,
+            const double x_sq = residual_sq ? residual_sq[i] : 0.0;
+            count[i] = omp_one(correlations + i * n_atoms, gram, n_atoms, max_nonzero, x_sq, tol, positive,
                                support + i * max_nonzero, coefs + i * max_nonzero, scratch);
         }
     }

@@ -45,7 +45,7 @@ def _unit_dictionary(dictionary: Any, n_features: int, normalize: bool) -> np.nd
 
 def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: int | None = None,
                   alpha: float | None = None, tol: float | None = None, positive: bool = False,
-                  max_iter: int = 1000, normalize: bool = False,
+                  max_iter: int = 1000, init: Any = None, normalize: bool = False,
                   n_jobs: int | None = None) -> scipy.sparse.csr_array:
     """Sparse codes of signals over a dictionary of unit-norm atoms.
 
@@ -55,14 +55,17 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
         The signals, float (converted to float32).
     dictionary : array of shape (n_atoms, n_features)
         One atom per row, each of unit norm (or pass ``normalize=True``).
-    method : {"omp", "lasso"}
+    method : {"omp", "lasso", "topk"}
         "omp": orthogonal matching pursuit (Batch-OMP). "lasso": each code
         minimizes ||x - code @ dictionary||^2 / (2 n_features) + alpha |code|_1
         (scikit-learn's ``Lasso(alpha, fit_intercept=False)`` objective), by
-        coordinate descent on the Gram matrix.
+        coordinate descent on the Gram matrix. "topk": the ``n_nonzero``
+        largest correlations ``dictionary @ x`` in magnitude (the largest
+        positive ones when ``positive``), kept as they are: the encoder of a
+        TopK autoencoder with tied weights, one GEMM and a selection.
     n_nonzero : int, optional
-        OMP: atoms per signal at most; default: 10% of n_features (at least
-        1), or every atom when ``tol`` is given.
+        OMP and topk: atoms per signal at most; default: 10% of n_features
+        (at least 1), or, for OMP, every atom when ``tol`` is given.
     alpha : float
         LASSO: the L1 weight (required, >= 0).
     tol : float, optional
@@ -70,9 +73,13 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
         LASSO: stop once the duality gap is at most tol * ||x||^2 /
         n_features (default 1e-4, as scikit-learn).
     positive : bool, default False
-        LASSO: codes constrained to be >= 0.
+        Codes constrained to be >= 0. OMP then takes atoms only on a positive
+        correlation and solves non-negative least squares on its support.
     max_iter : int, default 1000
         LASSO: coordinate-descent sweeps per signal at most.
+    init : array of shape (n_signals, n_atoms), dense or sparse, optional
+        LASSO: the codes to start from (warm start), e.g. those of a nearby
+        alpha along a regularization path; default zeros.
     normalize : bool, default False
         Rescale the atoms to unit norm (the codes are then over the rescaled atoms).
     n_jobs : int, optional
@@ -92,16 +99,21 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     >>> codes.indices, codes.data
     (array([3], dtype=int32), array([2.], dtype=float32))
     """
-    check_choice(method, "method", {"omp", "lasso"})
+    check_choice(method, "method", {"omp", "lasso", "topk"})
     X = check_matrix(X, "X")
     D = _unit_dictionary(dictionary, X.shape[1], normalize)
     if tol is not None and not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     n_threads = _backend.resolve_n_jobs(n_jobs)
-    gram = D.astype(np.float64) @ D.T.astype(np.float64)
+    gram = D.astype(np.float64) @ D.T.astype(np.float64) if method != "topk" else None
+    if init is not None and method != "lasso":
+        raise ValueError(f"init (warm start) applies to method='lasso' only, not {method!r}")
     if method == "lasso":
-        return _lasso(X, D, gram, alpha, 1e-4 if tol is None else float(tol), positive, max_iter, n_threads)
-    return _omp(X, D, gram, n_nonzero, tol, n_threads)
+        return _lasso(X, D, gram, alpha, 1e-4 if tol is None else float(tol), positive, max_iter, init, n_threads)
+    n_nonzero = _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], tol if method == "omp" else None)
+    if method == "topk":
+        return _topk(X, D, n_nonzero, positive, n_threads)
+    return _omp(X, D, gram, n_nonzero, tol, positive, n_threads)
 
 
 def _blocks(X: np.ndarray, D: np.ndarray):
@@ -111,34 +123,68 @@ def _blocks(X: np.ndarray, D: np.ndarray):
         yield block, X[block] @ D.T, np.einsum("ij,ij->i", X[block], X[block]).astype(np.float32)
 
 
-def _omp(X, D, gram, n_nonzero, tol, n_threads) -> scipy.sparse.csr_array:
-    n, n_atoms = X.shape[0], D.shape[0]
+def _check_n_nonzero(n_nonzero, n_features, n_atoms, tol) -> int:
     if n_nonzero is None:
-        n_nonzero = n_atoms if tol is not None else max(1, X.shape[1] // 10)
+        n_nonzero = n_atoms if tol is not None else max(1, n_features // 10)
     n_nonzero = check_positive_int(n_nonzero, "n_nonzero")
     if n_nonzero > n_atoms:
         raise ValueError(f"n_nonzero={n_nonzero} exceeds the {n_atoms} atoms of the dictionary")
-    support = np.empty((n, n_nonzero), np.int32)
-    coefs = np.empty((n, n_nonzero), np.float32)
-    count = np.empty(n, np.int32)
-    for block, correlations, norms_sq in _blocks(X, D):
-        _core.sparse_batch_omp(correlations, gram, norms_sq, -1.0 if tol is None else float(tol),
-                               support[block], coefs[block], count[block], n_threads)
-    keep = np.arange(n_nonzero)[None, :] < count[:, None]
-    indptr = np.concatenate([[0], np.cumsum(count, dtype=np.int64)])
-    codes = scipy.sparse.csr_array((coefs[keep], support[keep], indptr), shape=(n, n_atoms))
+    return n_nonzero
+
+
+def rows_to_csr(index: np.ndarray, values: np.ndarray, count: np.ndarray | None,
+                n_cols: int) -> scipy.sparse.csr_array:
+    """csr_array from per-row (index, value) lists: row i keeps its first count[i]
+    entries (all when count is None) whose value is nonzero, columns sorted."""
+    keep = values != 0
+    if count is not None:
+        keep &= np.arange(index.shape[1])[None, :] < count[:, None]
+    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1), dtype=np.int64)])
+    codes = scipy.sparse.csr_array((values[keep].astype(np.float32, copy=False), index[keep], indptr),
+                                   shape=(index.shape[0], n_cols))
     codes.sort_indices()
     return codes
 
 
-def _lasso(X, D, gram, alpha, tol, positive, max_iter, n_threads) -> scipy.sparse.csr_array:
+def _omp(X, D, gram, n_nonzero, tol, positive, n_threads) -> scipy.sparse.csr_array:
+    n = X.shape[0]
+    support = np.empty((n, n_nonzero), np.int32)
+    coefs = np.zeros((n, n_nonzero), np.float32)
+    count = np.empty(n, np.int32)
+    for block, correlations, norms_sq in _blocks(X, D):
+        _core.sparse_batch_omp(correlations, gram, norms_sq, -1.0 if tol is None else float(tol), bool(positive),
+                               support[block], coefs[block], count[block], n_threads)
+    return rows_to_csr(support, coefs, count, D.shape[0])
+
+
+def _topk(X, D, n_nonzero, positive, n_threads) -> scipy.sparse.csr_array:
+    n = X.shape[0]
+    index = np.empty((n, n_nonzero), np.int32)
+    values = np.empty((n, n_nonzero), np.float32)
+    for block, correlations, _ in _blocks(X, D):
+        # Selecting on |c| (or c) and reading c back keeps one selection kernel.
+        scores = np.empty((correlations.shape[0], n_nonzero), np.float32)
+        _core.select_topk_rows(correlations if positive else np.abs(correlations), True, scores, index[block],
+                               n_threads)
+        values[block] = np.maximum(scores, 0.0) if positive else np.take_along_axis(correlations, index[block], 1)
+    return rows_to_csr(index, values, None, D.shape[0])
+
+
+def _lasso(X, D, gram, alpha, tol, positive, max_iter, init, n_threads) -> scipy.sparse.csr_array:
     if alpha is None or isinstance(alpha, bool) or not isinstance(alpha, (int, float)) \
             or not np.isfinite(alpha) or alpha < 0:
         raise ValueError(f"alpha must be a finite number >= 0 for method='lasso', got {alpha!r}")
     max_iter = check_positive_int(max_iter, "max_iter")
+    if init is not None:
+        init = scipy.sparse.csr_array(init) if scipy.sparse.issparse(init) else check_matrix(init, "init")
+        if init.shape != (X.shape[0], D.shape[0]):
+            raise ValueError(f"init must be (n_signals, n_atoms) = {(X.shape[0], D.shape[0])}, got {init.shape}")
+        if positive and init.min() < 0:
+            raise ValueError("init has negative codes but positive=True; clip them to 0 first")
     rows = []
-    for _, correlations, norms_sq in _blocks(X, D):
-        codes = np.zeros_like(correlations)
+    for block, correlations, norms_sq in _blocks(X, D):
+        codes = np.zeros_like(correlations) if init is None else np.ascontiguousarray(
+            (init[block].toarray() if scipy.sparse.issparse(init) else init[block]), dtype=np.float32)
         _core.sparse_lasso_cd(correlations, gram, norms_sq, X.shape[1], float(alpha), bool(positive), tol,
                               max_iter, codes, n_threads)
         rows.append(scipy.sparse.csr_array(codes))
@@ -153,7 +199,7 @@ class SparseCoder:
     dictionary : array of shape (n_atoms, n_features)
         One atom per row, unit norm (or ``normalize=True``).
     method, n_nonzero, alpha, tol, positive, max_iter, normalize, n_jobs
-        As in :func:`sparse_encode`.
+        As in :func:`sparse_encode` (``method`` may also be "topk").
 
     Attributes
     ----------

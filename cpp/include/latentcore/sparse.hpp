@@ -13,11 +13,13 @@ namespace latentcore {
 // n_atoms) row-major, unit diagonal. Signal i picks at most max_nonzero atoms
 // and stops early when its squared residual falls to tol (tol < 0: never;
 // then residual_sq may be null, else it holds each ||x_i||^2) or when the next
-// atom is a linear combination of the chosen ones. Outputs, row i:
-// support[i, :count[i]] the atoms in the order chosen, coefs[i, :count[i]]
-// their least-squares coefficients.
+// atom is a linear combination of the chosen ones. positive: atoms enter only
+// on a positive correlation and the coefficients are the non-negative least
+// squares ones on the support (atoms pushed to zero leave it). Outputs, row i:
+// support[i, :count[i]] the atoms, coefs[i, :count[i]] their least-squares
+// coefficients.
 void batch_omp(const float* correlations, const double* gram, size_type n, int n_atoms,
-               int max_nonzero, const float* residual_sq, double tol, index_t* support,
+               int max_nonzero, const float* residual_sq, double tol, bool positive, index_t* support,
                float* coefs, index_t* count, int n_threads);
 
 // LASSO codes by coordinate descent on the Gram matrix (covariance updates):
