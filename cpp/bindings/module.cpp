@@ -9,6 +9,7 @@ void bind_tsne(nb::module_& m);
 void bind_walks(nb::module_& m);
 void bind_sgns(nb::module_& m);
 void bind_sparse(nb::module_& m);
+void bind_sae(nb::module_& m);
 
 NB_MODULE(_core, m) {
     m.doc() = "latentcore CPU kernels (private: use the latentcore package)";
@@ -17,4 +18,5 @@ NB_MODULE(_core, m) {
     bind_walks(m);
     bind_sgns(m);
     bind_sparse(m);
+    bind_sae(m);
 }

@@ -14,6 +14,7 @@ from .knn import KNNGraph, knn
 from .metrics import knn_recall, trustworthiness
 from .tsne import TSNE
 from .sgns import skipgram
+from .sae import TopKSAE
 from .sparse import SparseCoder, sparse_encode
 from .walks import DeepWalk, Node2Vec, random_walks
 
@@ -23,4 +24,4 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = ["DeepWalk", "KNNGraph", "Node2Vec", "SparseCoder", "TSNE", "knn", "knn_recall", "random_walks", "skipgram",
-           "sparse_encode", "trustworthiness", "__version__"]
+           "sparse_encode", "TopKSAE", "trustworthiness", "__version__"]

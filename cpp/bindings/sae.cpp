@@ -1,0 +1,82 @@
+// Binding of the TopK autoencoder kernels. python/latentcore/sae.py validates
+// and orchestrates; here shapes and latent ids are checked so that no call
+// leaves its arrays.
+#include <cstdint>
+
+#include "arrays.hpp"
+#include "latentcore/sae.hpp"
+
+namespace nb = nanobind;
+using namespace latentcore;
+using bindings::require;
+
+namespace {
+
+using Cpu = bindings::Arrays<nb::device::cpu>;
+
+// Codes (batch, k) of latent ids in [-1, n_latents) with their values.
+void require_codes(const Cpu::Mat<const index_t>& index, const Cpu::Mat<const float>& value, size_t n_latents) {
+    require(value.shape(0) == index.shape(0) && value.shape(1) == index.shape(1),
+            "index and value must have the same shape (batch, k)");
+    const index_t* ids = index.data();
+    const size_t n = index.shape(0) * index.shape(1);
+    for (size_t e = 0; e < n; ++e)
+        require(ids[e] >= -1 && static_cast<size_t>(ids[e] + 1) <= n_latents, "latent index out of range");
+}
+
+void decode_binding(Cpu::Mat<const index_t> index, Cpu::Mat<const float> value, Cpu::Mat<const float> decoder,
+                    nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu> bias, Cpu::Mat<float> out,
+                    int n_threads) {
+    require_codes(index, value, decoder.shape(0));
+    require(out.shape(0) == index.shape(0) && out.shape(1) == decoder.shape(1), "out must be (batch, n_features)");
+    require(bias.shape(0) == 0 || bias.shape(0) == decoder.shape(1), "bias needs n_features entries, or none");
+    nb::gil_scoped_release release;
+    sparse_decode(index.data(), value.data(), static_cast<size_type>(index.shape(0)), static_cast<int>(index.shape(1)),
+                  decoder.data(), static_cast<int>(decoder.shape(1)), bias.shape(0) ? bias.data() : nullptr,
+                  out.data(), n_threads);
+}
+
+void backward_binding(Cpu::Mat<const index_t> index, Cpu::Mat<const float> value, Cpu::Mat<const float> grad_out,
+                      Cpu::Mat<const float> x_centered, Cpu::Mat<const float> decoder, Cpu::Mat<float> grad_decoder,
+                      Cpu::Mat<float> grad_encoder, Cpu::Vec<float> grad_encoder_bias, int n_threads) {
+    const size_t n_latents = decoder.shape(0), n_features = decoder.shape(1), batch = index.shape(0);
+    require_codes(index, value, n_latents);
+    require(grad_out.shape(0) == batch && grad_out.shape(1) == n_features, "grad_out must be (batch, n_features)");
+    require(x_centered.shape(0) == batch && x_centered.shape(1) == n_features,
+            "x_centered must be (batch, n_features)");
+    bindings::require_same_shape(grad_decoder, decoder, "grad_decoder must have the decoder's shape");
+    bindings::require_same_shape(grad_encoder, decoder, "grad_encoder must have the decoder's shape");
+    require(grad_encoder_bias.shape(0) == n_latents, "grad_encoder_bias needs n_latents entries");
+    nb::gil_scoped_release release;
+    sparse_decode_backward(index.data(), value.data(), static_cast<size_type>(batch), static_cast<int>(index.shape(1)),
+                           grad_out.data(), x_centered.data(), decoder.data(), static_cast<int>(n_latents),
+                           static_cast<int>(n_features), grad_decoder.data(), grad_encoder.data(),
+                           grad_encoder_bias.data(), n_threads);
+}
+
+void adam_binding(nb::ndarray<float, nb::c_contig, nb::device::cpu> param,
+                  nb::ndarray<const float, nb::c_contig, nb::device::cpu> grad,
+                  nb::ndarray<float, nb::c_contig, nb::device::cpu> first_moment,
+                  nb::ndarray<float, nb::c_contig, nb::device::cpu> second_moment, double learning_rate,
+                  double beta1, double beta2, double eps, long long step, int n_threads) {
+    const size_t n = param.size();
+    require(grad.size() == n && first_moment.size() == n && second_moment.size() == n,
+            "grad and both moments must have the parameter's size");
+    require(step >= 1, "step counts from 1");
+    nb::gil_scoped_release release;
+    adam_update(param.data(), grad.data(), first_moment.data(), second_moment.data(), static_cast<size_type>(n),
+                learning_rate, beta1, beta2, eps, step, n_threads);
+}
+
+}  // namespace
+
+void bind_sae(nb::module_& m) {
+    m.def("sae_sparse_decode", &decode_binding, nb::arg("index"), nb::arg("value"), nb::arg("decoder"),
+          nb::arg("bias"), nb::arg("out"), nb::arg("n_threads"));
+    m.def("sae_sparse_decode_backward", &backward_binding, nb::arg("index"), nb::arg("value"), nb::arg("grad_out"),
+          nb::arg("x_centered"), nb::arg("decoder"), nb::arg("grad_decoder"), nb::arg("grad_encoder"),
+          nb::arg("grad_encoder_bias"), nb::arg("n_threads"));
+    m.def("sae_adam_update", &adam_binding, nb::arg("param"), nb::arg("grad"), nb::arg("first_moment"),
+          nb::arg("second_moment"), nb::arg("learning_rate"), nb::arg("beta1"), nb::arg("beta2"), nb::arg("eps"),
+          nb::arg("step"), nb::arg("n_threads"));
+}

@@ -1,0 +1,36 @@
+// TopK sparse autoencoder kernels (Gao et al. 2024). The encoder's GEMM runs in
+// BLAS and its top-k in topk.hpp's selection; what is left is sparse: a
+// batch's codes are (batch, k) rows of (latent index, value), index -1 padding
+// a row, and the decoder touches only the k chosen rows of its matrix.
+#pragma once
+
+#include "latentcore/common.hpp"
+
+namespace latentcore {
+
+// out[i] = bias + sum_j value[i, j] * decoder[index[i, j]]: decoder is
+// (n_latents, n_features) row-major, bias (n_features) or null for zero,
+// out (batch, n_features).
+void sparse_decode(const index_t* index, const float* value, size_type batch, int k, const float* decoder,
+                   int n_features, const float* bias, float* out, int n_threads);
+
+// Backward through pre -> ReLU'd top-k -> sparse_decode for one batch, given
+// grad_out = dL/d(out) (batch, n_features) and the encoder's input
+// x_centered (batch, n_features). With dvalue = grad_out[i] . decoder[l] and
+// dpre = dvalue where value > 0, it adds, for every entry (i, l):
+//   grad_decoder[l] += value * grad_out[i]
+//   grad_encoder[l] += dpre * x_centered[i]
+//   grad_encoder_bias[l] += dpre
+// Entries are gathered by latent and summed in batch order, so the result is
+// the same for any thread count.
+void sparse_decode_backward(const index_t* index, const float* value, size_type batch, int k,
+                            const float* grad_out, const float* x_centered, const float* decoder,
+                            int n_latents, int n_features, float* grad_decoder, float* grad_encoder,
+                            float* grad_encoder_bias, int n_threads);
+
+// One Adam step (Kingma & Ba 2015) in place over n parameters, with bias
+// correction for step (counted from 1).
+void adam_update(float* param, const float* grad, float* first_moment, float* second_moment, size_type n,
+                 double learning_rate, double beta1, double beta2, double eps, long long step, int n_threads);
+
+}  // namespace latentcore

@@ -1,0 +1,661 @@
+"""TopK sparse autoencoders (Gao et al. 2024), trained on the CPU or a GPU.
+
+An autoencoder with ``n_latents`` latents of which only the ``k`` largest
+pre-activations fire per sample. The encoder's GEMM runs in BLAS (cuBLAS on
+the GPU); the top-k is the selection k-NN uses; everything after it is
+sparse: the decoder reads only the k chosen rows of its matrix, and the
+backward pass writes only those rows of both gradients (C++ in
+``cpp/src/sae.cpp``, CUDA in ``cuda/sae.cu``). A plain PyTorch TopK SAE
+spends three of its four GEMMs on that sparse part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import scipy.sparse
+from threadpoolctl import threadpool_limits
+
+from . import _backend, _core
+from ._validation import check_choice, check_matrix, check_positive_int
+from .io import atomic_write, write_npz_atomic
+from .sparse import rows_to_csr
+
+__all__ = ["TopKSAE"]
+
+# BatchTopK keeps per sample at most this many times k latents: the batch's
+# threshold is exact unless one sample has more than that above it.
+_BATCHTOPK_ROW_CAP = 4
+# Parameters and optimizer state, in the order they are saved.
+_PARAMETERS = ("encoder", "encoder_bias", "decoder", "pre_bias")
+
+
+class _Kernels:
+    """The step's primitives on one device: numpy + C++ or cupy + CUDA."""
+
+    def __init__(self, device: str, n_threads: int):
+        self.device = device
+        self.n_threads = n_threads
+        if device == "cuda":
+            self.xp = _backend.require_cupy()
+            self.cuda = _backend.require_cuda_module()
+        else:
+            self.xp = np
+
+    def _stream(self) -> int:
+        return self.xp.cuda.get_current_stream().ptr
+
+    def largest(self, x, weight, bias, k: int):
+        """The k largest of x @ weight.T + bias per row, descending, as (values, index)."""
+        xp = self.xp
+        if self.device == "cpu":
+            pre = x @ weight.T
+            pre += bias
+            values = np.empty((x.shape[0], k), np.float32)
+            index = np.empty((x.shape[0], k), np.int32)
+            _core.select_topk_rows(pre, True, values, index, self.n_threads)
+            return values, index
+        # The k-NN tile merge keeps the smallest (col_bias - tile): feeding it
+        # -bias selects the largest pre-activations, one contiguous tile at a time.
+        score = xp.full((x.shape[0], k), xp.inf, xp.float32)
+        index = xp.full((x.shape[0], k), -1, xp.int32)
+        width = self.cuda.knn_max_tile_width(k)
+        negated_bias = -bias
+        for first in range(0, weight.shape[0], width):
+            tile = x @ weight[first:first + width].T
+            self.cuda.knn_merge_tile(score, index, tile, negated_bias[first:first + width], 0, first, False,
+                                     self._stream())
+        return -score, index
+
+    def decode(self, index, values, decoder, bias):
+        out = self.xp.empty((index.shape[0], decoder.shape[1]), self.xp.float32)
+        bias = self.xp.empty(0, self.xp.float32) if bias is None else bias
+        if self.device == "cpu":
+            _core.sae_sparse_decode(index, values, decoder, bias, out, self.n_threads)
+        else:
+            self.cuda.sae_sparse_decode(index, values, decoder, bias, out, self._stream())
+        return out
+
+    def backward(self, index, values, grad_out, x_centered, decoder, grads):
+        args = (index, values, grad_out, x_centered, decoder, grads["decoder"], grads["encoder"],
+                grads["encoder_bias"])
+        if self.device == "cpu":
+            _core.sae_sparse_decode_backward(*args, self.n_threads)
+        else:
+            self.cuda.sae_sparse_decode_backward(*args, self._stream())
+
+    def adam(self, param, grad, first, second, lr, betas, eps, step):
+        args = (param, grad, first, second, lr, betas[0], betas[1], eps, step)
+        if self.device == "cpu":
+            _core.sae_adam_update(*args, self.n_threads)
+        else:
+            self.cuda.sae_adam_update(*args, self._stream())
+
+
+class TopKSAE:
+    """TopK sparse autoencoder: ``n_latents`` directions, ``k`` active per sample.
+
+    encode: ``z = TopK(ReLU-kept)(W_enc (x - b_pre) + b_enc)``; decode:
+    ``x_hat = z @ W_dec + b_pre``, with unit-norm decoder rows (Gao et al.
+    2024). Trained with Adam on the squared error normalized by the batch's
+    variance (so the loss is the fraction of variance unexplained), plus the
+    AuxK loss: the ``k_aux`` largest pre-activations among dead latents are
+    asked to reconstruct the residual, which revives them.
+
+    Parameters
+    ----------
+    n_latents : int
+        Number of latents (dictionary atoms), typically 4-64x n_features.
+    k : int
+        Latents active per sample (``activation="topk"``), or on average
+        (``"batchtopk"``).
+    activation : {"topk", "batchtopk"}, default "topk"
+        "topk": each sample keeps its k largest pre-activations. "batchtopk"
+        (Bussmann et al. 2024): a batch keeps its k * batch largest, so
+        samples share a budget (at most 4k each); encoding after training
+        keeps the pre-activations above ``threshold_``, the running mean of
+        the batches' cut-offs.
+    batch_size : int, default 4096
+        Samples per Adam step.
+    n_epochs : int, default 1
+        Passes over an array given to ``fit`` (an iterable is read once).
+    learning_rate : float, optional
+        Adam's step; default 2e-4 / sqrt(n_latents / 2^14), the scaling of
+        Gao et al.
+    betas, eps : Adam's moment decays and denominator guard.
+    k_aux : int, optional
+        Dead latents used by the AuxK loss; default n_features // 2.
+    aux_coef : float, default 1/32
+        Weight of the AuxK loss; 0 turns it off.
+    dead_after : int, optional
+        A latent that has not fired in this many training samples is dead;
+        default 1000 * n_latents / k (a live latent fires about 1000 times
+        in that span).
+    shuffle : bool, default True
+        Visit an array's samples in a random order each epoch (a memory-
+        mapped array: its batches, in a random order).
+    random_state : int, numpy Generator or None
+        Seeds the initialization and the shuffling.
+    n_jobs : int, optional
+        CPU threads (kernels and BLAS); None or -1: all cores.
+    verbose : bool, default False
+        A tqdm bar with FVU, mean L0 and the dead fraction.
+    device : {"cpu", "cuda"}, optional
+        Where to train; default where the first data lives (cupy or a CUDA
+        torch tensor: the GPU).
+
+    Attributes
+    ----------
+    encoder_ : float32 array (n_latents, n_features)
+    encoder_bias_ : float32 array (n_latents,)
+    decoder_ : float32 array (n_latents, n_features)
+        Unit-norm rows: the learnt dictionary (also ``components_``).
+    pre_bias_ : float32 array (n_features,)
+        Subtracted before encoding, added back after decoding.
+    threshold_ : float
+        BatchTopK's inference cut-off (0 for "topk").
+    n_samples_seen_, n_steps_ : int
+    history_ : dict of float arrays
+        Per step: "samples" seen, "fvu", "l0" (mean active latents) and
+        "dead" (fraction of dead latents).
+
+    Examples
+    --------
+    >>> import numpy as np, latentcore
+    >>> X = np.random.default_rng(0).standard_normal((2000, 32)).astype(np.float32)
+    >>> sae = latentcore.TopKSAE(128, 4, batch_size=256, n_epochs=2, random_state=0).fit(X)
+    >>> codes = sae.encode(X)                      # csr_array (2000, 128), 4 per row
+    >>> X_hat = sae.decode(codes)                  # (2000, 32)
+    """
+
+    def __init__(self, n_latents: int, k: int, *, activation: str = "topk", batch_size: int = 4096,
+                 n_epochs: int = 1, learning_rate: float | None = None, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, k_aux: int | None = None, aux_coef: float = 1 / 32,
+                 dead_after: int | None = None, shuffle: bool = True, random_state=None,
+                 n_jobs: int | None = None, verbose: bool = False, device: str | None = None):
+        self.n_latents = n_latents
+        self.k = k
+        self.activation = activation
+        self.batch_size = batch_size
+        self.n_epochs = n_epochs
+        self.learning_rate = learning_rate
+        self.betas = betas
+        self.eps = eps
+        self.k_aux = k_aux
+        self.aux_coef = aux_coef
+        self.dead_after = dead_after
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.device = device
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, y: Any = None) -> "TopKSAE":
+        """Trains from scratch.
+
+        Parameters
+        ----------
+        X : array (n_samples, n_features), path to a .npy file, or iterable of arrays
+            numpy (a ``np.memmap`` or ``np.load(..., mmap_mode="r")`` array is
+            read batch by batch), cupy or torch; a path is memory-mapped; an
+            iterable (e.g. a generator of activation batches, torch tensors
+            included) is read once, its chunks regrouped into ``batch_size``.
+        """
+        for name in ("encoder_", "n_samples_seen_"):
+            self.__dict__.pop(name, None)
+        self._check_params()
+        source = _as_source(X)
+        epochs = self.n_epochs if isinstance(source, np.ndarray) or _backend.is_cupy(source) else 1
+        rng = np.random.default_rng(self.random_state)
+        self._train(source, epochs, rng, shuffle=self.shuffle)
+        return self
+
+    def partial_fit(self, X: Any, y: Any = None) -> "TopKSAE":
+        """One pass over X (an array or an iterable of arrays), in order,
+        continuing the training (initializing on the first call)."""
+        if not hasattr(self, "encoder_"):
+            self._check_params()
+        self._train(_as_source(X), 1, np.random.default_rng(self.random_state), shuffle=False)
+        return self
+
+    def _check_params(self) -> None:
+        check_positive_int(self.n_latents, "n_latents")
+        k = check_positive_int(self.k, "k")
+        if k > self.n_latents:
+            raise ValueError(f"k={k} exceeds n_latents={self.n_latents}")
+        check_choice(self.activation, "activation", {"topk", "batchtopk"})
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.n_epochs, "n_epochs")
+        if self.k_aux is not None:
+            check_positive_int(self.k_aux, "k_aux")
+        if self.dead_after is not None:
+            check_positive_int(self.dead_after, "dead_after")
+        for name in ("learning_rate", "eps"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not (isinstance(self.aux_coef, (int, float)) and np.isfinite(self.aux_coef) and self.aux_coef >= 0):
+            raise ValueError(f"aux_coef must be a finite number >= 0, got {self.aux_coef!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.device is not None:
+            check_choice(self.device, "device", {"cpu", "cuda"})
+
+    def _train(self, source, epochs: int, rng: np.random.Generator, shuffle: bool) -> None:
+        kernels = None
+        progress = _Progress(self.verbose, _n_rows(source, epochs))
+        n_threads = _backend.resolve_n_jobs(self.n_jobs)
+        try:
+            with threadpool_limits(limits=n_threads, user_api="blas"):
+                for batch in _batches(source, self.batch_size, epochs, rng, shuffle):
+                    if kernels is None:
+                        kernels = self._start(batch, n_threads, rng)
+                    x = self._prepare(batch, kernels)
+                    stats = self._step(x, kernels)
+                    progress.update(x.shape[0], stats)
+        finally:
+            progress.close()
+            if kernels is not None:
+                self._publish(kernels)
+        if kernels is None and not hasattr(self, "encoder_"):
+            raise ValueError("X holds no samples")
+
+    def _start(self, batch, n_threads: int, rng: np.random.Generator) -> _Kernels:
+        device = self.device or _placement_device(batch)
+        kernels = _Kernels(device, n_threads)
+        if hasattr(self, "encoder_"):  # partial_fit continues where the last call stopped
+            self._state = {name: _backend.to_device(getattr(self, name + "_").copy(), device) for name in _PARAMETERS}
+            self._moments = {name: tuple(_backend.to_device(m, device) for m in pair)
+                             for name, pair in self._saved_moments.items()}
+            self._last_fired = _backend.to_device(self._last_fired, device)
+            return kernels
+        x = check_matrix(_backend.to_device(_backend.to_backend(batch)[0], "cpu"), "X")
+        n_features = x.shape[1]
+        decoder = rng.standard_normal((self.n_latents, n_features)).astype(np.float32)
+        decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
+        state = {"encoder": decoder.copy(), "encoder_bias": np.zeros(self.n_latents, np.float32),
+                 "decoder": decoder, "pre_bias": x.mean(axis=0).astype(np.float32)}
+        self._state = {name: _backend.to_device(value, device) for name, value in state.items()}
+        self._moments = {name: (kernels.xp.zeros_like(p), kernels.xp.zeros_like(p)) for name, p in self._state.items()}
+        self._last_fired = kernels.xp.zeros(self.n_latents, np.int64)
+        self.n_samples_seen_ = 0
+        self.n_steps_ = 0
+        self.threshold_ = 0.0
+        self.history_ = {"samples": [], "fvu": [], "l0": [], "dead": []}
+        return kernels
+
+    def _prepare(self, batch, kernels: _Kernels):
+        x = _backend.to_device(_backend.to_backend(batch)[0], kernels.device)
+        x = check_matrix(x, "X", xp=kernels.xp)
+        if x.shape[1] != self._state["decoder"].shape[1]:
+            raise ValueError(f"X has {x.shape[1]} features but the autoencoder was built for "
+                             f"{self._state['decoder'].shape[1]}")
+        return x
+
+    def _select(self, x_centered, encoder, encoder_bias, k: int, kernels: _Kernels, training: bool):
+        """ReLU'd top-k (or batch top-k) codes as (values, index), index -1 padding."""
+        xp = kernels.xp
+        if self.activation == "topk":
+            values, index = kernels.largest(x_centered, encoder, encoder_bias, k)
+        else:
+            cap = min(encoder.shape[0], _BATCHTOPK_ROW_CAP * k)
+            values, index = kernels.largest(x_centered, encoder, encoder_bias, cap)
+            if training:
+                budget = min(k * x_centered.shape[0], values.size)
+                cut = float(xp.partition(values.ravel(), values.size - budget)[values.size - budget])
+                cut = max(cut, 0.0)
+                # The running mean of the cut-offs is the inference threshold.
+                self.threshold_ += (cut - self.threshold_) / (self.n_steps_ + 1)
+                values = xp.where(values >= cut, values, 0.0).astype(xp.float32)
+            else:
+                values = xp.where(values > self.threshold_, values, 0.0).astype(xp.float32)
+        values = xp.maximum(values, 0.0)
+        index = xp.where(values > 0, index, -1).astype(xp.int32)
+        return xp.ascontiguousarray(values), xp.ascontiguousarray(index)
+
+    def _step(self, x, kernels: _Kernels) -> tuple[float, float, float]:
+        xp, state = kernels.xp, self._state
+        n, n_features = x.shape
+        x_centered = x - state["pre_bias"]
+        values, index = self._select(x_centered, state["encoder"], state["encoder_bias"], self.k, kernels, True)
+        recon = kernels.decode(index, values, state["decoder"], state["pre_bias"])
+        error = recon - x
+        total = float(((x - x.mean(axis=0)) ** 2).sum()) or 1.0
+        fvu = float((error ** 2).sum()) / total
+        grads = {name: xp.zeros_like(p) for name, p in state.items()}
+        grad_out = error * np.float32(2.0 / total)
+        kernels.backward(index, values, grad_out, x_centered, state["decoder"], grads)
+
+        self.n_samples_seen_ += n
+        fired = index[index >= 0]
+        self._last_fired[fired] = self.n_samples_seen_
+        dead = self.n_samples_seen_ - self._last_fired > self._dead_after()
+        dead_ids = xp.flatnonzero(dead).astype(xp.int32)
+        if self.aux_coef > 0 and dead_ids.size:
+            self._auxk_backward(x_centered, -error, dead_ids, kernels, grads)
+
+        grads["pre_bias"] = grad_out.sum(axis=0) - grads["encoder_bias"] @ state["encoder"]
+        # Unit-norm decoder rows: only the tangential part of their gradient counts.
+        decoder = state["decoder"]
+        grads["decoder"] -= (grads["decoder"] * decoder).sum(axis=1, keepdims=True) * decoder
+        self.n_steps_ += 1
+        lr = self._learning_rate()
+        for name in _PARAMETERS:
+            kernels.adam(state[name], grads[name], *self._moments[name], lr, self.betas, self.eps, self.n_steps_)
+        decoder /= xp.linalg.norm(decoder, axis=1, keepdims=True)
+
+        l0 = float((values > 0).sum()) / n
+        dead_fraction = float(dead.mean())
+        for key, value in zip(("samples", "fvu", "l0", "dead"), (self.n_samples_seen_, fvu, l0, dead_fraction)):
+            self.history_[key].append(value)
+        return fvu, l0, dead_fraction
+
+    def _auxk_backward(self, x_centered, residual, dead_ids, kernels: _Kernels, grads) -> None:
+        """AuxK: the dead latents' top k_aux reconstruct the residual (its
+        squared error normalized by the residual's variance, times aux_coef)."""
+        xp, state = kernels.xp, self._state
+        k_aux = min(self.k_aux or max(1, x_centered.shape[1] // 2), int(dead_ids.size))
+        values, local = kernels.largest(x_centered, xp.ascontiguousarray(state["encoder"][dead_ids]),
+                                        xp.ascontiguousarray(state["encoder_bias"][dead_ids]), k_aux)
+        values = xp.ascontiguousarray(xp.maximum(values, 0.0))
+        index = xp.ascontiguousarray(xp.where(values > 0, dead_ids[local], -1).astype(xp.int32))
+        aux_error = kernels.decode(index, values, state["decoder"], None) - residual
+        total = float(((residual - residual.mean(axis=0)) ** 2).sum()) or 1.0
+        kernels.backward(index, values, aux_error * np.float32(2.0 * self.aux_coef / total), x_centered,
+                         state["decoder"], grads)
+
+    def _dead_after(self) -> int:
+        return self.dead_after or 1000 * self.n_latents // self.k
+
+    def _learning_rate(self) -> float:
+        return self.learning_rate or 2e-4 / np.sqrt(self.n_latents / 2**14)
+
+    def _publish(self, kernels: _Kernels) -> None:
+        """Fitted attributes on the host; the optimizer state kept for partial_fit."""
+        host = {name: _backend.to_device(value, "cpu") for name, value in self._state.items()}
+        for name, value in host.items():
+            setattr(self, name + "_", value)
+        self._saved_moments = {name: tuple(_backend.to_device(m, "cpu") for m in pair)
+                               for name, pair in self._moments.items()}
+        self._last_fired = _backend.to_device(self._last_fired, "cpu")
+        del self._state, self._moments
+        self.history_ = {key: list(values) for key, values in self.history_.items()}
+
+    @property
+    def components_(self) -> np.ndarray:
+        """The decoder's unit-norm rows (n_latents, n_features): the dictionary."""
+        return self._fitted().decoder_
+
+    def _fitted(self) -> "TopKSAE":
+        if not hasattr(self, "encoder_"):
+            raise RuntimeError("this TopKSAE is not fitted yet: call fit, partial_fit or load first")
+        return self
+
+    # -------------------------------------------------------------- encode
+    def encode(self, X: Any):
+        """Sparse codes of X (n, n_features): csr_array (n, n_latents), float32.
+
+        numpy and CPU torch input give a ``scipy.sparse.csr_array``; cupy (or
+        a CUDA torch tensor) runs on the GPU and gives a ``cupyx`` csr_matrix.
+        """
+        self._fitted()
+        x, placement = _backend.to_backend(X)
+        device = placement.device
+        kernels = _Kernels(device, _backend.resolve_n_jobs(self.n_jobs))
+        x = check_matrix(x, "X", xp=kernels.xp)
+        if x.shape[1] != self.decoder_.shape[1]:
+            raise ValueError(f"X has {x.shape[1]} features but the autoencoder has {self.decoder_.shape[1]}")
+        params = {name: _backend.to_device(getattr(self, name + "_"), device) for name in _PARAMETERS}
+        blocks = []
+        with threadpool_limits(limits=kernels.n_threads, user_api="blas"):
+            for first in range(0, x.shape[0], self.batch_size):
+                x_centered = x[first:first + self.batch_size] - params["pre_bias"]
+                values, index = self._select(x_centered, params["encoder"], params["encoder_bias"], self.k,
+                                             kernels, False)
+                blocks.append(_rows_to_csr(values, index, self.n_latents, kernels))
+        if device == "cuda":
+            import cupyx.scipy.sparse as cusparse
+
+            return cusparse.vstack(blocks, format="csr")
+        return scipy.sparse.csr_array(scipy.sparse.vstack(blocks, format="csr"))
+
+    transform = encode
+
+    def fit_transform(self, X: Any, y: Any = None):
+        return self.fit(X).encode(X)
+
+    def decode(self, codes: Any):
+        """Signals rebuilt from codes (n, n_latents), dense or sparse: (n, n_features), float32.
+
+        cupy / cupyx codes decode on the GPU and come back as cupy."""
+        self._fitted()
+        if codes.ndim != 2 or codes.shape[1] != self.n_latents:
+            raise ValueError(f"codes must be (n, {self.n_latents}), got shape {tuple(codes.shape)}")
+        on_gpu = _backend.is_cupy(codes) or type(codes).__module__.startswith("cupyx")
+        if on_gpu:
+            cp = _backend.require_cupy()
+            return (codes @ cp.asarray(self.decoder_) + cp.asarray(self.pre_bias_)).astype(cp.float32)
+        if _backend.is_torch(codes):
+            codes = _backend.to_backend(codes)[0]
+        return np.asarray(codes @ self.decoder_ + self.pre_bias_, dtype=np.float32)
+
+    inverse_transform = decode
+
+    # ---------------------------------------------------------- save / load
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the parameters, the hyper-parameters and the training counters
+        atomically to ``.npz`` or ``.safetensors`` (readable by the
+        ``safetensors`` package: tensors encoder, encoder_bias, decoder,
+        pre_bias, the rest in its metadata)."""
+        self._fitted()
+        path = Path(path)
+        tensors = {name: np.ascontiguousarray(getattr(self, name + "_"), np.float32) for name in _PARAMETERS}
+        meta = {"format": "latentcore.TopKSAE/1", "params": _json_params(self),
+                "threshold": self.threshold_, "n_samples_seen": self.n_samples_seen_, "n_steps": self.n_steps_}
+        if path.suffix == ".npz":
+            write_npz_atomic(path, **tensors, metadata=np.array(json.dumps(meta)))
+        elif path.suffix == ".safetensors":
+            _write_safetensors(path, tensors, {"latentcore": json.dumps(meta)})
+        else:
+            raise ValueError(f"save writes .npz or .safetensors, got {path.name!r}")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TopKSAE":
+        """An autoencoder written by :meth:`save`, ready to encode and decode
+        (``partial_fit`` continues with fresh Adam moments)."""
+        path = Path(path)
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                if "metadata" not in archive:
+                    raise ValueError(f"{path} is not a TopKSAE archive (no metadata entry)")
+                meta = json.loads(str(archive["metadata"]))
+                tensors = {name: archive[name] for name in _PARAMETERS}
+        elif path.suffix == ".safetensors":
+            tensors, header = _read_safetensors(path)
+            if "latentcore" not in header:
+                raise ValueError(f"{path} holds no latentcore metadata")
+            meta = json.loads(header["latentcore"])
+        else:
+            raise ValueError(f"load reads .npz or .safetensors, got {path.name!r}")
+        params = meta["params"]
+        sae = cls(params.pop("n_latents"), params.pop("k"), **params)
+        for name in _PARAMETERS:
+            setattr(sae, name + "_", np.ascontiguousarray(tensors[name], np.float32))
+        sae.threshold_ = float(meta["threshold"])
+        sae.n_samples_seen_ = int(meta["n_samples_seen"])
+        sae.n_steps_ = int(meta["n_steps"])
+        sae.history_ = {"samples": [], "fvu": [], "l0": [], "dead": []}
+        sae._saved_moments = {name: (np.zeros_like(t), np.zeros_like(t)) for name, t in
+                              ((n, getattr(sae, n + "_")) for n in _PARAMETERS)}
+        sae._last_fired = np.full(sae.n_latents, sae.n_samples_seen_, np.int64)
+        return sae
+
+
+def _json_params(sae: TopKSAE) -> dict:
+    names = ("n_latents", "k", "activation", "batch_size", "n_epochs", "learning_rate", "betas", "eps",
+             "k_aux", "aux_coef", "dead_after", "shuffle", "n_jobs", "verbose", "device")
+    params = {name: getattr(sae, name) for name in names}
+    params["betas"] = list(params["betas"])
+    if not isinstance(sae.random_state, np.random.Generator):
+        params["random_state"] = sae.random_state
+    return params
+
+
+def _rows_to_csr(values, index, n_latents: int, kernels: _Kernels):
+    if kernels.device == "cpu":
+        return rows_to_csr(index, values, None, n_latents)
+    import cupyx.scipy.sparse as cusparse
+
+    xp = kernels.xp
+    keep = values > 0
+    indptr = xp.concatenate([xp.zeros(1, xp.int64), xp.cumsum(keep.sum(axis=1))]).astype(xp.int32)
+    codes = cusparse.csr_matrix((values[keep], index[keep], indptr), shape=(index.shape[0], n_latents))
+    codes.sort_indices()
+    return codes
+
+
+# ------------------------------------------------------------------ data
+def _as_source(X: Any):
+    """An array (numpy, memmap, cupy), or an iterator of batches."""
+    if isinstance(X, (str, os.PathLike)):
+        path = Path(X)
+        if path.suffix != ".npy":
+            raise ValueError(f"a path given as X must be a .npy file, got {path.name!r}")
+        return np.load(path, mmap_mode="r")
+    if isinstance(X, np.ndarray) or _backend.is_cupy(X):
+        return X
+    if _backend.is_torch(X):
+        return _backend.to_backend(X)[0]
+    if isinstance(X, (list, tuple)) and X and not hasattr(X[0], "shape"):
+        return np.asarray(X)
+    if hasattr(X, "__iter__"):
+        return iter(X)
+    raise TypeError(f"X must be an array, a .npy path or an iterable of arrays, got {type(X).__name__}")
+
+
+def _n_rows(source, epochs: int) -> int | None:
+    return source.shape[0] * epochs if hasattr(source, "shape") else None
+
+
+def _batches(source, batch_size: int, epochs: int, rng: np.random.Generator, shuffle: bool) -> Iterator:
+    if hasattr(source, "shape"):
+        yield from _array_batches(source, batch_size, epochs, rng, shuffle)
+    else:
+        yield from _regrouped(source, batch_size)
+
+
+def _array_batches(X, batch_size: int, epochs: int, rng, shuffle: bool) -> Iterator:
+    n = X.shape[0]
+    if getattr(X, "ndim", 2) != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {tuple(X.shape)}")
+    in_memory = not isinstance(X, np.memmap) and (not isinstance(X, np.ndarray) or X.base is None
+                                                    or not isinstance(X.base, np.memmap))
+    for _ in range(epochs):
+        starts = np.arange(0, n, batch_size)
+        if shuffle and in_memory:
+            order = rng.permutation(n)
+            if _backend.is_cupy(X):
+                order = _backend.to_device(order, "cuda")
+            for first in starts:
+                yield X[order[first:first + batch_size]]
+            continue
+        if shuffle:  # memory-mapped: whole batches in a random order, each read in one sweep
+            starts = rng.permutation(starts)
+        for first in starts:
+            yield X[first:first + batch_size]
+
+
+def _regrouped(chunks: Iterable, batch_size: int) -> Iterator:
+    """Chunks of any size regrouped into batches of batch_size (the last one shorter)."""
+    pending, held = [], 0
+    for chunk in chunks:
+        chunk, _ = _backend.to_backend(chunk)
+        if getattr(chunk, "ndim", None) != 2:
+            raise ValueError(f"each batch of X must be 2-D (n, n_features), got {type(chunk).__name__} "
+                             f"of shape {getattr(chunk, 'shape', None)}")
+        first = 0
+        while chunk.shape[0] - first >= batch_size - held:
+            take = batch_size - held
+            pending.append(chunk[first:first + take])
+            yield _join(pending)
+            pending, held, first = [], 0, first + take
+        if first < chunk.shape[0]:
+            pending.append(chunk[first:])
+            held += chunk.shape[0] - first
+    if held:
+        yield _join(pending)
+
+
+def _join(parts):
+    if len(parts) == 1:
+        return parts[0]
+    xp = _backend.require_cupy() if _backend.is_cupy(parts[0]) else np
+    return xp.concatenate([xp.asarray(p, dtype=xp.float32) for p in parts])
+
+
+def _placement_device(batch) -> str:
+    return _backend.to_backend(batch)[1].device
+
+
+class _Progress:
+    """A tqdm bar over samples showing FVU, mean L0 and the dead fraction, or nothing."""
+
+    def __init__(self, verbose: bool, total: int | None):
+        self.bar = None
+        if verbose:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="TopK SAE", unit="sample")
+
+    def update(self, n: int, stats: tuple[float, float, float]) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix(fvu=f"{stats[0]:.4f}", l0=f"{stats[1]:.1f}", dead=f"{stats[2]:.3f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# --------------------------------------------------------------- safetensors
+_SAFETENSORS_DTYPES = {np.dtype(np.float32): "F32"}
+
+
+def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """The safetensors layout: an 8-byte little-endian header size, a JSON
+    header of dtypes, shapes and byte ranges, then the raw tensors."""
+    header: dict[str, Any] = {"__metadata__": metadata}
+    offset = 0
+    for name, array in tensors.items():
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[array.dtype], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    with atomic_write(path) as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for array in tensors.values():
+            f.write(np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes())
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if size <= 0 or size > 100 * 2**20:
+            raise ValueError(f"{path} is not a safetensors file (header size {size})")
+        header = json.loads(f.read(size))
+        data = f.read()
+    metadata = header.pop("__metadata__", {}) or {}
+    tensors = {}
+    for name, entry in header.items():
+        if entry["dtype"] != "F32":
+            raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}; TopKSAE files hold F32")
+        begin, end = entry["data_offsets"]
+        tensors[name] = np.frombuffer(data[begin:end], "<f4").reshape(entry["shape"])
+    return tensors, metadata
