@@ -171,3 +171,49 @@ def test_sparse_coder_round_trip(rng):
     with pytest.raises(ValueError, match="codes must be"):
         coder.inverse_transform(codes[:, :-1])
     assert SparseCoder(D * 3, normalize=True).fit().components_ == pytest.approx(D, abs=1e-6)
+
+
+def dictionary_data(rng, n=20_000, d=32, n_atoms=64, k=4):
+    D = rng.standard_normal((n_atoms, d))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    codes = np.zeros((n, n_atoms))
+    rows = np.repeat(np.arange(n), k)
+    codes[rows, np.argsort(rng.random((n, n_atoms)), axis=1)[:, :k].ravel()] = \
+        rng.uniform(1.0, 2.0, n * k) * rng.choice([-1, 1], n * k)
+    return (codes @ D + 0.01 * rng.standard_normal((n, d))).astype(np.float32), D.astype(np.float32)
+
+
+def test_dictionary_learning_recovers_planted_atoms():
+    from latentcore import DictionaryLearning
+    from latentcore.metrics import atom_recovery
+
+    X, D = dictionary_data(np.random.default_rng(3))
+    dl = DictionaryLearning(64, n_nonzero=4, n_epochs=20, random_state=0).fit(X)
+    assert np.mean(atom_recovery(dl.components_, D) >= 0.9) >= 0.9
+    np.testing.assert_allclose(np.linalg.norm(dl.components_, axis=1), 1.0, atol=1e-5)
+    fvu = np.array(dl.history_["fvu"])
+    assert fvu[-20:].mean() < 0.2 * fvu[:20].mean()
+    codes = dl.transform(X[:200])
+    assert codes.shape == (200, 64) and np.all(np.diff(codes.indptr) <= 4)
+    np.testing.assert_allclose(dl.inverse_transform(codes), codes @ dl.components_, atol=1e-5)
+
+
+def test_dictionary_learning_streams_and_codes_with_lasso(rng):
+    from latentcore import DictionaryLearning
+
+    X, _ = dictionary_data(rng, n=3000)
+    whole = DictionaryLearning(64, n_nonzero=4, shuffle=False, random_state=5).fit(X)
+    streamed = DictionaryLearning(64, n_nonzero=4, random_state=5).partial_fit(X[:1024]).partial_fit(X[1024:])
+    np.testing.assert_allclose(streamed.components_, whole.components_, atol=1e-6)
+    lasso = DictionaryLearning(64, method="lasso", alpha=0.01, positive=True, n_epochs=3, random_state=0).fit(X)
+    fvu = np.array(lasso.history_["fvu"])
+    assert fvu[-5:].mean() < fvu[:5].mean()
+    assert lasso.transform(X[:50]).data.min() > 0
+    with pytest.raises(ValueError, match="features"):
+        whole.partial_fit(X[:, :5])
+    with pytest.raises(ValueError, match="n_atoms"):
+        DictionaryLearning(0).fit(X)
+    with pytest.raises(ValueError, match="method"):
+        DictionaryLearning(8, method="ksvd").fit(X)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        DictionaryLearning(8).transform(X)

@@ -44,6 +44,17 @@ int lasso_binding(Cpu::Mat<const float> correlations, Cpu::Mat<const double> gra
                     static_cast<int>(n_atoms), n_features, alpha, positive, tol, max_iter, codes.data(), n_threads);
 }
 
+int update_binding(Cpu::Mat<const double> A, Cpu::Mat<const double> B, Cpu::Mat<float> dictionary,
+                   double min_usage, Cpu::Vec<index_t> unused, int n_threads) {
+    const size_t n_atoms = dictionary.shape(0), n_features = dictionary.shape(1);
+    require(A.shape(0) == n_atoms && A.shape(1) == n_atoms, "A must be (n_atoms, n_atoms)");
+    require(B.shape(0) == n_atoms && B.shape(1) == n_features, "B must be (n_atoms, n_features)");
+    require(unused.shape(0) == n_atoms, "unused needs n_atoms entries");
+    nb::gil_scoped_release release;
+    return update_dictionary(A.data(), B.data(), dictionary.data(), static_cast<int>(n_atoms),
+                             static_cast<int>(n_features), min_usage, unused.data(), n_threads);
+}
+
 }  // namespace
 
 void bind_sparse(nb::module_& m) {
@@ -52,4 +63,6 @@ void bind_sparse(nb::module_& m) {
     m.def("sparse_lasso_cd", &lasso_binding, nb::arg("correlations"), nb::arg("gram"), nb::arg("residual_sq"),
           nb::arg("n_features"), nb::arg("alpha"), nb::arg("positive"), nb::arg("tol"), nb::arg("max_iter"),
           nb::arg("codes"), nb::arg("n_threads"));
+    m.def("sparse_update_dictionary", &update_binding, nb::arg("A"), nb::arg("B"), nb::arg("dictionary"),
+          nb::arg("min_usage"), nb::arg("unused"), nb::arg("n_threads"));
 }

@@ -223,3 +223,40 @@ int lasso_cd(const float* correlations, const double* gram, const float* residua
 }
 
 }  // namespace latentcore
+
+namespace latentcore {
+
+int update_dictionary(const double* A, const double* B, float* dictionary, int n_atoms, int n_features,
+                      double min_usage, index_t* unused, int n_threads) {
+    int n_unused = 0;
+    std::vector<double> u(n_features);
+    double norm_sq = 0.0;
+    // Atoms update in sequence; the threads share each atom's features, so
+    // one parallel region with two barriers per atom.
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+    for (int j = 0; j < n_atoms; ++j) {
+        const double* a = A + static_cast<size_type>(j) * n_atoms;
+        if (!(a[j] > min_usage)) {
+#pragma omp single
+            unused[n_unused++] = j;
+            continue;
+        }
+        float* atom = dictionary + static_cast<size_type>(j) * n_features;
+#pragma omp single
+        norm_sq = 0.0;
+#pragma omp for reduction(+ : norm_sq) schedule(static)
+        for (int f = 0; f < n_features; ++f) {
+            double reconstructed = 0.0;
+            for (int l = 0; l < n_atoms; ++l) reconstructed += a[l] * dictionary[static_cast<size_type>(l) * n_features + f];
+            u[f] = (B[static_cast<size_type>(j) * n_features + f] - reconstructed) / a[j] + atom[f];
+            norm_sq += u[f] * u[f];
+        }
+        // The implicit barrier above published norm_sq and every u[f].
+        const double scale = norm_sq > 0.0 ? 1.0 / std::sqrt(norm_sq) : 0.0;
+#pragma omp for schedule(static)
+        for (int f = 0; f < n_features; ++f) atom[f] = static_cast<float>(u[f] * scale);
+    }
+    return n_unused;
+}
+
+}  // namespace latentcore

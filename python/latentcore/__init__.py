@@ -15,7 +15,7 @@ from .metrics import knn_recall, trustworthiness
 from .tsne import TSNE
 from .sgns import skipgram
 from .sae import TopKSAE
-from .sparse import SparseCoder, sparse_encode
+from .sparse import DictionaryLearning, SparseCoder, sparse_encode
 from .walks import DeepWalk, Node2Vec, random_walks
 
 try:
@@ -23,5 +23,5 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["DeepWalk", "KNNGraph", "Node2Vec", "SparseCoder", "TSNE", "knn", "knn_recall", "random_walks", "skipgram",
+__all__ = ["DeepWalk", "DictionaryLearning", "KNNGraph", "Node2Vec", "SparseCoder", "TSNE", "knn", "knn_recall", "random_walks", "skipgram",
            "sparse_encode", "TopKSAE", "trustworthiness", "__version__"]

@@ -17,7 +17,7 @@ import scipy.sparse
 from . import _backend, _core
 from ._validation import check_choice, check_matrix, check_positive_int
 
-__all__ = ["SparseCoder", "sparse_encode"]
+__all__ = ["DictionaryLearning", "SparseCoder", "sparse_encode"]
 
 # Atoms whose norm is further than this from 1 are not unit norm.
 _UNIT_NORM_TOL = 1e-4
@@ -254,3 +254,196 @@ class SparseCoder:
         if codes.ndim != 2 or codes.shape[1] != n_atoms:
             raise ValueError(f"codes must be (n, {n_atoms}), got shape {codes.shape}")
         return np.asarray(codes @ self.components_, dtype=np.float32)
+
+
+# Dictionary learning looks for near-duplicate atoms every this many steps,
+# an atom replaced when its |cosine| with an earlier one exceeds the bound.
+_CLEAR_EVERY = 16
+_DUPLICATE_COSINE = 0.95
+
+
+class DictionaryLearning:
+    """Online dictionary learning (Mairal, Bach, Ponce & Sapiro 2010).
+
+    Alternates, one mini-batch at a time, sparse coding over the current
+    dictionary (OMP or LASSO, :func:`sparse_encode`) with a block-coordinate
+    update of every atom from the running statistics A = sum c c^T and
+    B = sum c x^T (C++), so memory stays O(n_atoms^2 + n_atoms n_features)
+    however many samples stream by. Atoms are kept at unit norm; an atom no
+    code has used yet is restarted from a random sample of the batch.
+
+    Parameters
+    ----------
+    n_atoms : int
+        Dictionary size.
+    method : {"omp", "lasso"}, default "omp"
+        The coder (see :func:`sparse_encode`).
+    n_nonzero : int, optional
+        OMP: atoms per code; default 10% of n_features.
+    alpha : float, optional
+        LASSO: the L1 weight (required for "lasso").
+    positive : bool, default False
+        Non-negative codes.
+    batch_size : int, default 256
+        Samples per update.
+    n_epochs : int, default 1
+        Passes over an array given to ``fit``.
+    shuffle : bool, default True
+        Visit the samples in a random order each epoch.
+    random_state : int, numpy Generator or None
+        Seeds the initial atoms (random samples), restarts and shuffling.
+    n_jobs : int, optional
+        Threads; None or -1: all cores.
+    verbose : bool, default False
+        A tqdm bar over samples with the batch's fraction of variance unexplained.
+
+    Attributes
+    ----------
+    components_ : float32 array (n_atoms, n_features)
+        Unit-norm atoms.
+    n_steps_ : int
+        Mini-batch updates so far.
+    history_ : dict of float arrays
+        Per step: "samples" seen and "fvu" of the batch's codes (before the update).
+
+    Examples
+    --------
+    >>> import numpy as np, latentcore
+    >>> X = np.random.default_rng(0).standard_normal((1000, 16)).astype(np.float32)
+    >>> dl = latentcore.DictionaryLearning(32, n_nonzero=3, random_state=0).fit(X)
+    >>> dl.transform(X).shape
+    (1000, 32)
+    """
+
+    def __init__(self, n_atoms: int, *, method: str = "omp", n_nonzero: int | None = None,
+                 alpha: float | None = None, positive: bool = False, batch_size: int = 256, n_epochs: int = 1,
+                 shuffle: bool = True, random_state=None, n_jobs: int | None = None, verbose: bool = False):
+        self.n_atoms = n_atoms
+        self.method = method
+        self.n_nonzero = n_nonzero
+        self.alpha = alpha
+        self.positive = positive
+        self.batch_size = batch_size
+        self.n_epochs = n_epochs
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def fit(self, X: Any, y: Any = None) -> "DictionaryLearning":
+        """Learns the dictionary from X (n_samples, n_features), from scratch."""
+        self.__dict__.pop("components_", None)
+        X = check_matrix(_backend.to_device(_backend.to_backend(X)[0], "cpu"), "X")
+        self._rng = np.random.default_rng(self.random_state)
+        for _ in range(check_positive_int(self.n_epochs, "n_epochs")):
+            order = self._rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
+            self._learn(X, order)
+        return self
+
+    def partial_fit(self, X: Any, y: Any = None) -> "DictionaryLearning":
+        """One pass over X in order, continuing from the current dictionary."""
+        X = check_matrix(_backend.to_device(_backend.to_backend(X)[0], "cpu"), "X")
+        if not hasattr(self, "_rng"):
+            self._rng = np.random.default_rng(self.random_state)
+        self._learn(X, np.arange(X.shape[0]))
+        return self
+
+    def _learn(self, X: np.ndarray, order: np.ndarray) -> None:
+        check_choice(self.method, "method", {"omp", "lasso"})
+        batch_size = check_positive_int(self.batch_size, "batch_size")
+        n_threads = _backend.resolve_n_jobs(self.n_jobs)
+        if not hasattr(self, "components_"):
+            self._initialize(X[order[:self.n_atoms]])
+        elif X.shape[1] != self.components_.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features but the dictionary has {self.components_.shape[1]}")
+        progress = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=len(order), desc="dictionary learning", unit="sample")
+        try:
+            for first in range(0, len(order), batch_size):
+                batch = X[order[first:first + batch_size]]
+                fvu = self._step(batch, n_threads)
+                if progress is not None:
+                    progress.update(batch.shape[0])
+                    progress.set_postfix(fvu=f"{fvu:.4f}")
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def _initialize(self, first: np.ndarray) -> None:
+        """Atoms from the first samples visited (repeated if fewer than n_atoms), jittered."""
+        n_atoms = check_positive_int(self.n_atoms, "n_atoms")
+        atoms = first[np.arange(n_atoms) % first.shape[0]] + 1e-3 * self._rng.standard_normal((n_atoms, first.shape[1]), dtype=np.float32)
+        self.components_ = (atoms / np.linalg.norm(atoms, axis=1, keepdims=True)).astype(np.float32)
+        self._A = np.zeros((n_atoms, n_atoms))
+        self._B = np.zeros((n_atoms, first.shape[1]))
+        self.n_steps_ = 0
+        self.history_ = {"samples": [], "fvu": []}
+
+    def _step(self, batch: np.ndarray, n_threads: int) -> float:
+        codes = sparse_encode(batch, self.components_, method=self.method, n_nonzero=self.n_nonzero,
+                              alpha=self.alpha, positive=self.positive, n_jobs=n_threads)
+        residual = batch - codes @ self.components_
+        fvu = float((residual ** 2).sum() / max(((batch - batch.mean(axis=0)) ** 2).sum(), 1e-30))
+        # Mairal et al. section 3.4.3: past statistics fade while the
+        # dictionary they were computed with is young, then are averaged.
+        n = batch.shape[0]
+        self.n_steps_ += 1
+        seen = self.n_steps_ * n if self.n_steps_ < n else n * n + self.n_steps_ - n
+        keep = (seen + 1 - n) / (seen + 1)
+        dense = codes.toarray().astype(np.float64)
+        self._A *= keep
+        self._A += dense.T @ dense / n
+        self._B *= keep
+        self._B += dense.T @ batch.astype(np.float64) / n
+        unused = np.empty(self.n_atoms, np.int32)
+        n_unused = _core.sparse_update_dictionary(self._A, self._B, self.components_, 1e-12, unused, n_threads)
+        stale = list(unused[:n_unused])
+        if self.n_steps_ % _CLEAR_EVERY == 0:
+            stale += self._duplicates(stale)
+        if stale:
+            self._restart(np.array(stale[:batch.shape[0]]), batch, residual)
+        self.history_["samples"].append(self.n_steps_ * n)
+        self.history_["fvu"].append(fvu)
+        return fvu
+
+    def _duplicates(self, skip) -> list[int]:
+        """Atoms nearly parallel to an earlier one (K-SVD's dictionary
+        clearing): two atoms sharing one direction leave another direction
+        unlearnt, a local minimum the updates alone rarely leave."""
+        cosine = np.abs(self.components_ @ self.components_.T)
+        np.fill_diagonal(cosine, 0.0)
+        duplicated = np.flatnonzero(np.triu(cosine > _DUPLICATE_COSINE).any(axis=0))
+        return [int(j) for j in duplicated if j not in set(skip)]
+
+    def _restart(self, atoms: np.ndarray, batch: np.ndarray, residual: np.ndarray) -> None:
+        """Restarts atoms on the batch's worst-explained samples and forgets their statistics."""
+        worst = np.argsort(-(residual ** 2).sum(axis=1))[:len(atoms)]
+        fresh = residual[worst] + 1e-3 * self._rng.standard_normal((len(worst), batch.shape[1]), dtype=np.float32)
+        norms = np.linalg.norm(fresh, axis=1, keepdims=True)
+        self.components_[atoms] = fresh / np.where(norms > 0, norms, 1.0)
+        self._A[atoms, :] = 0.0
+        self._A[:, atoms] = 0.0
+        self._B[atoms] = 0.0
+
+    def _fitted(self) -> np.ndarray:
+        if not hasattr(self, "components_"):
+            raise RuntimeError("this DictionaryLearning is not fitted yet: call fit or partial_fit first")
+        return self.components_
+
+    def transform(self, X: Any) -> scipy.sparse.csr_array:
+        """Codes of X over the learnt dictionary: csr_array (n, n_atoms), float32."""
+        return sparse_encode(X, self._fitted(), method=self.method, n_nonzero=self.n_nonzero, alpha=self.alpha,
+                             positive=self.positive, n_jobs=self.n_jobs)
+
+    def fit_transform(self, X: Any, y: Any = None) -> scipy.sparse.csr_array:
+        return self.fit(X).transform(X)
+
+    def inverse_transform(self, codes: Any) -> np.ndarray:
+        """Signals rebuilt from codes (n, n_atoms): float32 (n, n_features)."""
+        D = self._fitted()
+        if codes.ndim != 2 or codes.shape[1] != D.shape[0]:
+            raise ValueError(f"codes must be (n, {D.shape[0]}), got shape {codes.shape}")
+        return np.asarray(codes @ D, dtype=np.float32)

@@ -9,6 +9,7 @@ void bind_knn(nb::module_& m);
 void bind_tsne(nb::module_& m);
 void bind_walks(nb::module_& m);
 void bind_sgns(nb::module_& m);
+void bind_sae(nb::module_& m);
 
 NB_MODULE(_cuda, m) {
     m.doc() = "latentcore CUDA kernels (private: use the latentcore package)";
@@ -16,4 +17,5 @@ NB_MODULE(_cuda, m) {
     bind_tsne(m);
     bind_walks(m);
     bind_sgns(m);
+    bind_sae(m);
 }

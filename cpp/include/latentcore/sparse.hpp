@@ -35,3 +35,17 @@ int lasso_cd(const float* correlations, const double* gram, const float* residua
              float* codes, int n_threads);
 
 }  // namespace latentcore
+
+namespace latentcore {
+
+// One sweep of block coordinate descent on a dictionary (Mairal, Bach, Ponce
+// & Sapiro 2010, Algorithm 2), from the running statistics A = sum c c^T
+// (n_atoms, n_atoms) and B = sum c x^T (n_atoms, n_features), both row-major
+// in double: atom j becomes (B[j] - A[j] D) / A[j, j] + D[j], rescaled to
+// unit norm, in order, each update seeing the ones before it. Atoms with
+// A[j, j] <= min_usage (used by no code yet) are left as they are and listed
+// in unused[0 .. return value).
+int update_dictionary(const double* A, const double* B, float* dictionary, int n_atoms, int n_features,
+                      double min_usage, index_t* unused, int n_threads);
+
+}  // namespace latentcore
