@@ -15,7 +15,17 @@ with magnitudes 1-2 and random signs plus noise sigma = 0.01 (fixed seed).
   --sklearn-n signals, spams.lasso(mode=2). The mean objective of each is
   reported: a faster peer must also be as accurate.
 
-Rates are signals per second; ratios peer time / latentcore time at equal work.
+- TopK SAE training (--sae-n samples of the same signals, --latents, --sae-k,
+  --batch, Adam, AuxK on): latentcore.TopKSAE against the same model written
+  plainly in PyTorch on the CPU (torch.set_num_threads = --threads): the
+  encoder GEMM, torch.topk, ReLU, then the decoder either dense (codes
+  scattered into a (batch, latents) matrix, as OpenAI's reference
+  implementation) or through F.embedding_bag (EleutherAI sparsify's CPU
+  path), autograd, the same AuxK, tangent projection, torch.optim.Adam and
+  renormalization. Same initialization, same batches in the same order, same
+  learning rate; the FVU over the last 5 batches shows the results are equal.
+
+Rates are signals (samples) per second; ratios peer time / latentcore time at equal work.
 
     python bench/bench_sparse.py --append bench/RESULTS.md
     python bench/bench_sparse.py --n 5000 --sklearn-n 200          # smoke test
@@ -111,6 +121,84 @@ def lasso_rows(X, D, alpha, args):
     return rows
 
 
+class TorchTopKSAE:
+    """The plain PyTorch TopK SAE the goal is measured against (see the module docstring)."""
+
+    def __init__(self, torch, decoder, pre_bias, k, lr, k_aux, aux_coef, dead_after, embedding_bag):
+        self.torch, self.k, self.k_aux, self.aux_coef, self.dead_after = torch, k, k_aux, aux_coef, dead_after
+        self.embedding_bag = embedding_bag
+        t = lambda a: torch.tensor(a, requires_grad=True)  # noqa: E731
+        self.encoder, self.decoder = t(decoder.copy()), t(decoder.copy())
+        self.encoder_bias, self.pre_bias = t(np.zeros(decoder.shape[0], np.float32)), t(pre_bias.copy())
+        self.params = [self.encoder, self.encoder_bias, self.decoder, self.pre_bias]
+        self.opt = torch.optim.Adam(self.params, lr=lr)
+        self.last_fired = torch.zeros(decoder.shape[0], dtype=torch.int64)
+        self.seen = 0
+
+    def decode(self, values, index):
+        F = self.torch.nn.functional
+        if self.embedding_bag:
+            return F.embedding_bag(index, self.decoder, per_sample_weights=values, mode="sum")
+        codes = self.torch.zeros(values.shape[0], self.decoder.shape[0]).scatter(1, index, values)
+        return codes @ self.decoder
+
+    def step(self, x):
+        torch = self.torch
+        centered = x - self.pre_bias
+        pre = centered @ self.encoder.T + self.encoder_bias
+        values, index = pre.topk(self.k, dim=1)
+        values = torch.relu(values)
+        recon = self.decode(values, index) + self.pre_bias
+        total = ((x - x.mean(0)) ** 2).sum()
+        loss = ((recon - x) ** 2).sum() / total
+        self.seen += x.shape[0]
+        with torch.no_grad():
+            self.last_fired[index[values > 0]] = self.seen
+            dead = torch.nonzero(self.seen - self.last_fired > self.dead_after).ravel()
+        if len(dead):
+            aux_values, aux_local = pre[:, dead].topk(min(self.k_aux, len(dead)), dim=1)
+            residual = (x - recon).detach()
+            aux = self.decode(torch.relu(aux_values), dead[aux_local])
+            loss = loss + self.aux_coef * ((aux - residual) ** 2).sum() / ((residual - residual.mean(0)) ** 2).sum()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            g, w = self.decoder.grad, self.decoder
+            g -= (g * w).sum(1, keepdim=True) * w
+        self.opt.step()
+        with torch.no_grad():
+            self.decoder /= self.decoder.norm(dim=1, keepdim=True)
+        return float(((recon - x) ** 2).sum() / total)
+
+
+def sae_rows(X, args):
+    import latentcore
+
+    X = X[:args.sae_n]
+    sae = latentcore.TopKSAE(args.latents, args.sae_k, batch_size=args.batch, shuffle=False, random_state=0,
+                             n_jobs=args.threads)
+    t, _ = timed(lambda: sae.fit(X))
+    rows = [("latentcore TopKSAE", X.shape[0] / t, t, float(np.mean(sae.history_["fvu"][-5:])))]
+    try:
+        import torch
+    except ImportError:
+        return rows
+    torch.set_num_threads(args.threads)
+    # The same start as latentcore's: its initialization, recomputed.
+    rng = np.random.default_rng(0)
+    decoder = rng.standard_normal((args.latents, X.shape[1])).astype(np.float32)
+    decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
+    for name, embedding_bag in (("PyTorch CPU, dense decoder", False), ("PyTorch CPU, embedding_bag decoder", True)):
+        model = TorchTopKSAE(torch, decoder, X[:args.batch].mean(axis=0), args.sae_k, sae._learning_rate(),
+                             X.shape[1] // 2, 1 / 32, sae._dead_after(), embedding_bag)
+        batches = [torch.from_numpy(X[i:i + args.batch]) for i in range(0, X.shape[0], args.batch)]
+        start = time.perf_counter()
+        fvu = [model.step(b) for b in batches]
+        t_torch = time.perf_counter() - start
+        rows.append((name, X.shape[0] / t_torch, t_torch, float(np.mean(fvu[-5:]))))
+    return rows
+
+
 def table(head, rows, base_seconds):
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, rate, seconds, *rest in rows:
@@ -129,27 +217,40 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.002)
     p.add_argument("--sklearn-n", type=int, default=2000, help="signals timed for sklearn (it is slow)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sae-n", type=int, default=81_920, help="samples the autoencoders train on")
+    p.add_argument("--latents", type=int, default=4096)
+    p.add_argument("--sae-k", type=int, default=32)
+    p.add_argument("--batch", type=int, default=4096)
+    p.add_argument("--only", choices=["encode", "sae"], default=None, help="run one half of the benchmark")
     p.add_argument("--append", default=None, metavar="FILE")
     args = p.parse_args()
     X, D, truth = planted(args.n, args.d, args.atoms, args.k)
+    sections = [machine_section(args.threads)]
     with threadpool_limits(args.threads):
-        omp = omp_rows(X, D, truth, args.k, args)
-        lasso = lasso_rows(X, D, args.alpha, args)
-    body = "\n\n".join([
-        machine_section(args.threads),
-        f"### OMP, {args.n} signals x {args.d} dims, {args.atoms} atoms, k={args.k}, noise 0.01",
-        table(["implementation", "signals/s", f"s for {args.n}", "time / latentcore", "supports recovered"],
-              omp, omp[0][2]),
-        f"### LASSO, alpha={args.alpha} (sklearn scaling), same signals",
-        table(["implementation", "signals/s", f"s for {args.n}", "time / latentcore", "mean objective",
-               "mean nonzeros"], lasso, lasso[0][2]),
-        f"- sklearn timed on the first {args.sklearn_n} signals, its time scaled to {args.n}; "
-        "SPAMS and sklearn take float64 (the conversion is not timed); "
-        "time / latentcore above 1: latentcore is faster",
-    ])
+        if args.only in (None, "encode"):
+            omp = omp_rows(X, D, truth, args.k, args)
+            lasso = lasso_rows(X, D, args.alpha, args)
+            sections += [
+                f"### OMP, {args.n} signals x {args.d} dims, {args.atoms} atoms, k={args.k}, noise 0.01",
+                table(["implementation", "signals/s", f"s for {args.n}", "time / latentcore", "supports recovered"],
+                      omp, omp[0][2]),
+                f"### LASSO, alpha={args.alpha} (sklearn scaling), same signals",
+                table(["implementation", "signals/s", f"s for {args.n}", "time / latentcore", "mean objective",
+                       "mean nonzeros"], lasso, lasso[0][2]),
+                f"- sklearn timed on the first {args.sklearn_n} signals, its time scaled to {args.n}; "
+                "SPAMS and sklearn take float64 (the conversion is not timed); "
+                "time / latentcore above 1: latentcore is faster"]
+        if args.only in (None, "sae"):
+            sae = sae_rows(X, args)
+            sections += [
+                f"### TopK SAE training, {min(args.sae_n, args.n)} samples x {args.d} dims, {args.latents} latents, "
+                f"k={args.sae_k}, batch {args.batch}, Adam, AuxK",
+                table(["implementation", "samples/s", "s", "time / latentcore", "FVU, last 5 batches"],
+                      sae, sae[0][2])]
+    body = "\n\n".join(sections)
     print(body)
     if args.append:
-        append_section(args.append, "sparse coding: latentcore vs scikit-learn and SPAMS", body)
+        append_section(args.append, "sparse coding: latentcore vs scikit-learn, SPAMS and PyTorch", body)
 
 
 if __name__ == "__main__":

@@ -61,13 +61,15 @@ void exact_knn_binding(Matrix data, std::optional<Matrix> queries, int metric, b
     if (!finished) throw nb::python_error();
 }
 
-void select_topk(Matrix values, bool largest, ScoreOut score, IndexOut index, int n_threads) {
+void select_topk(Matrix values, bool largest, ScoreOut score, IndexOut index, int n_threads,
+                 std::optional<Vector> col_bias) {
     require_output(score, index, values.shape(0));
     require(score.shape(1) <= values.shape(1), "k must not exceed the row length");
+    if (col_bias) require(col_bias->shape(0) == values.shape(1), "col_bias needs one entry per column");
     nb::gil_scoped_release release;
     select_topk_rows(values.data(), values.shape(0), values.shape(1),
-                     static_cast<int>(score.shape(1)), largest, score.data(), index.data(),
-                     n_threads);
+                     static_cast<int>(score.shape(1)), largest, col_bias ? col_bias->data() : nullptr,
+                     score.data(), index.data(), n_threads);
 }
 
 }  // namespace
@@ -78,5 +80,5 @@ void bind_knn(nb::module_& m) {
           nb::arg("block"), nb::arg("n_threads"), nb::arg("index"), nb::arg("score"));
     m.def("knn_candidates_per_point", &candidates_per_point, nb::arg("k"), nb::arg("available"));
     m.def("select_topk_rows", &select_topk, nb::arg("values"), nb::arg("largest"),
-          nb::arg("score"), nb::arg("index"), nb::arg("n_threads"));
+          nb::arg("score"), nb::arg("index"), nb::arg("n_threads"), nb::arg("col_bias").none() = nb::none());
 }

@@ -1,6 +1,7 @@
 #include "latentcore/topk.hpp"
 
 #include <algorithm>
+#include <vector>
 
 namespace latentcore {
 
@@ -34,13 +35,17 @@ void scan_into_topk(const TopKRow& row, const float* values, const float* bias, 
 }
 
 void select_topk_rows(const float* values, size_type n_rows, size_type n_cols, int k, bool largest,
-                      float* out_score, index_t* out_index, int n_threads) {
+                      const float* col_bias, float* out_score, index_t* out_index, int n_threads) {
     const float sign = largest ? -1.0f : 1.0f;
+    // scan_into_topk offers bias + sign * value: the bias takes the sign too.
+    std::vector<float> signed_bias(col_bias ? n_cols : 0);
+    for (size_type j = 0; j < static_cast<size_type>(signed_bias.size()); ++j) signed_bias[j] = sign * col_bias[j];
+    const float* bias = col_bias ? signed_bias.data() : nullptr;
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (size_type r = 0; r < n_rows; ++r) {
         TopKRow row{out_score + r * k, out_index + r * k, k};
         row.clear();
-        scan_into_topk(row, values + r * n_cols, nullptr, sign, n_cols, 0, -1);
+        scan_into_topk(row, values + r * n_cols, bias, sign, n_cols, 0, -1);
         row.sort();
         if (largest)
             for (int t = 0; t < k; ++t) row.score[t] = -row.score[t];

@@ -53,11 +53,9 @@ class _Kernels:
         """The k largest of x @ weight.T + bias per row, descending, as (values, index)."""
         xp = self.xp
         if self.device == "cpu":
-            pre = x @ weight.T
-            pre += bias
             values = np.empty((x.shape[0], k), np.float32)
             index = np.empty((x.shape[0], k), np.int32)
-            _core.select_topk_rows(pre, True, values, index, self.n_threads)
+            _core.select_topk_rows(x @ weight.T, True, values, index, self.n_threads, bias)
             return values, index
         # The k-NN tile merge keeps the smallest (col_bias - tile): feeding it
         # -bias selects the largest pre-activations, one contiguous tile at a time.

@@ -71,9 +71,12 @@ struct TopKRow {
 void scan_into_topk(const TopKRow& row, const float* values, const float* bias, float sign,
                     size_type n, index_t first_index, index_t skip);
 
-// The k smallest entries of each row of a dense (n_rows, n_cols) matrix, in
-// ascending order; largest=true selects the k largest (returned descending).
+// The k smallest entries of each row of a dense (n_rows, n_cols) matrix plus
+// col_bias (n_cols, or null for none), in ascending order; largest=true
+// selects the k largest (returned descending). The bias is added as the rows
+// are scanned, so a TopK encoder's pre-activations x W^T + b need no extra
+// pass over the (batch, n_latents) matrix.
 void select_topk_rows(const float* values, size_type n_rows, size_type n_cols, int k, bool largest,
-                      float* out_score, index_t* out_index, int n_threads);
+                      const float* col_bias, float* out_score, index_t* out_index, int n_threads);
 
 }  // namespace latentcore
