@@ -478,3 +478,185 @@ def test_walks_command_bad_input(tmp_path, capsys, args, problem):
     assert main(["walks", str(tmp_path / "none.txt"), "-o", str(tmp_path / "e.npy")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "e.npy").exists()
+
+
+# ------------------------------------------------------------------ encode
+
+@pytest.fixture
+def planted_codes(tmp_path, rng):
+    """300 signals, each 3 atoms of a unit-norm random 64 x 16 dictionary."""
+    D = rng.standard_normal((64, 16)).astype(np.float32)
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    n, k = 300, 3
+    codes = np.zeros((n, D.shape[0]), np.float32)
+    for row in codes:
+        row[rng.choice(D.shape[0], k, replace=False)] = rng.uniform(1.0, 2.0, k) * rng.choice([-1, 1], k)
+    X = (codes @ D).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "D.npy", D)
+    return X, D
+
+
+def assert_same_sparse(actual, expected):
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype == np.float32
+    actual, expected = actual.tocsr(), expected.tocsr()
+    actual.sort_indices()
+    expected.sort_indices()
+    np.testing.assert_array_equal(actual.indptr, expected.indptr)
+    np.testing.assert_array_equal(actual.indices, expected.indices)
+    np.testing.assert_array_equal(actual.data, expected.data)
+
+
+@pytest.mark.parametrize("options, library", [
+    (["--method", "omp", "-k", "3"], dict(n_nonzero=3)),
+    (["--method", "lasso", "--alpha", "0.01"], dict(method="lasso", alpha=0.01)),
+])
+def test_encode_command_matches_sparse_encode(tmp_path, capsys, planted_codes, options, library):
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    X, D = planted_codes
+    out = tmp_path / "codes.npz"
+    assert main(["encode", str(tmp_path / "X.npy"), "--dictionary", str(tmp_path / "D.npy"),
+                 *options, "-o", str(out), "--threads", "2"]) == 0
+    assert files_in(tmp_path) == ["D.npy", "X.npy", "codes.npz"]  # no temporary file left
+    codes = scipy_sparse.load_npz(out)
+    expected = latentcore.sparse_encode(X, D, **library)
+    assert_same_sparse(codes, expected)
+    err = capsys.readouterr().err
+    fvu = latentcore.metrics.fraction_of_variance_unexplained(X, expected @ D)
+    assert "encode: 300 signals x 16 dims over 64 atoms" in err and f"FVU {fvu:.4f}" in err
+    if "omp" in options:
+        assert "3.00 nonzeros per signal" in err and fvu < 0.1  # near the planted codes
+
+
+def test_encode_command_normalize_and_quiet(tmp_path, capsys, planted_codes):
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    X, D = planted_codes
+    np.save(tmp_path / "D3.npy", 3.0 * D)
+    out = tmp_path / "codes.npz"
+    argv = ["encode", str(tmp_path / "X.npy"), "--dictionary", str(tmp_path / "D3.npy"), "-k", "3",
+            "-o", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentcore: error: ") and err.count("\n") == 1
+    assert "unit norm" in err and "--normalize" in err and "D3.npy" in err
+    assert not out.exists()
+
+    assert main([*argv, "--normalize", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    expected = latentcore.sparse_encode(X, 3.0 * D, n_nonzero=3, normalize=True)
+    assert_same_sparse(scipy_sparse.load_npz(out), expected)
+
+
+@pytest.mark.parametrize("options, problem", [
+    (["-o", "{tmp}/codes.npy"], "-o {tmp}/codes.npy: sparse codes are saved as .npz"),
+    (["--method", "lasso"], "--method lasso needs --alpha"),
+    (["--alpha", "0.1"], "--alpha applies to --method lasso only"),
+    (["-k", "65"], "exceeds the 64 atoms"),
+    (["--dictionary", "{tmp}/short.npy"], "atoms of dimension 8"),
+])
+def test_encode_command_bad_input(tmp_path, capsys, planted_codes, options, problem):
+    np.save(tmp_path / "short.npy", np.eye(8, dtype=np.float32))
+    before = files_in(tmp_path)
+    options = [o.format(tmp=tmp_path) for o in options]
+    argv = ["encode", str(tmp_path / "X.npy"), "--dictionary", str(tmp_path / "D.npy"),
+            "-o", str(tmp_path / "codes.npz"), *options]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentcore: error: ") and err.count("\n") == 1
+    assert problem.format(tmp=tmp_path) in err
+    assert files_in(tmp_path) == before
+
+
+# ------------------------------------------------------------------ sae
+
+SAE_OPTIONS = ["--latents", "64", "-k", "4", "--batch-size", "256", "--epochs", "2", "--seed", "0",
+               "--threads", "2"]
+
+
+@pytest.fixture
+def sae_data(tmp_path, rng):
+    X = rng.standard_normal((2000, 16)).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    return X
+
+
+def test_sae_command_saves_the_model_and_the_codes(tmp_path, capsys, sae_data):
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    X = sae_data
+    model = tmp_path / "model.npz"
+    assert main(["sae", str(tmp_path / "X.npy"), *SAE_OPTIONS, "-o", str(model),
+                 "--codes", str(tmp_path / "codes.npz"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert files_in(tmp_path) == ["X.npy", "codes.npz", "model.npz"]
+    sae = latentcore.TopKSAE.load(model)
+    assert (sae.n_latents, sae.k, sae.n_epochs) == (64, 4, 2)
+    assert sae.n_samples_seen_ == 2 * X.shape[0]
+    codes = scipy_sparse.load_npz(tmp_path / "codes.npz")
+    assert codes.shape == (2000, 64)
+    assert_same_sparse(codes, sae.encode(X))
+    # The command trains what the library trains with the same settings.
+    reference = latentcore.TopKSAE(64, 4, batch_size=256, n_epochs=2, random_state=0, n_jobs=2)
+    reference.fit(tmp_path / "X.npy")
+    np.testing.assert_array_equal(sae.decoder_, reference.decoder_)
+
+
+def test_sae_command_safetensors_and_summary(tmp_path, capsys, sae_data):
+    model = tmp_path / "model.safetensors"
+    assert main(["sae", str(tmp_path / "X.npy"), *SAE_OPTIONS, "--activation", "batchtopk",
+                 "-o", str(model)]) == 0
+    err = capsys.readouterr().err
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith("sae: 2000 samples x 16 dims, 64 latents, batchtopk k=4, 16 steps: FVU ")
+    assert "mean L0 " in summary and "dead " in summary
+    sae = latentcore.TopKSAE.load(model)
+    reference = latentcore.TopKSAE(64, 4, activation="batchtopk", batch_size=256, n_epochs=2,
+                                   random_state=0, n_jobs=2).fit(tmp_path / "X.npy")
+    np.testing.assert_array_equal(sae.decoder_, reference.decoder_)
+    assert sae.activation == "batchtopk" and sae.threshold_ == reference.threshold_
+    history = reference.history_
+    assert (f"FVU {history['fvu'][-1]:.4f}, mean L0 {history['l0'][-1]:.1f}, "
+            f"dead {history['dead'][-1]:.3f}:") in summary
+
+
+def test_sae_command_reads_other_formats_into_memory(tmp_path, capsys, sae_data):
+    """An .npz (here with --key) is read whole and trained on in memory, as an array."""
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    X = sae_data
+    np.savez(tmp_path / "both.npz", X=X, labels=np.arange(X.shape[0]))
+    assert main(["sae", str(tmp_path / "both.npz"), "--key", "X", *SAE_OPTIONS,
+                 "-o", str(tmp_path / "model.npz"), "--codes", str(tmp_path / "codes.npz"),
+                 "--quiet"]) == 0
+    reference = latentcore.TopKSAE(64, 4, batch_size=256, n_epochs=2, random_state=0, n_jobs=2).fit(X)
+    np.testing.assert_array_equal(latentcore.TopKSAE.load(tmp_path / "model.npz").decoder_,
+                                  reference.decoder_)
+    assert_same_sparse(scipy_sparse.load_npz(tmp_path / "codes.npz"), reference.encode(X))
+
+
+def test_help_lists_the_encode_and_sae_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "encode    sparse codes" in out and "sae       train a TopK sparse autoencoder" in out
+
+
+@pytest.mark.parametrize("options, problem", [
+    (["-o", "{tmp}/model.pt"], "-o {tmp}/model.pt: the model is saved as .npz or .safetensors, not '.pt'"),
+    (["--codes", "{tmp}/codes.csv"], "--codes {tmp}/codes.csv: sparse codes are saved as .npz"),
+    (["-o", "{tmp}/X.npy"], "the model is saved as .npz or .safetensors"),
+    (["--codes", "{tmp}/model.npz"], "are the same file"),
+    (["-k", "65"], "k=65 exceeds n_latents=64"),
+    (["--key", "X"], "applies only to .npz"),
+])
+def test_sae_command_bad_input_fails_before_training(tmp_path, capsys, monkeypatch, sae_data,
+                                                     options, problem):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained despite a bad argument")
+
+    monkeypatch.setattr(latentcore.TopKSAE, "_train", no_training)
+    before = files_in(tmp_path)
+    options = [o.format(tmp=tmp_path) for o in options]
+    argv = ["sae", str(tmp_path / "X.npy"), *SAE_OPTIONS, "-o", str(tmp_path / "model.npz"), *options]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentcore: error: ") and err.count("\n") == 1
+    assert problem.format(tmp=tmp_path) in err
+    assert files_in(tmp_path) == before

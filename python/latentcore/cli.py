@@ -66,12 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG, description="Fast maps of latent spaces: k-NN graphs and t-SNE maps "
-                                "of matrices in files, node embeddings of graphs.")
+                                "of matrices in files, node embeddings of graphs, sparse "
+                                "codes over a dictionary and TopK sparse autoencoders.")
     parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_knn_command(commands)
     _add_map_command(commands)
     _add_walks_command(commands)
+    _add_encode_command(commands)
+    _add_sae_command(commands)
     _add_demo_command(commands)
     return parser
 
@@ -165,6 +168,87 @@ def _add_walks_command(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_walks)
 
 
+_ENCODE_DESCRIPTION = (
+    "Sparse codes of the rows of INPUT (.npy, .npz, .csv, .tsv, .parquet) over the atoms "
+    "(rows) of a dictionary of unit-norm atoms: orthogonal matching pursuit (omp, at most "
+    "-k atoms per signal), LASSO (lasso, L1 weight --alpha) or the -k largest correlations "
+    "(topk). The codes are saved atomically as a scipy sparse matrix (n_signals, n_atoms), "
+    "float32, in an .npz that scipy.sparse.load_npz reads. Unless --quiet, a summary is "
+    "printed: the mean nonzeros per signal and the fraction of variance unexplained (FVU) "
+    "of codes @ dictionary."
+)
+
+
+def _add_encode_command(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("encode", help="sparse codes of the rows of a matrix over a dictionary "
+                                           "(OMP, LASSO or top-k)",
+                            description=_ENCODE_DESCRIPTION)
+    _add_input_arguments(p)
+    p.add_argument("--dictionary", required=True, metavar="DICT",
+                   help="the atoms, one row each, of INPUT's dimension (.npy, .npz, .csv, .tsv, "
+                        ".parquet); unit norm unless --normalize")
+    p.add_argument("--dictionary-key", default=None, metavar="NAME",
+                   help="the array to read from an .npz DICT holding several (e.g. 'decoder' "
+                        "of a saved autoencoder)")
+    p.add_argument("-o", "--output", required=True, metavar="CODES.npz",
+                   help="the sparse codes to write (.npz, scipy's sparse format; replaced "
+                        "atomically)")
+    p.add_argument("--method", default="omp", choices=("omp", "lasso", "topk"),
+                   help="omp: orthogonal matching pursuit; lasso: L1-penalized least squares "
+                        "(needs --alpha); topk: the -k largest correlations (default: omp)")
+    p.add_argument("-k", "--n-nonzero", type=int, default=None, metavar="K", dest="n_nonzero",
+                   help="omp and topk: atoms per signal at most (default: 10%% of the "
+                        "dimension, at least 1; omp with --tol: every atom)")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="lasso: the L1 weight, as scikit-learn's Lasso(alpha) (required "
+                        "with --method lasso)")
+    p.add_argument("--tol", type=float, default=None,
+                   help="omp: stop a signal once its squared residual norm is at most TOL; "
+                        "lasso: duality-gap tolerance (default: 1e-4)")
+    p.add_argument("--positive", action="store_true", help="non-negative codes only")
+    p.add_argument("--normalize", action="store_true",
+                   help="rescale the atoms to unit norm first (the codes are then over the "
+                        "rescaled atoms)")
+    p.add_argument("--quiet", action="store_true", help="no summary")
+    p.set_defaults(run=_encode)
+
+
+_SAE_DESCRIPTION = (
+    "Trains a TopK sparse autoencoder (Gao et al. 2024) on the rows of INPUT (.npy, .npz, "
+    ".csv, .tsv, .parquet; an .npy file is memory-mapped and read batch by batch, so it may "
+    "exceed memory): --latents directions, -k of them active per sample. The model is saved "
+    "atomically as .npz or .safetensors (latentcore.TopKSAE.load reads both); --codes also "
+    "saves the training data's codes as a scipy sparse .npz. Unless --quiet, a progress bar "
+    "and, at the end, the last step's fraction of variance unexplained (FVU), mean L0 and "
+    "fraction of dead latents are printed."
+)
+
+
+def _add_sae_command(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("sae", help="train a TopK sparse autoencoder on the rows of a matrix",
+                            description=_SAE_DESCRIPTION)
+    _add_input_arguments(p)
+    p.add_argument("--latents", type=int, required=True, metavar="N",
+                   help="number of latents (dictionary atoms), typically 4-64x the dimension")
+    p.add_argument("-k", type=int, required=True,
+                   help="latents active per sample (on average with --activation batchtopk)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL",
+                   help="the model to write (.npz or .safetensors; replaced atomically)")
+    p.add_argument("--codes", default=None, metavar="CODES.npz",
+                   help="also write INPUT's codes, a scipy sparse .npz (scipy.sparse.load_npz)")
+    p.add_argument("--activation", default="topk", choices=("topk", "batchtopk"),
+                   help="topk: k per sample; batchtopk: k * batch per batch, shared "
+                        "(default: topk)")
+    p.add_argument("--batch-size", type=int, default=4096, metavar="N",
+                   help="samples per Adam step (default: 4096)")
+    p.add_argument("--epochs", type=int, default=1, metavar="N", help="passes over INPUT (default: 1)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam's learning rate (default: 2e-4 / sqrt(latents / 2^14))")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    p.set_defaults(run=_sae)
+
+
 def _add_demo_command(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "demo", help="k-NN graph and t-SNE map of scikit-learn's digits",
@@ -209,6 +293,102 @@ def _walks(args: argparse.Namespace) -> None:
     kind = "DeepWalk" if args.p == args.q == 1 else f"node2vec p={args.p:g} q={args.q:g}"
     print(f"walks: {model.nodes_.size} nodes, {kind}, {model.n_tokens_} tokens trained, "
           f"dim {args.dim}: {seconds:.3f} s -> {output}")
+
+
+def _encode(args: argparse.Namespace) -> None:
+    from .metrics import fraction_of_variance_unexplained
+    from .sparse import _unit_dictionary, sparse_encode
+
+    output = Path(args.output)
+    _check_sparse_output(output, "-o")
+    _check_outputs(Path(args.input), [output])
+    _check_outputs(Path(args.dictionary), [output])
+    if args.method == "lasso":
+        if args.alpha is None:
+            raise ValueError("--method lasso needs --alpha, the L1 weight")
+        if args.n_nonzero is not None:
+            raise ValueError("-k applies to --method omp and topk; lasso's sparsity is set by --alpha")
+    elif args.alpha is not None:
+        raise ValueError(f"--alpha applies to --method lasso only, not {args.method}")
+    X = _as_points(read_matrix(args.input, key=args.key))
+    D = _as_points(read_matrix(args.dictionary, key=args.dictionary_key))
+    try:
+        # The coder's own check, reworded for the command line; the rescaled
+        # atoms are those the FVU is measured against.
+        unit = _unit_dictionary(D, X.shape[1], args.normalize)
+    except ValueError as exc:
+        raise ValueError(f"{args.dictionary}: {str(exc).replace('pass normalize=True', 'pass --normalize')}") \
+            from exc
+    start = time.perf_counter()
+    codes = sparse_encode(X, D, method=args.method, n_nonzero=args.n_nonzero, alpha=args.alpha,
+                          tol=args.tol, positive=args.positive, normalize=args.normalize,
+                          n_jobs=args.threads)
+    seconds = time.perf_counter() - start
+    _write_sparse_npz(output, codes)
+    if not args.quiet:
+        n, d = X.shape
+        fvu = _fvu_text(fraction_of_variance_unexplained, X, codes @ unit)
+        print(f"encode: {n} signals x {d} dims over {D.shape[0]} atoms, {args.method}: "
+              f"{codes.nnz / max(n, 1):.2f} nonzeros per signal, {fvu}: {seconds:.3f} s -> {output}",
+              file=sys.stderr)
+
+
+def _sae(args: argparse.Namespace) -> None:
+    from .sae import TopKSAE
+
+    output = Path(args.output)
+    if output.suffix not in (".npz", ".safetensors"):  # TopKSAE.save's own (case-sensitive) test
+        raise ValueError(f"-o {output}: the model is saved as .npz or .safetensors, "
+                         f"not {output.suffix or '(no extension)'!r}")
+    codes_path = Path(args.codes) if args.codes is not None else None
+    if codes_path is not None:
+        _check_sparse_output(codes_path, "--codes")
+    _check_outputs(Path(args.input), [output, codes_path])
+    X = read_matrix(args.input, key=args.key)  # checks the file; an .npy is only memory-mapped
+    if X.dtype.kind == "f" and Path(args.input).suffix.lower() == ".npy":
+        data = args.input  # TopKSAE memory-maps it and reads it batch by batch
+    else:
+        data = X = _as_points(X)
+    sae = TopKSAE(args.latents, args.k, activation=args.activation, batch_size=args.batch_size,
+                  n_epochs=args.epochs, learning_rate=args.lr, random_state=args.seed,
+                  n_jobs=args.threads, verbose=not args.quiet)
+    start = time.perf_counter()
+    sae.fit(data)
+    seconds = time.perf_counter() - start
+    sae.save(output)
+    written = [output]
+    if codes_path is not None:
+        _write_sparse_npz(codes_path, sae.encode(X))
+        written.append(codes_path)
+    if not args.quiet:
+        n, d = X.shape
+        history = sae.history_
+        print(f"sae: {n} samples x {d} dims, {args.latents} latents, {args.activation} k={args.k}, "
+              f"{sae.n_steps_} steps: FVU {history['fvu'][-1]:.4f}, mean L0 {history['l0'][-1]:.1f}, "
+              f"dead {history['dead'][-1]:.3f}: {seconds:.3f} s -> {', '.join(map(str, written))}",
+              file=sys.stderr)
+
+
+def _check_sparse_output(path: Path, option: str) -> None:
+    if path.suffix.lower() != ".npz":
+        raise ValueError(f"{option} {path}: sparse codes are saved as .npz (scipy.sparse.save_npz), "
+                         f"not {path.suffix or '(no extension)'!r}")
+
+
+def _write_sparse_npz(path: Path, codes) -> None:
+    """scipy's own sparse format, readable by scipy.sparse.load_npz, atomically."""
+    import scipy.sparse
+
+    with atomic_write(path) as f:
+        # Through a file object: save_npz appends ".npz" to a name lacking it.
+        scipy.sparse.save_npz(f, codes, compressed=False)
+
+
+def _fvu_text(fvu, X: np.ndarray, reconstruction: np.ndarray) -> str:
+    try:
+        return f"FVU {fvu(X, reconstruction):.4f}"
+    except ValueError:  # every signal the same: no variance to explain
+        return "FVU undefined (X has no variance)"
 
 
 def _as_points(X: np.ndarray) -> np.ndarray:
