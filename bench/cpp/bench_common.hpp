@@ -1,5 +1,5 @@
-// Shared by the C++ benchmark binaries (bench_knn, bench_walks): command-line
-// flags and repeated timing. Header-only; nothing here touches a kernel.
+// Shared by the C++ benchmark binaries (bench_knn, bench_walks, bench_sparse):
+// command-line flags and repeated timing. Header-only; nothing here touches a kernel.
 #pragma once
 
 #include <algorithm>
