@@ -144,16 +144,17 @@ def test_torch_tensors_round_trip(rng):
     np.testing.assert_array_equal(idx.numpy()[:, 0], np.arange(10))
 
 
-def test_select_topk_rows_matches_stable_argsort(rng):
-    values = rng.integers(0, 20, size=(300, 257)).astype(np.float32)  # many ties
-    bias = rng.integers(-3, 3, size=257).astype(np.float32)
+@pytest.mark.parametrize("n_cols,k", [(257, 9), (1500, 20), (4096, 32)])  # k >= 16: cut off in advance
+def test_select_topk_rows_matches_stable_argsort(rng, n_cols, k):
+    values = rng.integers(0, 20, size=(300, n_cols)).astype(np.float32)  # many ties
+    bias = rng.integers(-3, 3, size=n_cols).astype(np.float32)
     for largest in (False, True):
         for col_bias in (None, bias):
-            score = np.empty((300, 9), np.float32)
-            index = np.empty((300, 9), np.int32)
+            score = np.empty((300, k), np.float32)
+            index = np.empty((300, k), np.int32)
             _core.select_topk_rows(values, largest, score, index, 2, col_bias)
             shifted = values if col_bias is None else values + col_bias
-            order = np.argsort(-shifted if largest else shifted, axis=1, kind="stable")[:, :9]
+            order = np.argsort(-shifted if largest else shifted, axis=1, kind="stable")[:, :k]
             np.testing.assert_array_equal(index, order)
             np.testing.assert_array_equal(score, np.take_along_axis(shifted, order, axis=1))
 

@@ -24,6 +24,21 @@ void require_codes(const Cpu::Mat<const index_t>& index, const Cpu::Mat<const fl
         require(ids[e] >= -1 && static_cast<size_t>(ids[e] + 1) <= n_latents, "latent index out of range");
 }
 
+void encode_binding(Cpu::Mat<const float> x, Cpu::Mat<const float> weight, Cpu::Vec<const float> bias,
+                    nb::capsule sgemm, Cpu::Mat<float> value, Cpu::Mat<index_t> index, int n_threads) {
+    const size_t n = x.shape(0), n_latents = weight.shape(0), k = value.shape(1);
+    require(weight.shape(1) == x.shape(1), "weight must be (n_latents, n_features) with X's n_features");
+    require(bias.shape(0) == n_latents, "bias needs n_latents entries");
+    require(k >= 1 && k <= n_latents, "k must be between 1 and n_latents");
+    require(value.shape(0) == n && index.shape(0) == n && index.shape(1) == k, "value and index must be (n, k)");
+    require(n_latents <= INT32_MAX && x.shape(1) <= INT32_MAX, "at most 2^31 - 1 latents and features");
+    const auto gemm = reinterpret_cast<Sgemm>(sgemm.data());
+    nb::gil_scoped_release release;
+    topk_encode(x.data(), static_cast<size_type>(n), static_cast<int>(x.shape(1)), weight.data(),
+                static_cast<int>(n_latents), bias.data(), static_cast<int>(k), gemm, value.data(), index.data(),
+                n_threads);
+}
+
 void decode_binding(Cpu::Mat<const index_t> index, Cpu::Mat<const float> value, Cpu::Mat<const float> decoder,
                     nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu> bias, Cpu::Mat<float> out,
                     int n_threads) {
@@ -71,6 +86,8 @@ void adam_binding(nb::ndarray<float, nb::c_contig, nb::device::cpu> param,
 }  // namespace
 
 void bind_sae(nb::module_& m) {
+    m.def("sae_topk_encode", &encode_binding, nb::arg("x"), nb::arg("weight"), nb::arg("bias"), nb::arg("sgemm"),
+          nb::arg("value"), nb::arg("index"), nb::arg("n_threads"));
     m.def("sae_sparse_decode", &decode_binding, nb::arg("index"), nb::arg("value"), nb::arg("decoder"),
           nb::arg("bias"), nb::arg("out"), nb::arg("n_threads"));
     m.def("sae_sparse_decode_backward", &backward_binding, nb::arg("index"), nb::arg("value"), nb::arg("grad_out"),

@@ -1,9 +1,41 @@
 #include "latentcore/sae.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "latentcore/topk.hpp"
+
 namespace latentcore {
+
+namespace {
+// Pre-activations a thread holds at once: 256 KiB floats = 1 MiB, within L2.
+constexpr size_type kEncodeBuffer = size_type{1} << 18;
+}  // namespace
+
+void topk_encode(const float* x, size_type n, int n_features, const float* weight, int n_latents,
+                 const float* bias, int k, Sgemm sgemm, float* out_value, index_t* out_index, int n_threads) {
+    const size_type rows_per_block = std::max<size_type>(1, kEncodeBuffer / n_latents);
+    const size_type n_blocks = (n + rows_per_block - 1) / rows_per_block;
+    std::vector<float> signed_bias(bias ? n_latents : 0);
+    for (int j = 0; j < static_cast<int>(signed_bias.size()); ++j) signed_bias[j] = -bias[j];
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+    {
+        std::vector<float> pre(static_cast<size_t>(rows_per_block) * n_latents);
+#pragma omp for schedule(dynamic, 1)
+        for (size_type b = 0; b < n_blocks; ++b) {
+            const size_type first = b * rows_per_block, rows = std::min(rows_per_block, n - first);
+            // pre (rows, n_latents) row-major = x_block W^T, as column-major pre^T = W x_block^T.
+            const int m = n_latents, cols = static_cast<int>(rows), depth = n_features;
+            const float one = 1.0f, zero = 0.0f;
+            sgemm("T", "N", &m, &cols, &depth, &one, weight, &depth, x + first * n_features, &depth, &zero,
+                  pre.data(), &m);
+            for (size_type r = 0; r < rows; ++r)
+                topk_of_row(pre.data() + r * n_latents, n_latents, k, true, bias ? signed_bias.data() : nullptr,
+                            out_value + (first + r) * k, out_index + (first + r) * k);
+        }
+    }
+}
 
 LATENTCORE_DISPATCH
 void sparse_decode(const index_t* index, const float* value, size_type batch, int k, const float* decoder,
@@ -24,10 +56,18 @@ void sparse_decode(const index_t* index, const float* value, size_type batch, in
 
 namespace {
 
+// Eight running sums in a fixed order: vectorisable without -ffast-math, and
+// the same result for any thread count.
 LATENTCORE_DISPATCH
 float dot(const float* a, const float* b, int n) {
+    constexpr int kLanes = 8;
+    float lanes[kLanes] = {};
+    int f = 0;
+    for (; f + kLanes <= n; f += kLanes)
+        for (int t = 0; t < kLanes; ++t) lanes[t] += a[f + t] * b[f + t];
     float s = 0.0f;
-    for (int f = 0; f < n; ++f) s += a[f] * b[f];
+    for (int t = 0; t < kLanes; ++t) s += lanes[t];
+    for (; f < n; ++f) s += a[f] * b[f];
     return s;
 }
 

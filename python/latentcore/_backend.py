@@ -111,6 +111,14 @@ def wrap_for(placement: Placement, device: str) -> Callable[[Any], Any]:
     return (lambda a: torch.from_dlpack(a)) if device == "cuda" else torch.from_numpy
 
 
+def scipy_sgemm():
+    """SciPy's BLAS SGEMM as a capsule, for C++ kernels that call it per tile
+    from their own threads, one each (callers turn BLAS threading off)."""
+    from scipy.linalg import cython_blas
+
+    return cython_blas.__pyx_capi__["sgemm"]
+
+
 def require_cupy():
     try:
         import cupy

@@ -62,14 +62,6 @@ _GPU_ROWS = 16384
 _GPU_MAX_K = 1024
 
 
-def _scipy_sgemm():
-    """SciPy's BLAS SGEMM as a capsule: the C++ kernel calls it per tile, one
-    thread each, with BLAS threading off."""
-    from scipy.linalg import cython_blas
-
-    return cython_blas.__pyx_capi__["sgemm"]
-
-
 def _blocks(n: int, size: int):
     return [(start, min(n, start + size)) for start in range(0, n, size)]
 
@@ -82,7 +74,7 @@ def _knn_cpu(data: np.ndarray, queries: np.ndarray | None, k: int, metric: str,
     distances = np.empty((m, k), dtype=np.float32)
     center = data.mean(axis=0, dtype=np.float64).astype(np.float32) if spec.prepare == "center" else None
     with threadpool_limits(limits=1, user_api="blas"):
-        _core.exact_knn(data, queries, spec.code, exclude_self, center, _scipy_sgemm(),
+        _core.exact_knn(data, queries, spec.code, exclude_self, center, _backend.scipy_sgemm(),
                         _CPU_BLOCK, n_threads, index, distances)
     return index, distances
 

@@ -45,6 +45,15 @@ class _Kernels:
             self.cuda = _backend.require_cuda_module()
         else:
             self.xp = np
+        self._buffers: dict[str, Any] = {}
+
+    def buffer(self, name: str, shape: tuple[int, ...], dtype=np.float32):
+        """A scratch array reused from step to step: a fresh (batch, n_latents)
+        array each step would cost its page faults and zeroing every time."""
+        array = self._buffers.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self._buffers[name] = self.xp.empty(shape, dtype)
+        return array
 
     def _stream(self) -> int:
         return self.xp.cuda.get_current_stream().ptr
@@ -55,7 +64,9 @@ class _Kernels:
         if self.device == "cpu":
             values = np.empty((x.shape[0], k), np.float32)
             index = np.empty((x.shape[0], k), np.int32)
-            _core.select_topk_rows(x @ weight.T, True, values, index, self.n_threads, bias)
+            # The callers turn BLAS threading off (threadpool_limits(1)): each
+            # OpenMP thread runs its own blocks' SGEMM.
+            _core.sae_topk_encode(x, weight, bias, _backend.scipy_sgemm(), values, index, self.n_threads)
             return values, index
         # The k-NN tile merge keeps the smallest (col_bias - tile): feeding it
         # -bias selects the largest pre-activations, one contiguous tile at a time.
@@ -69,8 +80,8 @@ class _Kernels:
                                      self._stream())
         return -score, index
 
-    def decode(self, index, values, decoder, bias):
-        out = self.xp.empty((index.shape[0], decoder.shape[1]), self.xp.float32)
+    def decode(self, index, values, decoder, bias, out=None):
+        out = self.xp.empty((index.shape[0], decoder.shape[1]), self.xp.float32) if out is None else out
         bias = self.xp.empty(0, self.xp.float32) if bias is None else bias
         if self.device == "cpu":
             _core.sae_sparse_decode(index, values, decoder, bias, out, self.n_threads)
@@ -249,7 +260,7 @@ class TopKSAE:
         progress = _Progress(self.verbose, _n_rows(source, epochs))
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
         try:
-            with threadpool_limits(limits=n_threads, user_api="blas"):
+            with threadpool_limits(limits=1, user_api="blas"):
                 for batch in _batches(source, self.batch_size, epochs, rng, shuffle):
                     if kernels is None:
                         kernels = self._start(batch, n_threads, rng)
@@ -271,6 +282,7 @@ class TopKSAE:
             self._moments = {name: tuple(_backend.to_device(m, device) for m in pair)
                              for name, pair in self._saved_moments.items()}
             self._last_fired = _backend.to_device(self._last_fired, device)
+            self._grads = {name: kernels.xp.zeros_like(p) for name, p in self._state.items()}
             return kernels
         x = check_matrix(_backend.to_device(_backend.to_backend(batch)[0], "cpu"), "X")
         n_features = x.shape[1]
@@ -280,6 +292,7 @@ class TopKSAE:
                  "decoder": decoder, "pre_bias": x.mean(axis=0).astype(np.float32)}
         self._state = {name: _backend.to_device(value, device) for name, value in state.items()}
         self._moments = {name: (kernels.xp.zeros_like(p), kernels.xp.zeros_like(p)) for name, p in self._state.items()}
+        self._grads = {name: kernels.xp.zeros_like(p) for name, p in self._state.items()}
         self._last_fired = kernels.xp.zeros(self.n_latents, np.int64)
         self.n_samples_seen_ = 0
         self.n_steps_ = 0
@@ -321,11 +334,13 @@ class TopKSAE:
         n, n_features = x.shape
         x_centered = x - state["pre_bias"]
         values, index = self._select(x_centered, state["encoder"], state["encoder_bias"], self.k, kernels, True)
-        recon = kernels.decode(index, values, state["decoder"], state["pre_bias"])
+        recon = kernels.decode(index, values, state["decoder"], state["pre_bias"], kernels.buffer("recon", x.shape))
         error = recon - x
         total = float(((x - x.mean(axis=0)) ** 2).sum()) or 1.0
         fvu = float((error ** 2).sum()) / total
-        grads = {name: xp.zeros_like(p) for name, p in state.items()}
+        grads = self._grads
+        for name in ("decoder", "encoder", "encoder_bias"):
+            grads[name].fill(0.0)
         grad_out = error * np.float32(2.0 / total)
         kernels.backward(index, values, grad_out, x_centered, state["decoder"], grads)
 
@@ -381,7 +396,7 @@ class TopKSAE:
         self._saved_moments = {name: tuple(_backend.to_device(m, "cpu") for m in pair)
                                for name, pair in self._moments.items()}
         self._last_fired = _backend.to_device(self._last_fired, "cpu")
-        del self._state, self._moments
+        del self._state, self._moments, self._grads
         self.history_ = {key: list(values) for key, values in self.history_.items()}
 
     @property
@@ -410,7 +425,7 @@ class TopKSAE:
             raise ValueError(f"X has {x.shape[1]} features but the autoencoder has {self.decoder_.shape[1]}")
         params = {name: _backend.to_device(getattr(self, name + "_"), device) for name in _PARAMETERS}
         blocks = []
-        with threadpool_limits(limits=kernels.n_threads, user_api="blas"):
+        with threadpool_limits(limits=1, user_api="blas"):
             for first in range(0, x.shape[0], self.batch_size):
                 x_centered = x[first:first + self.batch_size] - params["pre_bias"]
                 values, index = self._select(x_centered, params["encoder"], params["encoder_bias"], self.k,

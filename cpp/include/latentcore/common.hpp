@@ -21,6 +21,15 @@ struct CsrGraph {
     size_type n_rows;
 };
 
+// Fortran-interface SGEMM (column-major), as every BLAS exports it; the caller
+// passes the one it trusts (Python hands over scipy's OpenBLAS), so the kernel
+// library links no BLAS of its own. It must be safe to call from several
+// threads at once with its own threading off.
+using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n,
+                       const int* k, const float* alpha, const float* a, const int* lda,
+                       const float* b, const int* ldb, const float* beta, float* c,
+                       const int* ldc);
+
 // Thread count for one kernel call: n_threads <= 0 means "all OpenMP threads".
 inline int resolve_threads(int n_threads) {
     return n_threads > 0 ? n_threads : omp_get_max_threads();

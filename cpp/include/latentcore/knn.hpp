@@ -14,14 +14,6 @@ namespace latentcore {
 
 enum class Metric : int { sqeuclidean = 0, euclidean = 1, cosine = 2, inner_product = 3 };
 
-// Fortran-interface SGEMM (column-major), as every BLAS exports it; the caller
-// passes the one it trusts (Python hands over scipy's OpenBLAS), so the kernel
-// library links no BLAS of its own. It must be safe to call from several
-// threads at once with its own threading off.
-using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n,
-                       const int* k, const float* alpha, const float* a, const int* lda,
-                       const float* b, const int* ldb, const float* beta, float* c,
-                       const int* ldc);
 
 struct KnnProblem {
     const float* data;     // (n, dim) row-major

@@ -8,6 +8,16 @@
 
 namespace latentcore {
 
+// The TopK encoder: the k largest of x W^T + bias for each row of x (n,
+// n_features), descending, into out_value / out_index (n, k) (no ReLU:
+// the caller keeps the positive ones). weight is (n_latents, n_features).
+// Each thread takes a block of rows, computes its pre-activations with one
+// single-threaded SGEMM into a buffer that stays in L2 and selects from it at
+// once with topk.hpp's selection, so the (n, n_latents) matrix never exists
+// and no BLAS thread pool competes with the OpenMP threads.
+void topk_encode(const float* x, size_type n, int n_features, const float* weight, int n_latents,
+                 const float* bias, int k, Sgemm sgemm, float* out_value, index_t* out_index, int n_threads);
+
 // out[i] = bias + sum_j value[i, j] * decoder[index[i, j]]: decoder is
 // (n_latents, n_features) row-major, bias (n_features) or null for zero,
 // out (batch, n_features).

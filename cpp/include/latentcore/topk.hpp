@@ -67,9 +67,18 @@ struct TopKRow {
 // Offers (bias[j] + sign * values[j], first_index + j) for j in [0, n) to `row`,
 // skipping the index `skip` (-1 skips nothing); bias may be null (zero).
 // Most candidates lose to the current threshold, so blocks of 16 are screened
-// with a vectorised test before any heap work.
+// with a vectorised test before any heap work. Candidates scoring above
+// `cutoff` are skipped too: the caller's promise that k of them score at most that.
 void scan_into_topk(const TopKRow& row, const float* values, const float* bias, float sign,
-                    size_type n, index_t first_index, index_t skip);
+                    size_type n, index_t first_index, index_t skip,
+                    float cutoff = std::numeric_limits<float>::infinity());
+
+// One row's k smallest (score, index) pairs of bias[j] + sign * values[j],
+// sorted ascending, where sign = -1 when largest (scores are then negated
+// back: the k largest of values + bias, descending) and bias is the column
+// bias already multiplied by sign (null for none).
+void topk_of_row(const float* values, size_type n_cols, int k, bool largest, const float* signed_bias,
+                 float* out_score, index_t* out_index);
 
 // The k smallest entries of each row of a dense (n_rows, n_cols) matrix plus
 // col_bias (n_cols, or null for none), in ascending order; largest=true
