@@ -269,3 +269,51 @@ def test_wrong_dtype_or_device_raises_type_error(rng):
     with pytest.raises(TypeError):  # int64 ids
         m.sae_sparse_decode(cp.asarray(index, cp.int64), cp.asarray(value), cp.asarray(decoder),
                             cp.empty(0, cp.float32), cp.zeros((2, 4), cp.float32), stream())
+
+
+# ---------------------------------------------------------------- end to end
+def planted_signals(rng, n=4096, d=32, n_atoms=64, k=4):
+    D = rng.standard_normal((n_atoms, d))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    codes = np.zeros((n, n_atoms))
+    rows = np.repeat(np.arange(n), k)
+    codes[rows, np.argsort(rng.random((n, n_atoms)), axis=1)[:, :k].ravel()] = rng.uniform(1.0, 2.0, n * k)
+    return (codes @ D).astype(np.float32), D.astype(np.float32)
+
+
+def test_topk_sae_trains_on_the_gpu_as_on_the_cpu():
+    from latentcore import TopKSAE
+
+    X, _ = planted_signals(np.random.default_rng(11))
+    kwargs = dict(batch_size=1024, shuffle=False, random_state=0, learning_rate=1e-3, dead_after=512)
+    cpu = TopKSAE(128, 4, **kwargs).fit(X)
+    gpu = TopKSAE(128, 4, **kwargs).fit(cp.asarray(X))
+    # Four steps from the same start, AuxK included: only summation order differs.
+    np.testing.assert_allclose(gpu.decoder_, cpu.decoder_, atol=1e-4)
+    np.testing.assert_allclose(gpu.history_["fvu"], cpu.history_["fvu"], rtol=1e-4)
+    codes_gpu = gpu.encode(cp.asarray(X[:500]))
+    codes_cpu = gpu.encode(X[:500])
+    np.testing.assert_allclose(codes_gpu.get().toarray(), codes_cpu.toarray(), atol=1e-4)
+    np.testing.assert_allclose(gpu.decode(codes_gpu).get(), gpu.decode(codes_cpu), atol=1e-4)
+
+
+def test_batchtopk_sae_on_the_gpu_keeps_k_on_average():
+    from latentcore import TopKSAE
+
+    X, _ = planted_signals(np.random.default_rng(12))
+    sae = TopKSAE(128, 4, activation="batchtopk", batch_size=1024, n_epochs=3, random_state=0).fit(cp.asarray(X))
+    assert np.all(np.abs(np.array(sae.history_["l0"]) - 4) < 0.05)
+
+
+@pytest.mark.parametrize("method,kwargs", [("topk", {"n_nonzero": 5}), ("topk", {"n_nonzero": 5, "positive": True}),
+                                           ("omp", {"n_nonzero": 5}), ("lasso", {"alpha": 0.01})])
+def test_sparse_encode_of_gpu_signals_equals_the_cpu(method, kwargs):
+    from latentcore import sparse_encode
+
+    rng = np.random.default_rng(13)
+    X, D = planted_signals(rng, n=700)
+    X -= X.mean(axis=0)  # signed correlations
+    gpu = sparse_encode(cp.asarray(X), D, method=method, **kwargs)
+    cpu = sparse_encode(X, D, method=method, **kwargs)
+    assert type(gpu).__module__.startswith("cupyx")
+    np.testing.assert_allclose(gpu.get().toarray(), cpu.toarray(), atol=1e-4)

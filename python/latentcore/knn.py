@@ -127,6 +127,30 @@ def _knn_cuda(data, queries, k: int, metric: str, exclude_self: bool):
     return cp.ascontiguousarray(index[:, :k]), cp.ascontiguousarray(score[:, :k])
 
 
+def largest_products_cuda(x, weight, k: int, *, bias=None, magnitude: bool = False):
+    """The k largest of ``x @ weight.T + bias`` (or of ``|x @ weight.T|``) in
+    each row, descending, as (values, index), on the GPU.
+
+    The k-NN search's tile merge serves it (one top-k selection for both):
+    it keeps the smallest col_bias - tile, so -bias keeps the largest
+    products. k is at most 1024 (the merge sorts a row in shared memory).
+    """
+    cp = _backend.require_cupy()
+    cuda = _backend.require_cuda_module()
+    if not 1 <= k <= _GPU_MAX_K:
+        raise ValueError(f"k must be between 1 and {_GPU_MAX_K} on the GPU, got {k}")
+    score = cp.full((x.shape[0], k), cp.inf, dtype=cp.float32)
+    index = cp.full((x.shape[0], k), -1, dtype=cp.int32)
+    stream = cp.cuda.get_current_stream().ptr
+    for j0, j1 in _blocks(weight.shape[0], cuda.knn_max_tile_width(k)):
+        tile = x @ weight[j0:j1].T
+        if magnitude:
+            tile = cp.abs(tile)
+        cuda.knn_merge_tile(score, index, tile, None if bias is None else cp.ascontiguousarray(-bias[j0:j1]), 0, j0,
+                            False, stream)
+    return -score, index
+
+
 def knn(
     X: Any,
     k: int,

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from . import _backend, _core
 from ._validation import check_choice, check_matrix, check_positive_int
 from .io import atomic_write, write_npz_atomic
+from .knn import largest_products_cuda
 from .sparse import rows_to_csr
 
 __all__ = ["TopKSAE"]
@@ -46,6 +47,8 @@ class _Kernels:
         else:
             self.xp = np
         self._buffers: dict[str, Any] = {}
+        # The GPU selection sorts a row in shared memory: 1024 entries at most.
+        self.max_k = 1024 if device == "cuda" else 1 << 30
 
     def buffer(self, name: str, shape: tuple[int, ...], dtype=np.float32):
         """A scratch array reused from step to step: a fresh (batch, n_latents)
@@ -60,7 +63,6 @@ class _Kernels:
 
     def largest(self, x, weight, bias, k: int):
         """The k largest of x @ weight.T + bias per row, descending, as (values, index)."""
-        xp = self.xp
         if self.device == "cpu":
             values = np.empty((x.shape[0], k), np.float32)
             index = np.empty((x.shape[0], k), np.int32)
@@ -68,17 +70,7 @@ class _Kernels:
             # OpenMP thread runs its own blocks' SGEMM.
             _core.sae_topk_encode(x, weight, bias, _backend.scipy_sgemm(), values, index, self.n_threads)
             return values, index
-        # The k-NN tile merge keeps the smallest (col_bias - tile): feeding it
-        # -bias selects the largest pre-activations, one contiguous tile at a time.
-        score = xp.full((x.shape[0], k), xp.inf, xp.float32)
-        index = xp.full((x.shape[0], k), -1, xp.int32)
-        width = self.cuda.knn_max_tile_width(k)
-        negated_bias = -bias
-        for first in range(0, weight.shape[0], width):
-            tile = x @ weight[first:first + width].T
-            self.cuda.knn_merge_tile(score, index, tile, negated_bias[first:first + width], 0, first, False,
-                                     self._stream())
-        return -score, index
+        return largest_products_cuda(x, weight, k, bias=bias)
 
     def decode(self, index, values, decoder, bias, out=None):
         out = self.xp.empty((index.shape[0], decoder.shape[1]), self.xp.float32) if out is None else out
@@ -277,6 +269,8 @@ class TopKSAE:
     def _start(self, batch, n_threads: int, rng: np.random.Generator) -> _Kernels:
         device = self.device or _placement_device(batch)
         kernels = _Kernels(device, n_threads)
+        if self.k > kernels.max_k:
+            raise ValueError(f"k={self.k} exceeds the {kernels.max_k} latents a sample may keep on the GPU")
         if hasattr(self, "encoder_"):  # partial_fit continues where the last call stopped
             self._state = {name: _backend.to_device(getattr(self, name + "_").copy(), device) for name in _PARAMETERS}
             self._moments = {name: tuple(_backend.to_device(m, device) for m in pair)
@@ -314,7 +308,7 @@ class TopKSAE:
         if self.activation == "topk":
             values, index = kernels.largest(x_centered, encoder, encoder_bias, k)
         else:
-            cap = min(encoder.shape[0], _BATCHTOPK_ROW_CAP * k)
+            cap = min(encoder.shape[0], _BATCHTOPK_ROW_CAP * k, kernels.max_k)
             values, index = kernels.largest(x_centered, encoder, encoder_bias, cap)
             if training:
                 budget = min(k * x_centered.shape[0], values.size)
@@ -372,7 +366,7 @@ class TopKSAE:
         """AuxK: the dead latents' top k_aux reconstruct the residual (its
         squared error normalized by the residual's variance, times aux_coef)."""
         xp, state = kernels.xp, self._state
-        k_aux = min(self.k_aux or max(1, x_centered.shape[1] // 2), int(dead_ids.size))
+        k_aux = min(self.k_aux or max(1, x_centered.shape[1] // 2), int(dead_ids.size), kernels.max_k)
         values, local = kernels.largest(x_centered, xp.ascontiguousarray(state["encoder"][dead_ids]),
                                         xp.ascontiguousarray(state["encoder_bias"][dead_ids]), k_aux)
         values = xp.ascontiguousarray(xp.maximum(values, 0.0))
@@ -430,7 +424,7 @@ class TopKSAE:
                 x_centered = x[first:first + self.batch_size] - params["pre_bias"]
                 values, index = self._select(x_centered, params["encoder"], params["encoder_bias"], self.k,
                                              kernels, False)
-                blocks.append(_rows_to_csr(values, index, self.n_latents, kernels))
+                blocks.append(rows_to_csr(index, values, None, self.n_latents))
         if device == "cuda":
             import cupyx.scipy.sparse as cusparse
 
@@ -517,19 +511,6 @@ def _json_params(sae: TopKSAE) -> dict:
     if not isinstance(sae.random_state, np.random.Generator):
         params["random_state"] = sae.random_state
     return params
-
-
-def _rows_to_csr(values, index, n_latents: int, kernels: _Kernels):
-    if kernels.device == "cpu":
-        return rows_to_csr(index, values, None, n_latents)
-    import cupyx.scipy.sparse as cusparse
-
-    xp = kernels.xp
-    keep = values > 0
-    indptr = xp.concatenate([xp.zeros(1, xp.int64), xp.cumsum(keep.sum(axis=1))]).astype(xp.int32)
-    codes = cusparse.csr_matrix((values[keep], index[keep], indptr), shape=(index.shape[0], n_latents))
-    codes.sort_indices()
-    return codes
 
 
 # ------------------------------------------------------------------ data

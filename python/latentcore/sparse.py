@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse
 
 from . import _backend, _core
+from .knn import largest_products_cuda
 from ._validation import check_choice, check_matrix, check_positive_int
 
 __all__ = ["DictionaryLearning", "SparseCoder", "sparse_encode"]
@@ -100,6 +101,10 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     (array([3], dtype=int32), array([2.], dtype=float32))
     """
     check_choice(method, "method", {"omp", "lasso", "topk"})
+    X, placement = _backend.to_backend(X)
+    if placement.device == "cuda":
+        return _encode_cuda(X, dictionary, method=method, n_nonzero=n_nonzero, alpha=alpha, tol=tol,
+                            positive=positive, max_iter=max_iter, init=init, normalize=normalize, n_jobs=n_jobs)
     X = check_matrix(X, "X")
     D = _unit_dictionary(dictionary, X.shape[1], normalize)
     if tol is not None and not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
@@ -114,6 +119,33 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     if method == "topk":
         return _topk(X, D, n_nonzero, positive, n_threads)
     return _omp(X, D, gram, n_nonzero, tol, positive, n_threads)
+
+
+def _encode_cuda(X, dictionary, *, method: str, n_nonzero, **options):
+    """GPU input: "topk" runs on the GPU (one GEMM per tile and the k-NN
+    tile merge); OMP and LASSO run on the host's cores and the codes go back
+    to the GPU. Either way a cupyx csr_matrix comes back."""
+    cp = _backend.require_cupy()
+    X = check_matrix(X, "X", xp=cp)
+    if method != "topk":
+        import cupyx.scipy.sparse as cusparse
+
+        codes = sparse_encode(X.get(), _backend.to_device(_backend.to_backend(dictionary)[0], "cpu"),
+                              method=method, n_nonzero=n_nonzero, **options)
+        return cusparse.csr_matrix(codes)
+    if options["init"] is not None:
+        raise ValueError("init (warm start) applies to method='lasso' only, not 'topk'")
+    D = _unit_dictionary(_backend.to_device(_backend.to_backend(dictionary)[0], "cpu"), X.shape[1],
+                         options["normalize"])
+    n_nonzero = _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], None)
+    D = cp.asarray(D)
+    values, index = largest_products_cuda(X, D, n_nonzero, magnitude=not options["positive"])
+    if options["positive"]:
+        values = cp.maximum(values, 0.0)
+    else:  # the selection saw magnitudes: read the signed correlations back, in row blocks
+        values = cp.concatenate([cp.einsum("nd,nkd->nk", X[i:i + 4096], D[index[i:i + 4096]])
+                                 for i in range(0, X.shape[0], 4096)])
+    return rows_to_csr(index, values, None, D.shape[0])
 
 
 def _blocks(X: np.ndarray, D: np.ndarray):
@@ -132,16 +164,22 @@ def _check_n_nonzero(n_nonzero, n_features, n_atoms, tol) -> int:
     return n_nonzero
 
 
-def rows_to_csr(index: np.ndarray, values: np.ndarray, count: np.ndarray | None,
-                n_cols: int) -> scipy.sparse.csr_array:
-    """csr_array from per-row (index, value) lists: row i keeps its first count[i]
-    entries (all when count is None) whose value is nonzero, columns sorted."""
+def rows_to_csr(index, values, count, n_cols: int):
+    """Sparse codes from per-row (index, value) lists: row i keeps its first
+    count[i] entries (all when count is None) whose value is nonzero, columns
+    sorted. numpy in: scipy csr_array; cupy in: cupyx csr_matrix."""
+    xp = _backend.require_cupy() if _backend.is_cupy(values) else np
     keep = values != 0
     if count is not None:
-        keep &= np.arange(index.shape[1])[None, :] < count[:, None]
-    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1), dtype=np.int64)])
-    codes = scipy.sparse.csr_array((values[keep].astype(np.float32, copy=False), index[keep], indptr),
-                                   shape=(index.shape[0], n_cols))
+        keep &= xp.arange(index.shape[1])[None, :] < count[:, None]
+    indptr = xp.concatenate([xp.zeros(1, xp.int64), xp.cumsum(keep.sum(axis=1), dtype=xp.int64)])
+    data = (values[keep].astype(xp.float32, copy=False), index[keep])
+    if xp is np:
+        codes = scipy.sparse.csr_array((*data, indptr), shape=(index.shape[0], n_cols))
+    else:
+        import cupyx.scipy.sparse as cusparse
+
+        codes = cusparse.csr_matrix((*data, indptr.astype(xp.int32)), shape=(index.shape[0], n_cols))
     codes.sort_indices()
     return codes
 
