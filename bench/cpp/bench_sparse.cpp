@@ -241,8 +241,14 @@ Row bench_omp(const Options& o, int threads) {
             std::fill(count.begin(), count.end(), index_t{-7});
         },
         [&] {
-            latentcore::batch_omp(corr.data(), gram.data(), n, A, k, norms_sq.data(), -1.0, false, support.data(),
-                                  coefs.data(), count.data(), threads);
+            latentcore::SparseSignals signals;
+            signals.n = n;
+            signals.n_atoms = A;
+            signals.n_features = d;
+            signals.correlations = corr.data();
+            signals.norms_sq = norms_sq.data();
+            latentcore::batch_omp(signals, gram.data(), k, -1.0, false, support.data(), coefs.data(), count.data(),
+                                  threads);
         });
     t.print();
     std::printf("signals: %lld; %.1f k signals/s at min, %.1f k signals/s at median\n", static_cast<long long>(n),

@@ -1,12 +1,53 @@
 #include "latentcore/sparse.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
 namespace latentcore {
 
 namespace {
+
+// Correlations a thread holds at once: 64 Ki floats = 256 KiB, within L2.
+constexpr size_type kCorrelationBuffer = size_type{1} << 16;
+
+// Runs work(i, correlations of signal i, ||x_i||^2) for every signal, in
+// parallel over blocks of signals; each thread builds its own worker with
+// make_worker() (its scratch space).
+template <typename MakeWorker>
+void for_each_signal(const SparseSignals& s, int n_threads, MakeWorker make_worker) {
+    const size_type rows_per_block = std::max<size_type>(1, kCorrelationBuffer / s.n_atoms);
+    const size_type n_blocks = (s.n + rows_per_block - 1) / rows_per_block;
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+    {
+        auto work = make_worker();
+        std::vector<float> buffer(s.correlations ? 0 : static_cast<size_t>(rows_per_block) * s.n_atoms);
+#pragma omp for schedule(dynamic, 1)
+        for (size_type b = 0; b < n_blocks; ++b) {
+            const size_type first = b * rows_per_block, rows = std::min(rows_per_block, s.n - first);
+            const float* corr = s.correlations ? s.correlations + first * s.n_atoms : buffer.data();
+            if (!s.correlations) {
+                // corr (rows, n_atoms) row-major = x_block D^T, as column-major corr^T = D x_block^T.
+                const int m = s.n_atoms, cols = static_cast<int>(rows), depth = s.n_features;
+                const float one = 1.0f, zero = 0.0f;
+                s.sgemm("T", "N", &m, &cols, &depth, &one, s.dictionary, &depth, s.x + first * s.n_features,
+                        &depth, &zero, buffer.data(), &m);
+            }
+            for (size_type r = 0; r < rows; ++r) {
+                const size_type i = first + r;
+                double x_sq = 0.0;
+                if (s.norms_sq) {
+                    x_sq = s.norms_sq[i];
+                } else if (s.x) {
+                    const float* x = s.x + i * s.n_features;
+                    for (int f = 0; f < s.n_features; ++f) x_sq += static_cast<double>(x[f]) * x[f];
+                }
+                work(i, corr + r * s.n_atoms, x_sq);
+            }
+        }
+    }
+}
 
 // Solves L y = b in place (L lower triangular, k x k, row stride ld).
 void forward_solve(const double* L, int ld, int k, double* b) {
@@ -134,19 +175,15 @@ int omp_one(const float* corr, const double* gram, int n_atoms, int max_nonzero,
 
 }  // namespace
 
-void batch_omp(const float* correlations, const double* gram, size_type n, int n_atoms,
-               int max_nonzero, const float* residual_sq, double tol, bool positive, index_t* support,
-               float* coefs, index_t* count, int n_threads) {
-#pragma omp parallel num_threads(resolve_threads(n_threads))
-    {
-        OmpScratch scratch(n_atoms, max_nonzero);
-#pragma omp for schedule(dynamic, 64)
-        for (size_type i = 0; i < n; ++i) {
-            const double x_sq = residual_sq ? residual_sq[i] : 0.0;
-            count[i] = omp_one(correlations + i * n_atoms, gram, n_atoms, max_nonzero, x_sq, tol, positive,
-                               support + i * max_nonzero, coefs + i * max_nonzero, scratch);
-        }
-    }
+void batch_omp(const SparseSignals& signals, const double* gram, int max_nonzero, double tol, bool positive,
+               index_t* support, float* coefs, index_t* count, int n_threads) {
+    const int n_atoms = signals.n_atoms;
+    for_each_signal(signals, n_threads, [&] {
+        return [&, scratch = OmpScratch(n_atoms, max_nonzero)](size_type i, const float* corr, double x_sq) mutable {
+            count[i] = omp_one(corr, gram, n_atoms, max_nonzero, x_sq, tol, positive, support + i * max_nonzero,
+                               coefs + i * max_nonzero, scratch);
+        };
+    });
 }
 
 namespace {
@@ -206,20 +243,22 @@ int lasso_one(const float* corr, const double* gram, int n_atoms, double x_sq, d
 
 }  // namespace
 
-int lasso_cd(const float* correlations, const double* gram, const float* residual_sq, size_type n,
-             int n_atoms, int n_features, double alpha, bool positive, double tol, int max_iter,
-             float* codes, int n_threads) {
-    int most = 0;
-    const double scaled_alpha = alpha * n_features;
-#pragma omp parallel num_threads(resolve_threads(n_threads)) reduction(max : most)
-    {
-        std::vector<double> b(n_atoms), q(n_atoms), c(n_atoms);
-#pragma omp for schedule(dynamic, 64)
-        for (size_type i = 0; i < n; ++i)
-            most = std::max(most, lasso_one(correlations + i * n_atoms, gram, n_atoms, residual_sq[i],
-                                            scaled_alpha, positive, tol, max_iter, codes + i * n_atoms, b, q, c));
-    }
-    return most;
+int lasso_cd(const SparseSignals& signals, const double* gram, double alpha, bool positive, double tol,
+             int max_iter, float* codes, int n_threads) {
+    const int n_atoms = signals.n_atoms;
+    const double scaled_alpha = alpha * signals.n_features;
+    std::atomic<int> most{0};
+    for_each_signal(signals, n_threads, [&] {
+        return [&, b = std::vector<double>(n_atoms), q = std::vector<double>(n_atoms),
+                c = std::vector<double>(n_atoms)](size_type i, const float* corr, double x_sq) mutable {
+            const int sweeps = lasso_one(corr, gram, n_atoms, x_sq, scaled_alpha, positive, tol, max_iter,
+                                         codes + i * n_atoms, b, q, c);
+            int seen = most.load(std::memory_order_relaxed);
+            while (sweeps > seen && !most.compare_exchange_weak(seen, sweeps, std::memory_order_relaxed)) {
+            }
+        };
+    });
+    return most.load();
 }
 
 }  // namespace latentcore

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
+from threadpoolctl import threadpool_limits
 
 from . import _backend, _core
 from .knn import largest_products_cuda
@@ -148,11 +149,10 @@ def _encode_cuda(X, dictionary, *, method: str, n_nonzero, **options):
     return rows_to_csr(index, values, None, D.shape[0])
 
 
-def _blocks(X: np.ndarray, D: np.ndarray):
-    """Row blocks of X with their correlations X @ D.T and squared norms."""
-    for first in range(0, X.shape[0], _SIGNALS_PER_CALL):
-        block = slice(first, first + _SIGNALS_PER_CALL)
-        yield block, X[block] @ D.T, np.einsum("ij,ij->i", X[block], X[block]).astype(np.float32)
+def _blocks(n: int):
+    """Row blocks of the signals, one kernel call each (Ctrl-C lands between them)."""
+    for first in range(0, n, _SIGNALS_PER_CALL):
+        yield slice(first, first + _SIGNALS_PER_CALL)
 
 
 def _check_n_nonzero(n_nonzero, n_features, n_atoms, tol) -> int:
@@ -189,9 +189,11 @@ def _omp(X, D, gram, n_nonzero, tol, positive, n_threads) -> scipy.sparse.csr_ar
     support = np.empty((n, n_nonzero), np.int32)
     coefs = np.zeros((n, n_nonzero), np.float32)
     count = np.empty(n, np.int32)
-    for block, correlations, norms_sq in _blocks(X, D):
-        _core.sparse_batch_omp(correlations, gram, norms_sq, -1.0 if tol is None else float(tol), bool(positive),
-                               support[block], coefs[block], count[block], n_threads)
+    # Each kernel thread computes its own blocks' correlations by SGEMM: BLAS threading off.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for block in _blocks(n):
+            _core.sparse_batch_omp(X[block], D, gram, _backend.scipy_sgemm(), -1.0 if tol is None else float(tol),
+                                   bool(positive), support[block], coefs[block], count[block], n_threads)
     return rows_to_csr(support, coefs, count, D.shape[0])
 
 
@@ -199,7 +201,8 @@ def _topk(X, D, n_nonzero, positive, n_threads) -> scipy.sparse.csr_array:
     n = X.shape[0]
     index = np.empty((n, n_nonzero), np.int32)
     values = np.empty((n, n_nonzero), np.float32)
-    for block, correlations, _ in _blocks(X, D):
+    for block in _blocks(n):
+        correlations = X[block] @ D.T
         # Selecting on |c| (or c) and reading c back keeps one selection kernel.
         scores = np.empty((correlations.shape[0], n_nonzero), np.float32)
         _core.select_topk_rows(correlations if positive else np.abs(correlations), True, scores, index[block],
@@ -220,12 +223,14 @@ def _lasso(X, D, gram, alpha, tol, positive, max_iter, init, n_threads) -> scipy
         if positive and init.min() < 0:
             raise ValueError("init has negative codes but positive=True; clip them to 0 first")
     rows = []
-    for block, correlations, norms_sq in _blocks(X, D):
-        codes = np.zeros_like(correlations) if init is None else np.ascontiguousarray(
-            (init[block].toarray() if scipy.sparse.issparse(init) else init[block]), dtype=np.float32)
-        _core.sparse_lasso_cd(correlations, gram, norms_sq, X.shape[1], float(alpha), bool(positive), tol,
-                              max_iter, codes, n_threads)
-        rows.append(scipy.sparse.csr_array(codes))
+    with threadpool_limits(limits=1, user_api="blas"):
+        for block in _blocks(X.shape[0]):
+            n_block = len(range(*block.indices(X.shape[0])))
+            codes = np.zeros((n_block, D.shape[0]), np.float32) if init is None else np.ascontiguousarray(
+                (init[block].toarray() if scipy.sparse.issparse(init) else init[block]), dtype=np.float32)
+            _core.sparse_lasso_cd(X[block], D, gram, _backend.scipy_sgemm(), float(alpha), bool(positive), tol,
+                                  max_iter, codes, n_threads)
+            rows.append(scipy.sparse.csr_array(codes))
     return scipy.sparse.csr_array(scipy.sparse.vstack(rows, format="csr"), dtype=np.float32)
 
 

@@ -9,18 +9,34 @@
 
 namespace latentcore {
 
-// correlations (n, n_atoms) row-major: row i is D x_i; gram (n_atoms,
-// n_atoms) row-major, unit diagonal. Signal i picks at most max_nonzero atoms
-// and stops early when its squared residual falls to tol (tol < 0: never;
-// then residual_sq may be null, else it holds each ||x_i||^2) or when the next
-// atom is a linear combination of the chosen ones. positive: atoms enter only
-// on a positive correlation and the coefficients are the non-negative least
-// squares ones on the support (atoms pushed to zero leave it). Outputs, row i:
-// support[i, :count[i]] the atoms, coefs[i, :count[i]] their least-squares
-// coefficients.
-void batch_omp(const float* correlations, const double* gram, size_type n, int n_atoms,
-               int max_nonzero, const float* residual_sq, double tol, bool positive, index_t* support,
-               float* coefs, index_t* count, int n_threads);
+// The signals a coder reads: each one's correlations D x with the atoms and
+// its squared norm. Either given (correlations (n, n_atoms), norms_sq (n) or
+// null when unused), or computed from x (n, n_features) and the dictionary
+// (n_atoms, n_features) a block of signals at a time: each thread runs one
+// single-threaded SGEMM into a buffer that stays in cache, so the
+// (n, n_atoms) matrix is never held and no BLAS thread pool competes with
+// the coder's threads (the caller turns BLAS threading off).
+struct SparseSignals {
+    size_type n = 0;
+    int n_atoms = 0;
+    int n_features = 0;
+    const float* correlations = nullptr;
+    const float* norms_sq = nullptr;
+    const float* x = nullptr;
+    const float* dictionary = nullptr;
+    Sgemm sgemm = nullptr;
+};
+
+// gram (n_atoms, n_atoms) row-major, unit diagonal. Signal i picks at most
+// max_nonzero atoms and stops early when its squared residual falls to tol
+// (tol < 0: never; the norms are then not needed) or when the next atom is
+// a linear combination of the chosen ones. positive: atoms enter only on a
+// positive correlation and the coefficients are the non-negative least
+// squares ones on the support (atoms pushed to zero leave it). Outputs, row
+// i: support[i, :count[i]] the atoms, coefs[i, :count[i]] their
+// least-squares coefficients.
+void batch_omp(const SparseSignals& signals, const double* gram, int max_nonzero, double tol, bool positive,
+               index_t* support, float* coefs, index_t* count, int n_threads);
 
 // LASSO codes by coordinate descent on the Gram matrix (covariance updates):
 // signal i's code c minimizes ||x_i - D^T c||^2 / (2 n_features) + alpha |c|_1
@@ -28,11 +44,9 @@ void batch_omp(const float* correlations, const double* gram, size_type n, int n
 // c >= 0 when positive. codes (n, n_atoms) row-major hold the starting point
 // (warm start; zeros for none) and receive the result. A signal stops when
 // its duality gap is at most tol * ||x_i||^2 / n_features, or after
-// max_iter sweeps. residual_sq holds each ||x_i||^2. Returns the largest
-// number of sweeps any signal used.
-int lasso_cd(const float* correlations, const double* gram, const float* residual_sq, size_type n,
-             int n_atoms, int n_features, double alpha, bool positive, double tol, int max_iter,
-             float* codes, int n_threads);
+// max_iter sweeps. Returns the largest number of sweeps any signal used.
+int lasso_cd(const SparseSignals& signals, const double* gram, double alpha, bool positive, double tol,
+             int max_iter, float* codes, int n_threads);
 
 }  // namespace latentcore
 
