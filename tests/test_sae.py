@@ -135,6 +135,16 @@ def test_kernels_match_dense_references_and_any_thread_count(rng):
         _core.sae_sparse_decode(np.full((batch, k), m, np.int32), values, decoder, bias, out, 1)
 
 
+def test_same_model_for_any_thread_count(data):
+    """Each encoder block runs its own single-threaded SGEMM and every sum has
+    a fixed order, so the thread count changes nothing, not even the last bit."""
+    X, _ = data
+    kwargs = dict(batch_size=1000, n_epochs=2, dead_after=500, random_state=4)
+    one, two = (TopKSAE(96, K, n_jobs=n, **kwargs).fit(X[:5000]) for n in (1, 2))
+    np.testing.assert_array_equal(one.decoder_, two.decoder_)
+    np.testing.assert_array_equal(one.encoder_, two.encoder_)
+
+
 def test_batchtopk_keeps_k_per_sample_on_average(data):
     X, D = data
     sae = TopKSAE(128, K, activation="batchtopk", batch_size=1024, n_epochs=10, learning_rate=3e-3,

@@ -209,6 +209,9 @@ def test_dictionary_learning_streams_and_codes_with_lasso(rng):
     fvu = np.array(lasso.history_["fvu"])
     assert fvu[-5:].mean() < fvu[:5].mean()
     assert lasso.transform(X[:50]).data.min() > 0
+    for n_jobs in (1, 2):  # every sum in a fixed order: the same atoms for any thread count
+        again = DictionaryLearning(64, n_nonzero=4, shuffle=False, random_state=5, n_jobs=n_jobs).fit(X)
+        np.testing.assert_array_equal(again.components_, whole.components_)
     with pytest.raises(ValueError, match="features"):
         whole.partial_fit(X[:, :5])
     with pytest.raises(ValueError, match="n_atoms"):

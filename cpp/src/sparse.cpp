@@ -281,16 +281,18 @@ int update_dictionary(const double* A, const double* B, float* dictionary, int n
             continue;
         }
         float* atom = dictionary + static_cast<size_type>(j) * n_features;
-#pragma omp single
-        norm_sq = 0.0;
-#pragma omp for reduction(+ : norm_sq) schedule(static)
+#pragma omp for schedule(static)
         for (int f = 0; f < n_features; ++f) {
             double reconstructed = 0.0;
             for (int l = 0; l < n_atoms; ++l) reconstructed += a[l] * dictionary[static_cast<size_type>(l) * n_features + f];
             u[f] = (B[static_cast<size_type>(j) * n_features + f] - reconstructed) / a[j] + atom[f];
-            norm_sq += u[f] * u[f];
         }
-        // The implicit barrier above published norm_sq and every u[f].
+        // Summed by one thread in feature order: the same atoms for any thread count.
+#pragma omp single
+        {
+            norm_sq = 0.0;
+            for (int f = 0; f < n_features; ++f) norm_sq += u[f] * u[f];
+        }
         const double scale = norm_sq > 0.0 ? 1.0 / std::sqrt(norm_sq) : 0.0;
 #pragma omp for schedule(static)
         for (int f = 0; f < n_features; ++f) atom[f] = static_cast<float>(u[f] * scale);
