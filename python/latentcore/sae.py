@@ -357,7 +357,7 @@ class TopKSAE:
         decoder /= xp.linalg.norm(decoder, axis=1, keepdims=True)
 
         l0 = float((values > 0).sum()) / n
-        dead_fraction = float(dead.mean())
+        dead_fraction = float(dead.sum()) / dead.size
         for key, value in zip(("samples", "fvu", "l0", "dead"), (self.n_samples_seen_, fvu, l0, dead_fraction)):
             self.history_[key].append(value)
         return fvu, l0, dead_fraction
