@@ -271,8 +271,11 @@ int update_dictionary(const double* A, const double* B, float* dictionary, int n
     std::vector<double> u(n_features);
     double norm_sq = 0.0;
     // Atoms update in sequence; the threads share each atom's features, so
-    // one parallel region with two barriers per atom.
-#pragma omp parallel num_threads(resolve_threads(n_threads))
+    // one parallel region with two barriers per atom. A barrier of sleeping
+    // threads costs tens of microseconds: below ~2^18 multiply-adds per atom
+    // one thread is faster.
+    const bool parallel = static_cast<size_type>(n_atoms) * n_features >= (size_type{1} << 18);
+#pragma omp parallel num_threads(parallel ? resolve_threads(n_threads) : 1)
     for (int j = 0; j < n_atoms; ++j) {
         const double* a = A + static_cast<size_type>(j) * n_atoms;
         if (!(a[j] > min_usage)) {

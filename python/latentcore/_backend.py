@@ -8,6 +8,7 @@ device they came from.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -109,6 +110,21 @@ def wrap_for(placement: Placement, device: str) -> Callable[[Any], Any]:
     import torch
 
     return (lambda a: torch.from_dlpack(a)) if device == "cuda" else torch.from_numpy
+
+
+@functools.lru_cache(maxsize=None)
+def _blas_controller():
+    import scipy.linalg  # noqa: F401  (its OpenBLAS must be loaded to be found)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def single_threaded_blas():
+    """A context in which BLAS runs on the calling thread only: for kernels
+    whose OpenMP threads each call SGEMM themselves. The libraries are found
+    once per process (threadpoolctl's search costs milliseconds a call)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def scipy_sgemm():

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse
-from threadpoolctl import threadpool_limits
 
 from . import _backend, _core
 from ._validation import check_choice, check_matrix, check_positive_int
@@ -73,7 +72,7 @@ def _knn_cpu(data: np.ndarray, queries: np.ndarray | None, k: int, metric: str,
     index = np.empty((m, k), dtype=np.int32)
     distances = np.empty((m, k), dtype=np.float32)
     center = data.mean(axis=0, dtype=np.float64).astype(np.float32) if spec.prepare == "center" else None
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _backend.single_threaded_blas():
         _core.exact_knn(data, queries, spec.code, exclude_self, center, _backend.scipy_sgemm(),
                         _CPU_BLOCK, n_threads, index, distances)
     return index, distances

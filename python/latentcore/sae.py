@@ -18,7 +18,6 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 import scipy.sparse
-from threadpoolctl import threadpool_limits
 
 from . import _backend, _core
 from ._validation import check_choice, check_matrix, check_positive_int
@@ -66,7 +65,7 @@ class _Kernels:
         if self.device == "cpu":
             values = np.empty((x.shape[0], k), np.float32)
             index = np.empty((x.shape[0], k), np.int32)
-            # The callers turn BLAS threading off (threadpool_limits(1)): each
+            # The callers turn BLAS threading off (single_threaded_blas): each
             # OpenMP thread runs its own blocks' SGEMM.
             _core.sae_topk_encode(x, weight, bias, _backend.scipy_sgemm(), values, index, self.n_threads)
             return values, index
@@ -252,7 +251,7 @@ class TopKSAE:
         progress = _Progress(self.verbose, _n_rows(source, epochs))
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
         try:
-            with threadpool_limits(limits=1, user_api="blas"):
+            with _backend.single_threaded_blas():
                 for batch in _batches(source, self.batch_size, epochs, rng, shuffle):
                     if kernels is None:
                         kernels = self._start(batch, n_threads, rng)
@@ -419,7 +418,7 @@ class TopKSAE:
             raise ValueError(f"X has {x.shape[1]} features but the autoencoder has {self.decoder_.shape[1]}")
         params = {name: _backend.to_device(getattr(self, name + "_"), device) for name in _PARAMETERS}
         blocks = []
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _backend.single_threaded_blas():
             for first in range(0, x.shape[0], self.batch_size):
                 x_centered = x[first:first + self.batch_size] - params["pre_bias"]
                 values, index = self._select(x_centered, params["encoder"], params["encoder_bias"], self.k,

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
-from threadpoolctl import threadpool_limits
 
 from . import _backend, _core
 from .knn import largest_products_cuda
@@ -190,7 +189,7 @@ def _omp(X, D, gram, n_nonzero, tol, positive, n_threads) -> scipy.sparse.csr_ar
     coefs = np.zeros((n, n_nonzero), np.float32)
     count = np.empty(n, np.int32)
     # Each kernel thread computes its own blocks' correlations by SGEMM: BLAS threading off.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _backend.single_threaded_blas():
         for block in _blocks(n):
             _core.sparse_batch_omp(X[block], D, gram, _backend.scipy_sgemm(), -1.0 if tol is None else float(tol),
                                    bool(positive), support[block], coefs[block], count[block], n_threads)
@@ -223,7 +222,7 @@ def _lasso(X, D, gram, alpha, tol, positive, max_iter, init, n_threads) -> scipy
         if positive and init.min() < 0:
             raise ValueError("init has negative codes but positive=True; clip them to 0 first")
     rows = []
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _backend.single_threaded_blas():
         for block in _blocks(X.shape[0]):
             n_block = len(range(*block.indices(X.shape[0])))
             codes = np.zeros((n_block, D.shape[0]), np.float32) if init is None else np.ascontiguousarray(
@@ -405,12 +404,15 @@ class DictionaryLearning:
 
             progress = tqdm(total=len(order), desc="dictionary learning", unit="sample")
         try:
-            for first in range(0, len(order), batch_size):
-                batch = X[order[first:first + batch_size]]
-                fvu = self._step(batch, n_threads)
-                if progress is not None:
-                    progress.update(batch.shape[0])
-                    progress.set_postfix(fvu=f"{fvu:.4f}")
+            # Small BLAS calls between the coder's OpenMP kernels: one thread
+            # each, rather than two thread pools taking turns on the cores.
+            with _backend.single_threaded_blas():
+                for first in range(0, len(order), batch_size):
+                    batch = X[order[first:first + batch_size]]
+                    fvu = self._step(batch, n_threads)
+                    if progress is not None:
+                        progress.update(batch.shape[0])
+                        progress.set_postfix(fvu=f"{fvu:.4f}")
         finally:
             if progress is not None:
                 progress.close()
