@@ -186,6 +186,23 @@ def test_iterables_memmaps_and_partial_fit_see_the_same_batches(data, tmp_path):
         assert other.n_steps_ == 6
 
 
+def test_an_interrupted_fit_keeps_the_steps_taken(data):
+    X, _ = data
+
+    def batches_then_ctrl_c():
+        yield X[:1000]
+        yield X[1000:2000]
+        raise KeyboardInterrupt
+
+    sae = TopKSAE(64, K, batch_size=1000, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        sae.fit(batches_then_ctrl_c())
+    assert sae.n_steps_ == 2 and sae.n_samples_seen_ == 2000
+    assert sae.encode(X[:10]).shape == (10, 64)
+    sae.partial_fit(X[2000:3000])  # and training goes on from there
+    assert sae.n_steps_ == 3
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
 def test_save_load_round_trip(data, trained, tmp_path, suffix):
     X, _ = data

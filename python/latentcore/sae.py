@@ -205,6 +205,9 @@ class TopKSAE:
             read batch by batch), cupy or torch; a path is memory-mapped; an
             iterable (e.g. a generator of activation batches, torch tensors
             included) is read once, its chunks regrouped into ``batch_size``.
+
+        Interrupting (Ctrl-C) stops between two steps and keeps the model
+        trained so far, fitted attributes included.
         """
         for name in ("encoder_", "n_samples_seen_"):
             self.__dict__.pop(name, None)
