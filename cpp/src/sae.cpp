@@ -17,8 +17,7 @@ void topk_encode(const float* x, size_type n, int n_features, const float* weigh
                  const float* bias, int k, Sgemm sgemm, float* out_value, index_t* out_index, int n_threads) {
     const size_type rows_per_block = std::max<size_type>(1, kEncodeBuffer / n_latents);
     const size_type n_blocks = (n + rows_per_block - 1) / rows_per_block;
-    std::vector<float> signed_bias(bias ? n_latents : 0);
-    for (int j = 0; j < static_cast<int>(signed_bias.size()); ++j) signed_bias[j] = -bias[j];
+    const std::vector<float> signed_bias = signed_column_bias(bias, n_latents, true);
 #pragma omp parallel num_threads(resolve_threads(n_threads))
     {
         std::vector<float> pre(static_cast<size_t>(rows_per_block) * n_latents);

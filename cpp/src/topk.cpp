@@ -103,11 +103,16 @@ void topk_of_row(const float* values, size_type n_cols, int k, bool largest, con
         for (int t = 0; t < k; ++t) row.score[t] = -row.score[t];
 }
 
+std::vector<float> signed_column_bias(const float* col_bias, size_type n_cols, bool largest) {
+    std::vector<float> signed_bias(col_bias ? n_cols : 0);
+    for (size_type j = 0; j < static_cast<size_type>(signed_bias.size()); ++j)
+        signed_bias[j] = largest ? -col_bias[j] : col_bias[j];
+    return signed_bias;
+}
+
 void select_topk_rows(const float* values, size_type n_rows, size_type n_cols, int k, bool largest,
                       const float* col_bias, float* out_score, index_t* out_index, int n_threads) {
-    const float sign = largest ? -1.0f : 1.0f;
-    std::vector<float> signed_bias(col_bias ? n_cols : 0);
-    for (size_type j = 0; j < static_cast<size_type>(signed_bias.size()); ++j) signed_bias[j] = sign * col_bias[j];
+    const std::vector<float> signed_bias = signed_column_bias(col_bias, n_cols, largest);
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (size_type r = 0; r < n_rows; ++r)
         topk_of_row(values + r * n_cols, n_cols, k, largest, col_bias ? signed_bias.data() : nullptr,

@@ -92,7 +92,9 @@ def to_backend(x: Any) -> tuple[Any, Placement]:
 
 
 def to_device(x: Any, device: str) -> Any:
-    """A numpy or cupy array moved to ``device`` ("cpu" or "cuda"), copied only if it must move."""
+    """A user array (numpy, cupy, torch, array-like) as numpy or cupy on
+    ``device`` ("cpu" or "cuda"), copied only if it must move."""
+    x = to_backend(x)[0]
     if device == "cuda" and not is_cupy(x):
         return require_cupy().asarray(np.asarray(x))
     if device == "cpu" and is_cupy(x):

@@ -320,9 +320,8 @@ def _encode(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.dictionary}: {str(exc).replace('pass normalize=True', 'pass --normalize')}") \
             from exc
     start = time.perf_counter()
-    codes = sparse_encode(X, D, method=args.method, n_nonzero=args.n_nonzero, alpha=args.alpha,
-                          tol=args.tol, positive=args.positive, normalize=args.normalize,
-                          n_jobs=args.threads)
+    codes = sparse_encode(X, unit, method=args.method, n_nonzero=args.n_nonzero, alpha=args.alpha,
+                          tol=args.tol, positive=args.positive, n_jobs=args.threads)
     seconds = time.perf_counter() - start
     _write_sparse_npz(output, codes)
     if not args.quiet:

@@ -50,8 +50,8 @@ class _Kernels:
         self.max_k = 1024 if device == "cuda" else 1 << 30
 
     def buffer(self, name: str, shape: tuple[int, ...], dtype=np.float32):
-        """A scratch array reused from step to step: a fresh (batch, n_latents)
-        array each step would cost its page faults and zeroing every time."""
+        """A scratch array reused from step to step: a fresh one each step
+        would cost its page faults and zeroing every time."""
         array = self._buffers.get(name)
         if array is None or array.shape != shape or array.dtype != dtype:
             array = self._buffers[name] = self.xp.empty(shape, dtype)
@@ -273,31 +273,38 @@ class TopKSAE:
         kernels = _Kernels(device, n_threads)
         if self.k > kernels.max_k:
             raise ValueError(f"k={self.k} exceeds the {kernels.max_k} latents a sample may keep on the GPU")
-        if hasattr(self, "encoder_"):  # partial_fit continues where the last call stopped
-            self._state = {name: _backend.to_device(getattr(self, name + "_").copy(), device) for name in _PARAMETERS}
-            self._moments = {name: tuple(_backend.to_device(m, device) for m in pair)
-                             for name, pair in self._saved_moments.items()}
-            self._last_fired = _backend.to_device(self._last_fired, device)
-            self._grads = {name: kernels.xp.zeros_like(p) for name, p in self._state.items()}
-            return kernels
-        x = check_matrix(_backend.to_device(_backend.to_backend(batch)[0], "cpu"), "X")
-        n_features = x.shape[1]
-        decoder = rng.standard_normal((self.n_latents, n_features)).astype(np.float32)
-        decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
-        state = {"encoder": decoder.copy(), "encoder_bias": np.zeros(self.n_latents, np.float32),
-                 "decoder": decoder, "pre_bias": x.mean(axis=0).astype(np.float32)}
-        self._state = {name: _backend.to_device(value, device) for name, value in state.items()}
-        self._moments = {name: (kernels.xp.zeros_like(p), kernels.xp.zeros_like(p)) for name, p in self._state.items()}
+        if not hasattr(self, "encoder_"):
+            self._initialize(check_matrix(_backend.to_device(batch, "cpu"), "X"), rng)
+        # Training runs on copies on the device; _publish hands them back.
+        self._state = {name: _backend.to_device(getattr(self, name + "_").copy(), device) for name in _PARAMETERS}
+        self._moments = {name: tuple(_backend.to_device(m, device) for m in pair)
+                         for name, pair in self._saved_moments.items()}
+        self._last_fired = _backend.to_device(self._last_fired, device)
         self._grads = {name: kernels.xp.zeros_like(p) for name, p in self._state.items()}
-        self._last_fired = kernels.xp.zeros(self.n_latents, np.int64)
+        return kernels
+
+    def _initialize(self, x: np.ndarray, rng: np.random.Generator) -> None:
+        """Random unit-norm decoder rows, the encoder tied to them, the
+        pre-encoder bias at the first batch's mean."""
+        decoder = rng.standard_normal((self.n_latents, x.shape[1])).astype(np.float32)
+        decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
+        self.encoder_, self.decoder_ = decoder.copy(), decoder
+        self.encoder_bias_ = np.zeros(self.n_latents, np.float32)
+        self.pre_bias_ = x.mean(axis=0).astype(np.float32)
         self.n_samples_seen_ = 0
         self.n_steps_ = 0
         self.threshold_ = 0.0
+        self._fresh_optimizer()
+
+    def _fresh_optimizer(self) -> None:
+        """Zero Adam moments, every latent counted as just fired, an empty history."""
+        self._saved_moments = {name: (np.zeros_like(getattr(self, name + "_")),
+                                      np.zeros_like(getattr(self, name + "_"))) for name in _PARAMETERS}
+        self._last_fired = np.full(self.n_latents, self.n_samples_seen_, np.int64)
         self.history_ = {"samples": [], "fvu": [], "l0": [], "dead": []}
-        return kernels
 
     def _prepare(self, batch, kernels: _Kernels):
-        x = _backend.to_device(_backend.to_backend(batch)[0], kernels.device)
+        x = _backend.to_device(batch, kernels.device)
         x = check_matrix(x, "X", xp=kernels.xp)
         if x.shape[1] != self._state["decoder"].shape[1]:
             raise ValueError(f"X has {x.shape[1]} features but the autoencoder was built for "
@@ -321,9 +328,7 @@ class TopKSAE:
                 values = xp.where(values >= cut, values, 0.0).astype(xp.float32)
             else:
                 values = xp.where(values > self.threshold_, values, 0.0).astype(xp.float32)
-        values = xp.maximum(values, 0.0)
-        index = xp.where(values > 0, index, -1).astype(xp.int32)
-        return xp.ascontiguousarray(values), xp.ascontiguousarray(index)
+        return _kept(values, index, xp)
 
     def _step(self, x, kernels: _Kernels) -> tuple[float, float, float]:
         xp, state = kernels.xp, self._state
@@ -371,8 +376,7 @@ class TopKSAE:
         k_aux = min(self.k_aux or max(1, x_centered.shape[1] // 2), int(dead_ids.size), kernels.max_k)
         values, local = kernels.largest(x_centered, xp.ascontiguousarray(state["encoder"][dead_ids]),
                                         xp.ascontiguousarray(state["encoder_bias"][dead_ids]), k_aux)
-        values = xp.ascontiguousarray(xp.maximum(values, 0.0))
-        index = xp.ascontiguousarray(xp.where(values > 0, dead_ids[local], -1).astype(xp.int32))
+        values, index = _kept(values, dead_ids[local], xp)
         aux_error = kernels.decode(index, values, state["decoder"], None) - residual
         total = float(((residual - residual.mean(axis=0)) ** 2).sum()) or 1.0
         kernels.backward(index, values, aux_error * np.float32(2.0 * self.aux_coef / total), x_centered,
@@ -498,11 +502,15 @@ class TopKSAE:
         sae.threshold_ = float(meta["threshold"])
         sae.n_samples_seen_ = int(meta["n_samples_seen"])
         sae.n_steps_ = int(meta["n_steps"])
-        sae.history_ = {"samples": [], "fvu": [], "l0": [], "dead": []}
-        sae._saved_moments = {name: (np.zeros_like(t), np.zeros_like(t)) for name, t in
-                              ((n, getattr(sae, n + "_")) for n in _PARAMETERS)}
-        sae._last_fired = np.full(sae.n_latents, sae.n_samples_seen_, np.int64)
+        sae._fresh_optimizer()
         return sae
+
+
+def _kept(values, index, xp):
+    """The ReLU of selected pre-activations: values clipped at 0, and index -1
+    where nothing fires, both C-contiguous for the kernels."""
+    values = xp.ascontiguousarray(xp.maximum(values, 0.0))
+    return values, xp.ascontiguousarray(xp.where(values > 0, index, -1).astype(xp.int32))
 
 
 def _json_params(sae: TopKSAE) -> dict:

@@ -101,14 +101,14 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     (array([3], dtype=int32), array([2.], dtype=float32))
     """
     check_choice(method, "method", {"omp", "lasso", "topk"})
+    if tol is not None and not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     X, placement = _backend.to_backend(X)
     if placement.device == "cuda":
         return _encode_cuda(X, dictionary, method=method, n_nonzero=n_nonzero, alpha=alpha, tol=tol,
                             positive=positive, max_iter=max_iter, init=init, normalize=normalize, n_jobs=n_jobs)
     X = check_matrix(X, "X")
     D = _unit_dictionary(dictionary, X.shape[1], normalize)
-    if tol is not None and not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     n_threads = _backend.resolve_n_jobs(n_jobs)
     gram = D.astype(np.float64) @ D.T.astype(np.float64) if method != "topk" else None
     if init is not None and method != "lasso":
@@ -127,16 +127,14 @@ def _encode_cuda(X, dictionary, *, method: str, n_nonzero, **options):
     to the GPU. Either way a cupyx csr_matrix comes back."""
     cp = _backend.require_cupy()
     X = check_matrix(X, "X", xp=cp)
+    dictionary = _backend.to_device(dictionary, "cpu")
     if method != "topk":
         import cupyx.scipy.sparse as cusparse
 
-        codes = sparse_encode(X.get(), _backend.to_device(_backend.to_backend(dictionary)[0], "cpu"),
-                              method=method, n_nonzero=n_nonzero, **options)
-        return cusparse.csr_matrix(codes)
+        return cusparse.csr_matrix(sparse_encode(X.get(), dictionary, method=method, n_nonzero=n_nonzero, **options))
     if options["init"] is not None:
         raise ValueError("init (warm start) applies to method='lasso' only, not 'topk'")
-    D = _unit_dictionary(_backend.to_device(_backend.to_backend(dictionary)[0], "cpu"), X.shape[1],
-                         options["normalize"])
+    D = _unit_dictionary(dictionary, X.shape[1], options["normalize"])
     n_nonzero = _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], None)
     D = cp.asarray(D)
     values, index = largest_products_cuda(X, D, n_nonzero, magnitude=not options["positive"])
@@ -224,8 +222,7 @@ def _lasso(X, D, gram, alpha, tol, positive, max_iter, init, n_threads) -> scipy
     rows = []
     with _backend.single_threaded_blas():
         for block in _blocks(X.shape[0]):
-            n_block = len(range(*block.indices(X.shape[0])))
-            codes = np.zeros((n_block, D.shape[0]), np.float32) if init is None else np.ascontiguousarray(
+            codes = np.zeros((X[block].shape[0], D.shape[0]), np.float32) if init is None else np.ascontiguousarray(
                 (init[block].toarray() if scipy.sparse.issparse(init) else init[block]), dtype=np.float32)
             _core.sparse_lasso_cd(X[block], D, gram, _backend.scipy_sgemm(), float(alpha), bool(positive), tol,
                                   max_iter, codes, n_threads)
@@ -375,7 +372,7 @@ class DictionaryLearning:
     def fit(self, X: Any, y: Any = None) -> "DictionaryLearning":
         """Learns the dictionary from X (n_samples, n_features), from scratch."""
         self.__dict__.pop("components_", None)
-        X = check_matrix(_backend.to_device(_backend.to_backend(X)[0], "cpu"), "X")
+        X = check_matrix(_backend.to_device(X, "cpu"), "X")
         self._rng = np.random.default_rng(self.random_state)
         for _ in range(check_positive_int(self.n_epochs, "n_epochs")):
             order = self._rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
@@ -384,7 +381,7 @@ class DictionaryLearning:
 
     def partial_fit(self, X: Any, y: Any = None) -> "DictionaryLearning":
         """One pass over X in order, continuing from the current dictionary."""
-        X = check_matrix(_backend.to_device(_backend.to_backend(X)[0], "cpu"), "X")
+        X = check_matrix(_backend.to_device(X, "cpu"), "X")
         if not hasattr(self, "_rng"):
             self._rng = np.random.default_rng(self.random_state)
         self._learn(X, np.arange(X.shape[0]))
@@ -450,7 +447,7 @@ class DictionaryLearning:
             stale += self._duplicates(stale)
         if stale:
             self._restart(np.array(stale[:batch.shape[0]]), batch, residual)
-        self.history_["samples"].append(self.n_steps_ * n)
+        self.history_["samples"].append((self.history_["samples"][-1] if self.n_steps_ > 1 else 0) + n)
         self.history_["fvu"].append(fvu)
         return fvu
 
@@ -461,7 +458,8 @@ class DictionaryLearning:
         cosine = np.abs(self.components_ @ self.components_.T)
         np.fill_diagonal(cosine, 0.0)
         duplicated = np.flatnonzero(np.triu(cosine > _DUPLICATE_COSINE).any(axis=0))
-        return [int(j) for j in duplicated if j not in set(skip)]
+        skip = set(skip)
+        return [int(j) for j in duplicated if j not in skip]
 
     def _restart(self, atoms: np.ndarray, batch: np.ndarray, residual: np.ndarray) -> None:
         """Restarts atoms on the batch's worst-explained samples and forgets their statistics."""

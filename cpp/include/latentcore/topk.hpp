@@ -4,6 +4,7 @@
 #pragma once
 
 #include <limits>
+#include <vector>
 
 #include "latentcore/common.hpp"
 
@@ -79,6 +80,10 @@ void scan_into_topk(const TopKRow& row, const float* values, const float* bias, 
 // bias already multiplied by sign (null for none).
 void topk_of_row(const float* values, size_type n_cols, int k, bool largest, const float* signed_bias,
                  float* out_score, index_t* out_index);
+
+// The column bias as topk_of_row takes it (negated when largest); empty for
+// a null bias, whose data() then passes null on.
+std::vector<float> signed_column_bias(const float* col_bias, size_type n_cols, bool largest);
 
 // The k smallest entries of each row of a dense (n_rows, n_cols) matrix plus
 // col_bias (n_cols, or null for none), in ascending order; largest=true
