@@ -39,3 +39,38 @@ def micro_f1(embedding: np.ndarray, labels: np.ndarray) -> float:
 
     return cross_val_score(LogisticRegression(max_iter=2000), embedding, labels, cv=5,
                            scoring="f1_micro").mean()
+
+
+def run_isolated(code: str, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+    """Runs ``python -c code`` with this interpreter in a fresh process, so a
+    segfault, abort or heap corruption fails one test instead of the run."""
+    import subprocess
+    import sys
+    import textwrap
+
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def assert_interruptible(call, *, delay: float = 0.5, within: float = 1.0):
+    """Sends Ctrl-C (SIGINT to the main thread) ``delay`` seconds into
+    ``call()`` from a helper thread; asserts it raises KeyboardInterrupt within
+    ``within`` seconds of the signal, and that the call was still running."""
+    import _thread
+    import threading
+    import time
+
+    fired = []
+
+    def interrupt():
+        time.sleep(delay)
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        call()
+        time.sleep(delay + 5)  # the call finished before the signal: fail below, not here
+    stopped = time.perf_counter()
+    assert fired, "the call ended before the interrupt was sent; make it longer"
+    assert stopped - fired[0] < within, f"took {stopped - fired[0]:.2f} s to stop"

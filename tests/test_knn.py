@@ -130,6 +130,40 @@ def test_far_from_origin_keeps_precision(rng):
     assert_valid_neighbors(idx, dist, X, "euclidean", 5, ref_dist)
 
 
+@pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean", "cosine", "inner_product"])
+@pytest.mark.parametrize("magnitude", [3.0123408e19, 1e37, 1e-40, 1e-30])
+def test_extreme_finite_values_match_float64_reference(rng, metric, magnitude):
+    # float32 ranking scores of such rows overflow (or underflow to zero) unless
+    # the kernel rescales them; every neighbour must still be a real point.
+    X = (rng.standard_normal((40, 3)) * magnitude).astype(np.float32)
+    X[:5] = 0.0 if metric != "cosine" else X[:5]
+    idx, dist = latentcore.knn(X, 4, metric=metric)
+    assert idx.min() >= 0 and idx.max() < len(X)
+    ref = pair_distances(X, X, idx, metric)
+    with np.errstate(over="ignore"):
+        expected = ref.astype(np.float32)  # inf where the distance exceeds float32
+    np.testing.assert_allclose(dist, expected, rtol=1e-5, atol=1e-45)
+    full = pair_distances(X, X, np.tile(np.arange(len(X)), (len(X), 1)), metric)
+    np.fill_diagonal(full, np.inf)
+    kth = np.sort(full, axis=1)[:, 3]
+    assert np.all(ref[:, 3] <= kth + 1e-6 * np.abs(kth))
+
+
+def test_issue_12_overflowing_scores_never_give_minus_one():
+    from conftest import run_isolated
+
+    result = run_isolated("""
+        import numpy as np, latentcore
+        idx, _ = latentcore.knn(np.array([[0.0], [3.0123408e19]], np.float32), 1)
+        assert idx.tolist() == [[1], [0]], idx
+        idx, _ = latentcore.knn(np.array([[1e-40, 0], [1, 0], [0, 1], [1, 1]], np.float32), 2, metric="cosine")
+        assert idx.min() >= 0, idx
+        assert sorted(idx[0]) == [1, 3], idx  # (1e-40, 0) points along (1, 0)
+        print("ok")
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 def test_torch_tensors_round_trip(rng):
     torch = pytest.importorskip("torch")
     X = rng.standard_normal((400, 12)).astype(np.float32)

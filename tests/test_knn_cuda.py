@@ -77,3 +77,15 @@ def test_torch_cuda_round_trip(rng):
 def test_k_above_gpu_limit_is_rejected():
     with pytest.raises(ValueError, match="k=1025"):
         latentcore.knn(cp.ones((3000, 4), cp.float32), 1025)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("magnitude", [3.0123408e19, 1e-40])
+def test_extreme_finite_values_equal_cpu(rng, metric, magnitude):
+    # Scores of such rows overflow float32 unless both paths rescale them alike.
+    X = (rng.standard_normal((300, 4)) * magnitude).astype(np.float32)
+    g_idx, g_dist = (cp.asnumpy(a) for a in latentcore.knn(cp.asarray(X), 5, metric=metric))
+    c_idx, c_dist = latentcore.knn(X, 5, metric=metric)
+    assert g_idx.min() >= 0
+    np.testing.assert_allclose(g_dist, c_dist, rtol=DIST_RTOL, atol=1e-45)
+    assert np.mean(g_idx == c_idx) > 0.99

@@ -7,8 +7,10 @@
 #include <nanobind/ndarray.h>
 
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace latentcore::bindings {
 
@@ -37,6 +39,23 @@ inline void require(bool ok, const char* what) {
 }
 inline void require(bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument(what);
+}
+
+// A size or index narrowed to the type a kernel takes (int for BLAS and for
+// per-row counts, int32 for ids): out of that type's range it is a ValueError
+// naming `what`, never a wrapped value.
+template <typename To, typename From>
+To narrow(From value, const char* what) {
+    static_assert(std::is_integral_v<To> && std::is_integral_v<From>);
+    using Wide = std::conditional_t<std::is_signed_v<From>, long long, unsigned long long>;
+    const Wide v = static_cast<Wide>(value);
+    const bool fits = std::is_signed_v<From>
+                          ? (static_cast<long long>(v) >= static_cast<long long>(std::numeric_limits<To>::min()) &&
+                             static_cast<long long>(v) <= static_cast<long long>(std::numeric_limits<To>::max()))
+                          : static_cast<unsigned long long>(v) <=
+                                static_cast<unsigned long long>(std::numeric_limits<To>::max());
+    if (!fits) throw std::invalid_argument(std::string(what) + " is out of range for the kernel");
+    return static_cast<To>(value);
 }
 
 // An embedding (n, dim) has 1, 2 or 3 columns.

@@ -27,12 +27,6 @@ void require_output(const ScoreOut& score, const IndexOut& index, size_t rows) {
             "score and index outputs must have the same k >= 1 columns");
 }
 
-// Polled from the kernel's calling thread: lets Ctrl-C stop a long search.
-bool interrupted() {
-    nb::gil_scoped_acquire hold;
-    return PyErr_CheckSignals() != 0;
-}
-
 void exact_knn_binding(Matrix data, std::optional<Matrix> queries, int metric, bool exclude_self,
                        std::optional<Vector> center, nb::capsule sgemm, int64_t block,
                        int n_threads, IndexOut index, ScoreOut score) {
@@ -53,12 +47,8 @@ void exact_knn_binding(Matrix data, std::optional<Matrix> queries, int metric, b
     require_output(score, index, queries ? p.m : p.n);
     require(p.k <= p.n - (!queries && exclude_self ? 1 : 0), "k exceeds the available neighbours");
     const auto gemm = reinterpret_cast<Sgemm>(sgemm.data());
-    bool finished;
-    {
-        nb::gil_scoped_release release;
-        finished = exact_knn(p, gemm, block, n_threads, interrupted, index.data(), score.data());
-    }
-    if (!finished) throw nb::python_error();
+    nb::gil_scoped_release release;
+    exact_knn(p, gemm, block, n_threads, index.data(), score.data());
 }
 
 void select_topk(Matrix values, bool largest, ScoreOut score, IndexOut index, int n_threads,
@@ -78,6 +68,7 @@ void bind_knn(nb::module_& m) {
     m.def("exact_knn", &exact_knn_binding, nb::arg("data"), nb::arg("queries").none(),
           nb::arg("metric"), nb::arg("exclude_self"), nb::arg("center").none(), nb::arg("sgemm"),
           nb::arg("block"), nb::arg("n_threads"), nb::arg("index"), nb::arg("score"));
+    m.def("knn_ranking_scale", &ranking_scale, nb::arg("max_abs"), nb::arg("dim"));
     m.def("knn_candidates_per_point", &candidates_per_point, nb::arg("k"), nb::arg("available"));
     m.def("select_topk_rows", &select_topk, nb::arg("values"), nb::arg("largest"),
           nb::arg("score"), nb::arg("index"), nb::arg("n_threads"), nb::arg("col_bias").none() = nb::none());

@@ -1,14 +1,14 @@
 #include "latentcore/knn.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
 #include <limits>
 #include <mutex>
 #include <numeric>
+#include <stdexcept>
 #include <vector>
 
+#include "latentcore/parallel.hpp"
 #include "latentcore/topk.hpp"
 
 namespace latentcore {
@@ -29,19 +29,27 @@ struct PreparedBlock {
     std::vector<float> rows;
     std::vector<float> half_norm;
 
-    void load(const KnnProblem& p, const float* src, size_type count) {
+    // scale: a power of two (exact) that keeps every score finite and normal;
+    // see ranking_scale. A double: for subnormal data it exceeds float's range.
+    void load(const KnnProblem& p, const float* src, size_type count, double scale) {
         rows.resize(count * p.dim);
         half_norm.assign(count, 0.0f);
+        const float* center = p.metric == Metric::inner_product ? nullptr : p.center;
         for (size_type r = 0; r < count; ++r) {
             const float* x = src + r * p.dim;
             float* y = rows.data() + r * p.dim;
             if (p.metric == Metric::cosine) {
+                // In double: 1/|x| overflows float for subnormal rows.
                 double ss = 0.0;
                 for (size_type t = 0; t < p.dim; ++t) ss += static_cast<double>(x[t]) * x[t];
-                const float inv = static_cast<float>(1.0 / std::sqrt(ss));
-                for (size_type t = 0; t < p.dim; ++t) y[t] = x[t] * inv;
-            } else if (p.center && p.metric != Metric::inner_product) {
-                for (size_type t = 0; t < p.dim; ++t) y[t] = x[t] - p.center[t];
+                const double inv = 1.0 / std::sqrt(ss);
+                for (size_type t = 0; t < p.dim; ++t) y[t] = static_cast<float>(x[t] * inv);
+            } else if (scale != 1.0) {
+                // Scaled before the subtraction, which could overflow otherwise.
+                for (size_type t = 0; t < p.dim; ++t)
+                    y[t] = static_cast<float>(x[t] * scale - (center ? center[t] * scale : 0.0));
+            } else if (center) {
+                for (size_type t = 0; t < p.dim; ++t) y[t] = x[t] - center[t];
             } else {
                 std::copy(x, x + p.dim, y);
             }
@@ -53,6 +61,14 @@ struct PreparedBlock {
         }
     }
 };
+
+// The largest |value| of a (rows, dim) matrix (0 for none).
+float max_abs(const float* x, size_type count, int n_threads) {
+    float m = 0.0f;
+#pragma omp parallel for reduction(max : m) schedule(static) num_threads(resolve_threads(n_threads))
+    for (size_type i = 0; i < count; ++i) m = std::max(m, std::fabs(x[i]));
+    return m;
+}
 
 // tile (ma, nb) row-major = a (ma, dim) . b (nb, dim)^T, through column-major
 // SGEMM as tile^T = b . a^T.
@@ -120,17 +136,22 @@ double exact_distance(const float* a, const float* b, size_type dim, Metric metr
     return std::max(0.0, 1.0 - ab / std::sqrt(aa * bb));
 }
 
-// Ranks one row's candidates by exact distance and writes the best k.
+// Ranks one row's candidates by exact distance and writes the best k. The
+// ranking is in double: a distance beyond float's range is written as inf
+// but still ranked by its value.
 void finish_row(const KnnProblem& p, const float* query, const index_t* candidates, int n_candidates,
-                float* distances, index_t* indices, std::vector<std::pair<float, index_t>>& scratch) {
+                float* distances, index_t* indices, std::vector<std::pair<double, index_t>>& scratch) {
     scratch.clear();
-    for (int t = 0; t < n_candidates; ++t)
-        scratch.emplace_back(static_cast<float>(exact_distance(query, p.data + candidates[t] * p.dim,
-                                                               p.dim, p.metric)),
+    for (int t = 0; t < n_candidates; ++t) {
+        // Every score is finite (ranking_scale), so each row's selection is
+        // full; an empty slot would be a defect, not something to read through.
+        if (candidates[t] < 0 || candidates[t] >= p.n) throw std::logic_error("k-NN selection left a slot empty");
+        scratch.emplace_back(exact_distance(query, p.data + candidates[t] * p.dim, p.dim, p.metric),
                              candidates[t]);
+    }
     std::sort(scratch.begin(), scratch.end());
     for (int t = 0; t < p.k; ++t) {
-        distances[t] = scratch[t].first;
+        distances[t] = static_cast<float>(scratch[t].first);
         indices[t] = scratch[t].second;
     }
 }
@@ -156,13 +177,22 @@ std::vector<TilePair> tile_order(size_type row_blocks, size_type col_blocks, boo
 
 }  // namespace
 
+double ranking_scale(double max_abs, size_type dim) {
+    // |score| <= dim * (2 max_abs)^2 (centring at most doubles a value); keep
+    // it near 1 when that bound leaves [2^-100, 2^100], far from float's
+    // overflow (2^128) and from the subnormal products below 2^-126.
+    const double bound = static_cast<double>(dim) * (2.0 * max_abs) * (2.0 * max_abs);
+    if (max_abs == 0.0 || (bound <= 0x1p100 && bound >= 0x1p-100)) return 1.0;
+    return std::ldexp(1.0, -std::ilogb(2.0 * max_abs));
+}
+
 int candidates_per_point(int k, size_type available) {
     const size_type extra = std::max<size_type>(8, k / 4);
     return static_cast<int>(std::min<size_type>(k + extra, available));
 }
 
-bool exact_knn(const KnnProblem& p, Sgemm sgemm, size_type block, int n_threads,
-               const std::function<bool()>& should_stop, index_t* indices, float* distances) {
+void exact_knn(const KnnProblem& p, Sgemm sgemm, size_type block, int n_threads, index_t* indices,
+               float* distances) {
     const bool symmetric = p.queries == nullptr;
     const float* queries = symmetric ? p.data : p.queries;
     const size_type m = symmetric ? p.n : p.m;
@@ -170,6 +200,10 @@ bool exact_knn(const KnnProblem& p, Sgemm sgemm, size_type block, int n_threads,
     std::vector<float> cand_score(m * kc, std::numeric_limits<float>::infinity());
     std::vector<index_t> cand_index(m * kc, index_t{-1});
     const Heaps heaps{cand_score.data(), cand_index.data(), kc};
+    float largest = max_abs(p.data, p.n * p.dim, n_threads);
+    if (!symmetric) largest = std::max(largest, max_abs(p.queries, p.m * p.dim, n_threads));
+    if (p.center) largest = std::max(largest, max_abs(p.center, p.dim, 1));
+    const double scale = ranking_scale(largest, p.dim);
 
     const size_type row_blocks = (m + block - 1) / block;
     const size_type col_blocks = (p.n + block - 1) / block;
@@ -177,51 +211,47 @@ bool exact_knn(const KnnProblem& p, Sgemm sgemm, size_type block, int n_threads,
     // A heap block is folded into by one thread at a time; the k smallest of a
     // set does not depend on the order it arrives in, so neither does the result.
     std::vector<std::mutex> locks(row_blocks);
-    std::atomic<bool> stop{false};
-    using clock = std::chrono::steady_clock;
-    auto last_poll = clock::now();
+    ParallelWork work;
 
 #pragma omp parallel num_threads(resolve_threads(n_threads))
     {
         PreparedBlock a, b;
-        std::vector<float> tile(block * block);
+        std::vector<float> tile;
+        work.run([&] { tile.resize(block * block); });
 #pragma omp for schedule(dynamic, 1)
         for (size_type t = 0; t < static_cast<size_type>(order.size()); ++t) {
-            if (stop.load(std::memory_order_relaxed)) continue;
-            if (omp_get_thread_num() == 0 && clock::now() - last_poll > std::chrono::milliseconds(20)) {
-                last_poll = clock::now();
-                if (should_stop()) stop = true;
-            }
-            const size_type i0 = order[t].row_block * block, i1 = std::min(m, i0 + block);
-            const size_type j0 = order[t].col_block * block, j1 = std::min(p.n, j0 + block);
-            const size_type rows = i1 - i0, cols = j1 - j0;
-            a.load(p, queries + i0 * p.dim, rows);
-            const bool diagonal = symmetric && i0 == j0;
-            const PreparedBlock& bb = diagonal ? a : (b.load(p, p.data + j0 * p.dim, cols), b);
-            inner_products(sgemm, a, rows, bb, cols, p.dim, tile.data());
-            {
-                std::lock_guard<std::mutex> hold(locks[order[t].row_block]);
-                for (size_type i = 0; i < rows; ++i) {
-                    const index_t self = diagonal && p.exclude_self ? static_cast<index_t>(i0 + i) : -1;
-                    scan_into_topk(heaps.row(i0 + i), tile.data() + i * cols, bb.half_norm.data(),
-                                   -1.0f, cols, static_cast<index_t>(j0), self);
+            work.run([&] {
+                const size_type i0 = order[t].row_block * block, i1 = std::min(m, i0 + block);
+                const size_type j0 = order[t].col_block * block, j1 = std::min(p.n, j0 + block);
+                const size_type rows = i1 - i0, cols = j1 - j0;
+                a.load(p, queries + i0 * p.dim, rows, scale);
+                const bool diagonal = symmetric && i0 == j0;
+                const PreparedBlock& bb = diagonal ? a : (b.load(p, p.data + j0 * p.dim, cols, scale), b);
+                inner_products(sgemm, a, rows, bb, cols, p.dim, tile.data());
+                {
+                    std::lock_guard<std::mutex> hold(locks[order[t].row_block]);
+                    for (size_type i = 0; i < rows; ++i) {
+                        const index_t self = diagonal && p.exclude_self ? static_cast<index_t>(i0 + i) : -1;
+                        scan_into_topk(heaps.row(i0 + i), tile.data() + i * cols, bb.half_norm.data(),
+                                       -1.0f, cols, static_cast<index_t>(j0), self);
+                    }
                 }
-            }
-            if (symmetric && !diagonal) {
-                std::lock_guard<std::mutex> hold(locks[order[t].col_block]);
-                fold_columns(heaps, j0, tile.data(), rows, cols, a.half_norm.data(),
-                             static_cast<index_t>(i0));
-            }
+                if (symmetric && !diagonal) {
+                    std::lock_guard<std::mutex> hold(locks[order[t].col_block]);
+                    fold_columns(heaps, j0, tile.data(), rows, cols, a.half_norm.data(),
+                                 static_cast<index_t>(i0));
+                }
+            });
         }
-        if (!stop.load()) {
-            std::vector<std::pair<float, index_t>> scratch;
+        std::vector<std::pair<double, index_t>> scratch;
 #pragma omp for schedule(static)
-            for (size_type r = 0; r < m; ++r)
-                finish_row(p, queries + r * p.dim, cand_index.data() + r * kc, kc,
-                           distances + r * p.k, indices + r * p.k, scratch);
-        }
+        for (size_type r = 0; r < m; ++r)
+            work.run([&] {
+                finish_row(p, queries + r * p.dim, cand_index.data() + r * kc, kc, distances + r * p.k,
+                           indices + r * p.k, scratch);
+            });
     }
-    return !stop.load();
+    work.finish();
 }
 
 }  // namespace latentcore

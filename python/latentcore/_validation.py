@@ -57,3 +57,19 @@ def check_choice(value: Any, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not supported; choose one of {sorted(choices)}")
     return value
+
+
+def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                 low_inclusive: bool = True, high_inclusive: bool = True) -> float:
+    """A finite real number (Python or numpy int/float, not bool) within
+    [low, high] (ends open where ``*_inclusive`` is False), as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if low is not None and (number < low or (number == low and not low_inclusive)):
+        raise ValueError(f"{name} must be {'>=' if low_inclusive else '>'} {low:g}, got {value!r}")
+    if high is not None and (number > high or (number == high and not high_inclusive)):
+        raise ValueError(f"{name} must be {'<=' if high_inclusive else '<'} {high:g}, got {value!r}")
+    return number

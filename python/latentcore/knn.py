@@ -80,19 +80,28 @@ def _knn_cpu(data: np.ndarray, queries: np.ndarray | None, k: int, metric: str,
 
 class _GpuRows:
     """Blocks of rows made ready for the GPU ranking GEMM, as the C++ kernel
-    does on the CPU: centred (euclidean) or normalised (cosine), with half
+    does on the CPU: scaled by the same power of two when the values are near
+    float32's limits, centred (euclidean) or normalised (cosine), with half
     squared norms as the bias that turns inner products into ranking scores."""
 
-    def __init__(self, data, metric: _Metric, cp):
+    def __init__(self, data, queries, metric: _Metric, cp):
         self.kind = metric.prepare
         self.cp = cp
-        self.center = data.mean(axis=0, dtype=cp.float64).astype(cp.float32) if self.kind == "center" else None
+        self.center = data.mean(axis=0, dtype=cp.float64) if self.kind == "center" else None
+        largest = max(float(cp.abs(a).max()) for a in (data, queries) if a is not None)
+        self.scale = _core.knn_ranking_scale(largest, data.shape[1])
 
     def block(self, x):
-        if self.kind == "center":
-            return x - self.center
+        cp = self.cp
+        if self.scale != 1.0:  # in float64: the scale may exceed float32's range
+            wide = x.astype(cp.float64) * self.scale
+            if self.kind == "center":
+                wide -= self.center * self.scale
+            x = wide.astype(cp.float32)
+        elif self.kind == "center":
+            x = x - self.center.astype(cp.float32)
         if self.kind == "normalize":
-            return x / self.cp.linalg.norm(x, axis=1, keepdims=True)
+            return x / cp.linalg.norm(x, axis=1, keepdims=True)
         return x
 
     def bias(self, prepared):
@@ -105,7 +114,7 @@ def _knn_cuda(data, queries, k: int, metric: str, exclude_self: bool):
     cp = _backend.require_cupy()
     cuda = _backend.require_cuda_module()
     spec = METRICS[metric]
-    rows = _GpuRows(data, spec, cp)
+    rows = _GpuRows(data, queries, spec, cp)
     symmetric_self = queries is None and exclude_self
     targets = data if queries is None else queries
     available = data.shape[0] - int(symmetric_self)

@@ -6,8 +6,6 @@
 // its rows' and its columns' selections.
 #pragma once
 
-#include <functional>
-
 #include "latentcore/common.hpp"
 
 namespace latentcore {
@@ -33,12 +31,18 @@ struct KnnProblem {
 // less than that; re-ranking a few more than k exactly puts the true k first.
 int candidates_per_point(int k, size_type available);
 
+// The power of two the rows are scaled by before the ranking GEMM, given the
+// largest |value| of data, queries and center: 1 for ordinary data; for
+// values near float's limits (1e19 and up, or below 1e-15), the scale that
+// keeps every ranking score finite and normal, so no candidate is lost to an
+// overflowed (inf or NaN) score. Exact, so the ranking is unchanged.
+double ranking_scale(double max_abs, size_type dim);
+
 // Writes the k nearest neighbours of each query (m, k): indices and exact
 // distances, ascending, ties broken by the smaller index. A few more than k
-// candidates are ranked by float32 inner products, then re-ranked exactly. `should_stop` is
-// polled from the calling thread every few milliseconds; when it returns true
-// the search ends early and this returns false (outputs are then undefined).
-bool exact_knn(const KnnProblem& problem, Sgemm sgemm, size_type block, int n_threads,
-               const std::function<bool()>& should_stop, index_t* indices, float* distances);
+// candidates are ranked by float32 inner products, then re-ranked exactly.
+// Stops early through ParallelWork (Ctrl-C: throws Interrupted).
+void exact_knn(const KnnProblem& problem, Sgemm sgemm, size_type block, int n_threads, index_t* indices,
+               float* distances);
 
 }  // namespace latentcore
