@@ -32,8 +32,12 @@ void exact_knn_binding(Matrix data, std::optional<Matrix> queries, int metric, b
                        int n_threads, IndexOut index, ScoreOut score) {
     require(metric >= 0 && metric <= 3, "unknown metric code");
     require(block >= 1, "block must be >= 1");
+    // The ranking GEMM takes int sizes: dim and block must fit.
+    bindings::narrow<int>(data.shape(1), "the dimension");
+    bindings::narrow<int>(block, "block");
+    bindings::narrow<index_t>(data.shape(0), "the number of points");  // ids are int32
     KnnProblem p{data.data(), static_cast<size_type>(data.shape(0)), nullptr, 0,
-                 static_cast<size_type>(data.shape(1)), static_cast<int>(score.shape(1)),
+                 static_cast<size_type>(data.shape(1)), bindings::narrow<int>(score.shape(1), "k"),
                  static_cast<Metric>(metric), exclude_self, nullptr};
     if (queries) {
         require(queries->shape(1) == data.shape(1), "queries and data dimensions differ");
@@ -56,9 +60,10 @@ void select_topk(Matrix values, bool largest, ScoreOut score, IndexOut index, in
     require_output(score, index, values.shape(0));
     require(score.shape(1) <= values.shape(1), "k must not exceed the row length");
     if (col_bias) require(col_bias->shape(0) == values.shape(1), "col_bias needs one entry per column");
+    const int k = bindings::narrow<int>(score.shape(1), "k");
+    bindings::narrow<index_t>(values.shape(1), "the row length");  // column ids are int32
     nb::gil_scoped_release release;
-    select_topk_rows(values.data(), values.shape(0), values.shape(1),
-                     static_cast<int>(score.shape(1)), largest, col_bias ? col_bias->data() : nullptr,
+    select_topk_rows(values.data(), values.shape(0), values.shape(1), k, largest, col_bias ? col_bias->data() : nullptr,
                      score.data(), index.data(), n_threads);
 }
 

@@ -1,5 +1,7 @@
 #include "latentcore/topk.hpp"
 
+#include "latentcore/parallel.hpp"
+
 #include <algorithm>
 #include <vector>
 
@@ -113,10 +115,14 @@ std::vector<float> signed_column_bias(const float* col_bias, size_type n_cols, b
 void select_topk_rows(const float* values, size_type n_rows, size_type n_cols, int k, bool largest,
                       const float* col_bias, float* out_score, index_t* out_index, int n_threads) {
     const std::vector<float> signed_bias = signed_column_bias(col_bias, n_cols, largest);
+    ParallelWork work;
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (size_type r = 0; r < n_rows; ++r)
-        topk_of_row(values + r * n_cols, n_cols, k, largest, col_bias ? signed_bias.data() : nullptr,
-                    out_score + r * k, out_index + r * k);
+        work.run([&] {
+            topk_of_row(values + r * n_cols, n_cols, k, largest, col_bias ? signed_bias.data() : nullptr,
+                        out_score + r * k, out_index + r * k);
+        });
+    work.finish();
 }
 
 }  // namespace latentcore
