@@ -660,3 +660,191 @@ def test_sae_command_bad_input_fails_before_training(tmp_path, capsys, monkeypat
     assert err.startswith("latentcore: error: ") and err.count("\n") == 1
     assert problem.format(tmp=tmp_path) in err
     assert files_in(tmp_path) == before
+
+
+# ------------------------------------------------------------------ no output replaces an input
+
+@pytest.fixture
+def inputs(tmp_path, rng):
+    """One input file of each kind the commands read; returns their names."""
+    X = rng.standard_normal((40, 4)).astype(np.float32)
+    D = rng.standard_normal((8, 4)).astype(np.float32)
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    np.save(tmp_path / "X.npy", X)
+    np.savez(tmp_path / "in.npz", X=X)
+    np.save(tmp_path / "D.npy", D)
+    np.savez(tmp_path / "D.npz", D=D)
+    (tmp_path / "g.txt").write_text("0 1\n1 2\n2 0\n")
+    labels = np.arange(40) % 3
+    np.save(tmp_path / "y.npy", labels)
+    (tmp_path / "lab.csv").write_text("".join(f"{v}\n" for v in labels))
+    (tmp_path / "sub").mkdir()
+    return tmp_path
+
+
+def snapshot(directory):
+    """Every entry (recursively): its kind and, for files, its bytes."""
+    return {str(p.relative_to(directory)): ("link", os.readlink(p)) if p.is_symlink() else
+            ("dir", None) if p.is_dir() else ("file", p.read_bytes())
+            for p in sorted(directory.rglob("*"))}
+
+
+def same_file_as(kind, tmp_path, victim):
+    """An output path that is the input ``victim`` under another guise."""
+    target = tmp_path / victim
+    if kind == "same":
+        return target
+    if kind == "dotdot":
+        return tmp_path / "sub" / ".." / victim
+    alias = tmp_path / f"alias{target.suffix}"
+    if kind == "symlink":
+        alias.symlink_to(target)
+    elif kind == "relative symlink":
+        alias.symlink_to(victim)
+    else:
+        os.link(target, alias)
+    return alias
+
+
+REPLACING = [
+    # argv, {out} being the input named last under another guise; the flag the error must name
+    (["knn", "{tmp}/in.npz", "-k", "2", "-o", "{out}"], "-o", "in.npz"),
+    (["map", "{tmp}/X.npy", "-o", "{tmp}/m.png", "--coords", "{out}"], "--coords", "X.npy"),
+    (["map", "{tmp}/X.npy", "--labels", "{tmp}/lab.csv", "-o", "{tmp}/m.png", "--coords", "{out}"],
+     "--coords", "lab.csv"),
+    (["walks", "{tmp}/g.txt", "-o", "{out}", "--quiet"], "-o", "g.txt"),
+    (["encode", "{tmp}/X.npy", "--dictionary", "{tmp}/D.npz", "-o", "{out}"], "-o", "D.npz"),
+    (["encode", "{tmp}/in.npz", "--dictionary", "{tmp}/D.npy", "-o", "{out}"], "-o", "in.npz"),
+    (["sae", "{tmp}/in.npz", "--latents", "8", "-k", "2", "-o", "{out}"], "-o", "in.npz"),
+    (["sae", "{tmp}/in.npz", "--latents", "8", "-k", "2", "-o", "{tmp}/model.npz", "--codes", "{out}"],
+     "--codes", "in.npz"),
+]
+
+
+@pytest.mark.parametrize("how", ["same", "dotdot", "symlink", "relative symlink", "hard link"])
+@pytest.mark.parametrize("argv, flag, victim", REPLACING, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_no_output_replaces_an_input(inputs, capsys, monkeypatch, argv, flag, victim, how):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(latentcore.TopKSAE, "_train", lambda *a, **k: pytest.fail("trained"))
+    tmp_path = inputs
+    out = same_file_as(how, tmp_path, victim)
+    before = snapshot(tmp_path)
+    assert main([a.format(tmp=tmp_path, out=out) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentcore: error: ") and err.count("\n") == 1
+    assert f"{flag} {out}" in err and "would replace the input" in err and victim in err
+    assert snapshot(tmp_path) == before  # the input intact, a link still a link, nothing new
+
+
+def test_map_default_coordinates_never_replace_the_labels(inputs, capsys):
+    """-o y.png puts the coordinates in y.npy: the labels file, also through a link."""
+    pytest.importorskip("matplotlib")
+    tmp_path = inputs
+    (tmp_path / "alias.npy").symlink_to(tmp_path / "y.npy")
+    before = snapshot(tmp_path)
+    for image in ("y.png", "alias.png"):
+        assert main(["map", str(tmp_path / "X.npy"), "--labels", str(tmp_path / "y.npy"),
+                     "-o", str(tmp_path / image)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--coords (default: -o as .npy)" in err
+        assert f"would replace the input --labels {tmp_path / 'y.npy'}" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_outputs_are_written_through_symlinks(inputs, capsys):
+    tmp_path = inputs
+    results = tmp_path / "results"
+    results.mkdir()
+    (tmp_path / "graph.npz").symlink_to(results / "graph.npz")  # dangling: created through it
+    assert main(["knn", str(tmp_path / "X.npy"), "-k", "3", "-o", str(tmp_path / "graph.npz")]) == 0
+    assert (tmp_path / "graph.npz").is_symlink() and (results / "graph.npz").is_file()
+    with np.load(results / "graph.npz") as result:
+        np.testing.assert_array_equal(result["indices"], latentcore.knn(np.load(tmp_path / "X.npy"), 3)[0])
+    assert main(["knn", str(tmp_path / "X.npy"), "-k", "4", "-o", str(tmp_path / "graph.npz")]) == 0
+    assert (tmp_path / "graph.npz").is_symlink()  # replaced through the link again
+    with np.load(tmp_path / "graph.npz") as result:
+        assert result["indices"].shape == (40, 4)
+    assert files_in(results) == ["graph.npz"]
+
+
+# ------------------------------------------------------------------ every error: one line naming the flag
+
+BAD_FLAGS = [
+    (["knn", "{X}", "-o", "{o}.npz", "-k", "0"], "-k must be >= 1"),
+    (["knn", "{X}", "-o", "{o}.npz", "-k", "-3"], "-k must be >= 1"),
+    (["knn", "{X}", "-o", "{o}.npz", "-k", "99999999999"], "-k must be <="),
+    (["knn", "{X}", "-o", "{o}.npz", "--threads", "0"], "--threads must be >= 1"),
+    (["knn", "{X}", "-o", "{o}.npz", "-k", "many"], "argument -k: invalid int value: 'many'"),
+    (["knn", "{X}"], "the following arguments are required: -o"),
+    (["knn", "{X}", "-o", "{o}.npz", "--metric", "manhattan"], "argument --metric: invalid choice"),
+    (["map", "{X}", "-o", "{o}.png", "--seed", "-1"], "--seed must be >= 0"),
+    (["map", "{X}", "-o", "{o}.png", "--perplexity", "nan"], "--perplexity: perplexity=nan must be positive"),
+    (["map", "{X}", "-o", "{o}.png", "--perplexity", "inf"], "--perplexity: perplexity=inf must be positive"),
+    (["map", "{X}", "-o", "{o}.png", "--perplexity", "-5"], "--perplexity: perplexity=-5.0 must be positive"),
+    (["map", "{X}", "-o", "{o}.png", "--dims", "4"], "argument --dims: invalid choice: 4"),
+    (["walks", "{g}", "-o", "{o}.npy", "--p", "nan"], "--p must be a finite number"),
+    (["walks", "{g}", "-o", "{o}.npy", "--q", "-1"], "--q must be > 0"),
+    (["walks", "{g}", "-o", "{o}.npy", "--walk-length", "1"], "--walk-length must be >= 2"),
+    (["walks", "{g}", "-o", "{o}.npy", "--walks-per-node", "0"], "--walks-per-node must be >= 1"),
+    (["walks", "{g}", "-o", "{o}.npy", "--negative", "0"], "--negative must be >= 1"),
+    (["walks", "{g}", "-o", "{o}.npy", "--epochs", "0"], "--epochs must be >= 1"),
+    (["walks", "{g}", "-o", "{o}.npy", "--seed", "-1"], "--seed must be >= 0"),
+    (["walks", "{g}", "-o", "{o}.npy", "--seed", str(2**64)], "--seed must be <="),
+    (["encode", "{X}", "--dictionary", "{D}", "-o", "{o}.npz", "--method", "lasso", "--alpha", "-1"],
+     "--alpha must be >= 0"),
+    (["encode", "{X}", "--dictionary", "{D}", "-o", "{o}.npz", "--tol", "nan"], "--tol must be a finite number"),
+    (["encode", "{X}", "--dictionary", "{D}", "-o", "{o}.npz", "-k", "0"], "-k must be >= 1"),
+    (["sae", "{X}", "--latents", "0", "-k", "1", "-o", "{o}.npz"], "--latents must be >= 1"),
+    (["sae", "{X}", "--latents", "8", "-k", "0", "-o", "{o}.npz"], "-k must be >= 1"),
+    (["sae", "{X}", "--latents", "8", "-k", "1", "-o", "{o}.npz", "--lr", "nan"], "--lr must be a finite number"),
+    (["sae", "{X}", "--latents", "8", "-k", "1", "-o", "{o}.npz", "--lr", "0"], "--lr must be > 0"),
+    (["sae", "{X}", "--latents", "8", "-k", "1", "-o", "{o}.npz", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["sae", "{X}", "--latents", "8", "-k", "1", "-o", "{o}.npz", "--epochs", "-2"], "--epochs must be >= 1"),
+    (["demo", "--out", "{o}", "--threads", "0"], "--threads must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("argv, problem", BAD_FLAGS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_bad_flags_fail_in_one_line_naming_the_flag(inputs, capsys, argv, problem):
+    tmp_path = inputs
+    before = snapshot(tmp_path)
+    names = dict(X=tmp_path / "X.npy", g=tmp_path / "g.txt", D=tmp_path / "D.npy", o=tmp_path / "out")
+    assert main([a.format(**names) for a in argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("latentcore: error: ") and captured.err.count("\n") == 1
+    assert problem in captured.err and "Traceback" not in captured.err
+    assert snapshot(tmp_path) == before
+
+
+def test_corrupt_input_is_one_line_without_traceback_in_a_subprocess(tmp_path):
+    """One flipped bit in an .npy header made numpy raise tokenize.TokenError:
+    the command printed a traceback."""
+    path = tmp_path / "flipped.npy"
+    np.save(path, np.zeros((10, 3), np.float32))
+    data = bytearray(path.read_bytes())
+    data[10] ^= 1 << 6  # '{' -> ';'
+    path.write_bytes(bytes(data))
+    for argv in (["knn", str(path), "-o", str(tmp_path / "o.npz")],
+                 ["walks", str(tmp_path / "g.txt"), "-o", str(tmp_path / "e.npy")]):
+        (tmp_path / "g.txt").write_text("1 2\n3 a b c\n")
+        failed = subprocess.run([sys.executable, "-m", "latentcore.cli", *argv], capture_output=True, text=True)
+        assert failed.returncode == 2 and "Traceback" not in failed.stderr
+        assert failed.stderr.startswith("latentcore: error: ") and failed.stderr.count("\n") == 1
+        assert str(tmp_path) in failed.stderr
+    assert files_in(tmp_path) == ["flipped.npy", "g.txt"]
+
+
+def test_unwritable_outputs_fail_before_the_work(inputs, capsys):
+    tmp_path = inputs
+    (tmp_path / "loop_a.npz").symlink_to(tmp_path / "loop_b.npz")
+    (tmp_path / "loop_b.npz").symlink_to(tmp_path / "loop_a.npz")
+    (tmp_path / "to_sub.npz").symlink_to(tmp_path / "sub")
+    (tmp_path / "astray.npz").symlink_to(tmp_path / "missing" / "x.npz")
+    before = snapshot(tmp_path)
+    for output, problem in [("loop_a.npz", "its symbolic links form a loop"), ("to_sub.npz", "it is a directory"),
+                            ("astray.npz", "does not exist"), ("sub", "it is a directory")]:
+        assert main(["knn", str(tmp_path / "X.npy"), "-k", "2", "-o", str(tmp_path / output)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"latentcore: error: -o ") and err.count("\n") == 1 and problem in err
+    assert snapshot(tmp_path) == before

@@ -241,3 +241,17 @@ def test_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
         with pytest.raises(ImportError, match=r"pip install 'latentcore\[plot\]'"):
             draw(np.zeros((5, 2)), tmp_path / name)
     assert files_in(tmp_path) == []
+
+
+def test_maps_are_written_through_symlinks(tmp_path, four_clusters):
+    """A symbolic link named as the output stays a link; the file it points to is the map."""
+    Y, labels = four_clusters
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "map.png").symlink_to(tmp_path / "maps" / "latest.png")  # dangling until drawn
+    (tmp_path / "map.html").symlink_to(tmp_path / "maps" / "latest.html")
+    path = scatter_map(Y, tmp_path / "map.png", labels=labels, html=True)
+    assert path == tmp_path / "map.png"
+    assert (tmp_path / "map.png").is_symlink() and (tmp_path / "map.html").is_symlink()
+    assert files_in(tmp_path / "maps") == ["latest.html", "latest.png"]
+    assert rgb(tmp_path / "maps" / "latest.png").shape[0] == SIDE
+    assert (tmp_path / "maps" / "latest.html").read_text().count("<circle") == Y.shape[0]

@@ -1,15 +1,19 @@
 """The ``latentcore`` command: each capability run on files.
 
-Every command reads its input with :func:`latentcore.io.read_matrix` and
+Every command reads its input with the readers of :mod:`latentcore.io` and
 writes its output atomically, so an interrupted or failed run never leaves a
-partial file. Problems with the input are reported as one line,
-``latentcore: error: <message>``, with exit status 2 (argparse's convention
-for usage errors), never as a traceback.
+partial file. Before any work, every command checks its flags (numbers in
+range, known file types) and its files: no output may replace an input of the
+same command (the same path, a symbolic link to it, or a hard link of it).
+Problems with the arguments or the input are reported as one line,
+``latentcore: error: <message>`` naming the flag or the file, with exit status
+2 (argparse's convention for usage errors), never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .io import _count_header_lines, atomic_write, read_matrix, write_npz_atomic
+from ._validation import check_number
+from .io import (_read_table_split, _table_columns, _write_target, atomic_write, read_labels, read_matrix,
+                 write_npz_atomic)
 from .knn import METRICS, knn
 from .metrics import knn_recall, trustworthiness
 
@@ -27,9 +33,22 @@ __all__ = ["main"]
 _PROG = "latentcore"
 _USAGE_ERROR = 2
 _INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
-# Errors that describe bad input or an unusable file; any other exception is
-# a bug in latentcore and keeps its traceback.
-_INPUT_ERRORS = (ValueError, TypeError, OSError, ImportError)
+# Errors that describe bad arguments, bad input, an unusable file or a task
+# too large for memory; any other exception is a bug in latentcore and keeps
+# its traceback.
+_INPUT_ERRORS = (ValueError, TypeError, OSError, ImportError, MemoryError)
+
+
+class _UsageError(Exception):
+    """argparse's complaint about the command line, reported in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block): the
+    message names the argument and points at --help."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,27 +63,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         The exit status: 0 on success, 2 for bad arguments or input (after
-        printing ``latentcore: error: <message>`` to stderr), 130 when
-        interrupted.
+        printing ``latentcore: error: <message>`` to stderr, one line), 130
+        when interrupted.
     """
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version and usage errors exit inside argparse
+    except SystemExit as exc:  # --help and --version exit inside argparse
         return 0 if exc.code is None else int(exc.code)
+    except _UsageError as exc:
+        return _fail(str(exc))
     try:
         args.run(args)
     except _INPUT_ERRORS as exc:
-        print(f"{_PROG}: error: {exc}", file=sys.stderr)
-        return _USAGE_ERROR
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, MemoryError):
+            message = f"out of memory: {message}"
+        return _fail(message)
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted", file=sys.stderr)
         return _INTERRUPTED
     return 0
 
 
+def _fail(message: str) -> int:
+    one_line = " ".join(message.splitlines())
+    print(f"{_PROG}: error: {one_line}", file=sys.stderr)
+    return _USAGE_ERROR
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=_PROG, description="Fast maps of latent spaces: k-NN graphs and t-SNE maps "
                                 "of matrices in files, node embeddings of graphs, sparse "
                                 "codes over a dictionary and TopK sparse autoencoders.")
@@ -264,7 +293,85 @@ def _add_demo_command(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_demo)
 
 
+# ------------------------------------------------------------------ checks
+
+_MAX_COUNT = 2**31 - 1  # sizes and counts: the kernels index with int
+_MAX_SEED = 2**63 - 1
+_MAX_THREADS = 1024
+
+
+def _check_count(value: int | None, flag: str, low: int = 1) -> None:
+    """An integer flag (None: left out) in [low, 2**31 - 1]; the message names the flag."""
+    if value is not None:
+        check_number(value, flag, low=low, high=_MAX_COUNT)
+
+
+def _check_positive(value: float | None, flag: str, *, zero: bool = False) -> None:
+    """A finite float flag (None: left out) > 0 (>= 0 with ``zero``)."""
+    if value is not None:
+        check_number(value, flag, low=0.0, low_inclusive=zero)
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    """The flags several commands share: --threads and --seed."""
+    if getattr(args, "threads", None) is not None:
+        check_number(args.threads, "--threads", low=1, high=_MAX_THREADS)
+    if getattr(args, "seed", None) is not None:
+        check_number(args.seed, "--seed", low=0, high=_MAX_SEED)
+
+
+def _check_files(inputs: list[tuple[str, str | os.PathLike | None]],
+                 outputs: list[tuple[str, str | os.PathLike | None]]) -> None:
+    """Fails before the work, not after it: each output's directory must
+    exist, no output may be a directory, the outputs must be distinct files,
+    and no output may replace an input of the same command.
+
+    Two paths are the same file when they resolve to the same real path
+    (symbolic links followed, also a dangling link's target) or are hard
+    links of one file (os.path.samefile). ``inputs`` and ``outputs`` are
+    (flag, path) pairs, None paths skipped; inputs that do not exist cannot
+    be replaced (their reader reports them).
+    """
+    sources = [(flag, Path(path)) for flag, path in inputs if path is not None and os.path.exists(path)]
+    checked: list[tuple[str, Path]] = []
+    for flag, path in outputs:
+        if path is None:
+            continue
+        path = Path(path)
+        try:
+            target = _write_target(path)  # a symbolic link's final target
+        except OSError as exc:  # links in a loop
+            raise ValueError(f"{flag} {exc}") from None
+        via = "" if target == path else f" (a link to {target})"
+        if not target.parent.is_dir():
+            raise ValueError(f"{flag} {path}{via}: cannot write: directory {target.parent} does not exist")
+        if target.is_dir():
+            raise ValueError(f"{flag} {path}{via}: cannot write: it is a directory")
+        for other_flag, other in checked:
+            if _same_file(path, other):
+                raise ValueError(f"{other_flag} {other} and {flag} {path} are the same file; choose another name")
+        for source_flag, source in sources:
+            if _same_file(path, source):
+                raise ValueError(f"{flag} {path}{via} would replace the input {source_flag} {source}; "
+                                 "choose another name")
+        checked.append((flag, path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links; also case-insensitive file systems
+    except (OSError, ValueError):  # either is missing: not the same existing file
+        return False
+
+
+# ------------------------------------------------------------------ knn, walks, encode, sae
+
 def _knn(args: argparse.Namespace) -> None:
+    _check_common(args)
+    _check_count(args.k, "-k")
+    _check_files([("INPUT", args.input)], [("-o", args.output)])
     X = _as_points(read_matrix(args.input, key=args.key))
     start = time.perf_counter()
     indices, distances = knn(X, args.k, metric=args.metric, exclude_self=not args.include_self,
@@ -280,8 +387,15 @@ def _knn(args: argparse.Namespace) -> None:
 def _walks(args: argparse.Namespace) -> None:
     from .walks import Node2Vec
 
+    _check_common(args)
+    for flag, value in (("--p", args.p), ("--q", args.q)):
+        _check_positive(value, flag)
+    _check_count(args.walk_length, "--walk-length", low=2)
+    for flag, value in (("--dim", args.dim), ("--walks-per-node", args.walks_per_node),
+                        ("--window", args.window), ("--negative", args.negative), ("--epochs", args.epochs)):
+        _check_count(value, flag)
     output = Path(args.output)
-    _check_outputs(Path(args.input), [output])
+    _check_files([("EDGES", args.input)], [("-o", output)])
     model = Node2Vec(args.p, args.q, dim=args.dim, walk_length=args.walk_length,
                      walks_per_node=args.walks_per_node, window=args.window, negative=args.negative,
                      epochs=args.epochs, directed=args.directed, random_state=args.seed,
@@ -299,10 +413,13 @@ def _encode(args: argparse.Namespace) -> None:
     from .metrics import fraction_of_variance_unexplained
     from .sparse import _unit_dictionary, sparse_encode
 
+    _check_common(args)
+    _check_count(args.n_nonzero, "-k")
+    _check_positive(args.alpha, "--alpha", zero=True)
+    _check_positive(args.tol, "--tol", zero=True)
     output = Path(args.output)
     _check_sparse_output(output, "-o")
-    _check_outputs(Path(args.input), [output])
-    _check_outputs(Path(args.dictionary), [output])
+    _check_files([("INPUT", args.input), ("--dictionary", args.dictionary)], [("-o", output)])
     if args.method == "lasso":
         if args.alpha is None:
             raise ValueError("--method lasso needs --alpha, the L1 weight")
@@ -335,6 +452,11 @@ def _encode(args: argparse.Namespace) -> None:
 def _sae(args: argparse.Namespace) -> None:
     from .sae import TopKSAE
 
+    _check_common(args)
+    for flag, value in (("--latents", args.latents), ("-k", args.k), ("--batch-size", args.batch_size),
+                        ("--epochs", args.epochs)):
+        _check_count(value, flag)
+    _check_positive(args.lr, "--lr")
     output = Path(args.output)
     if output.suffix not in (".npz", ".safetensors"):  # TopKSAE.save's own (case-sensitive) test
         raise ValueError(f"-o {output}: the model is saved as .npz or .safetensors, "
@@ -342,7 +464,7 @@ def _sae(args: argparse.Namespace) -> None:
     codes_path = Path(args.codes) if args.codes is not None else None
     if codes_path is not None:
         _check_sparse_output(codes_path, "--codes")
-    _check_outputs(Path(args.input), [output, codes_path])
+    _check_files([("INPUT", args.input)], [("-o", output), ("--codes", codes_path)])
     X = read_matrix(args.input, key=args.key)  # checks the file; an .npy is only memory-mapped
     if X.dtype.kind == "f" and Path(args.input).suffix.lower() == ".npy":
         data = args.input  # TopKSAE memory-maps it and reads it batch by batch
@@ -405,24 +527,31 @@ _TRUST_K = 10
 _TRUST_SAMPLE = 5000  # trustworthiness costs O(n^2): measured on a sample above this
 _COORD_FORMATS = (".npy", ".csv")
 _TABLES = (".csv", ".tsv", ".parquet")
-_LABEL_FILES = (".npy", ".csv", ".tsv", ".txt")
 
 
 def _map(args: argparse.Namespace) -> None:
     from . import plot
     from .tsne import TSNE
 
+    _check_common(args)
+    try:
+        check_number(args.perplexity, "--perplexity", low=0.0, low_inclusive=False)
+    except ValueError:  # worded as the library's check, which also bounds it by n
+        raise ValueError(f"--perplexity: perplexity={args.perplexity!r} must be positive and finite") from None
     plot.require_matplotlib()  # before minutes of t-SNE, not after
     output = Path(args.output)
     if output.suffix.lower() not in plot.IMAGE_FORMATS:
-        raise ValueError(f"{output}: unknown image type {output.suffix or '(no extension)'!r}; "
+        raise ValueError(f"-o {output}: unknown image type {output.suffix or '(no extension)'!r}; "
                          f"expected one of {', '.join(plot.IMAGE_FORMATS)}")
     coords = Path(args.coords) if args.coords is not None else output.with_suffix(".npy")
+    coords_flag = "--coords" if args.coords is not None else "--coords (default: -o as .npy)"
     if coords.suffix.lower() not in _COORD_FORMATS:
-        raise ValueError(f"{coords}: coordinates are saved as .npy or .csv, "
+        raise ValueError(f"{coords_flag} {coords}: coordinates are saved as .npy or .csv, "
                          f"not {coords.suffix or '(no extension)'!r}")
     page = output.with_suffix(".html") if args.html else None
-    _check_outputs(Path(args.input), [output, page, coords])
+    label_file = args.labels if args.labels is not None and os.path.isfile(args.labels) else None
+    _check_files([("INPUT", args.input), ("--labels", label_file)],
+                 [("-o", output), ("--html (-o as .html)", page), (coords_flag, coords)])
 
     X, labels, label_source = _read_points_and_labels(Path(args.input), args.labels, args.key)
     X = _as_points(X)
@@ -452,26 +581,6 @@ def _map(args: argparse.Namespace) -> None:
           f"{seconds:.3f} s -> {', '.join(map(str, written))}")
     print(f"KL divergence: {tsne.kl_divergence_:.4f}")
     _print_trustworthiness(X, Y, seed=args.seed, n_jobs=args.threads)
-
-
-def _check_outputs(source: Path, outputs: list[Path | None]) -> None:
-    """Fails before the work, not after it: each output's directory must
-    exist, the outputs must differ, and none may replace the input."""
-    seen: dict[Path, Path] = {}
-    for path in outputs:
-        if path is None:
-            continue
-        if not path.parent.is_dir():
-            raise ValueError(f"cannot write {path}: directory {path.parent} does not exist")
-        if path.is_dir():
-            raise ValueError(f"cannot write {path}: it is a directory")
-        resolved = path.resolve()
-        if resolved in seen:
-            raise ValueError(f"{seen[resolved]} and {path} are the same file; choose another name")
-        if source.exists() and resolved == source.resolve():
-            raise ValueError(f"{path} would replace the input {source}; choose another name"
-                             + (" with --coords" if path.suffix.lower() in _COORD_FORMATS else ""))
-        seen[resolved] = path
 
 
 def _write_coords(path: Path, Y: np.ndarray) -> None:
@@ -524,128 +633,11 @@ def _read_points_and_labels(source: Path, labels_arg: str | None,
         raise ValueError(f"--labels {labels_arg}: no such file (a column name applies "
                          f"only to .csv, .tsv and .parquet input)")
     X = read_matrix(source, key=key)
-    labels = _read_labels_file(label_path, X.shape[0])
+    labels = read_labels(label_path, X.shape[0])
     if labels.shape[0] != X.shape[0]:
-        raise ValueError(f"{label_path}: {labels.shape[0]} labels for the {X.shape[0]} points "
+        raise ValueError(f"--labels {label_path}: {labels.shape[0]} labels for the {X.shape[0]} points "
                          f"of {source}; one label per row is needed")
     return X, labels, str(label_path)
-
-
-def _delimiter(path: Path) -> str:
-    return "\t" if path.suffix.lower() == ".tsv" else ","
-
-
-def _table_columns(path: Path) -> list[str]:
-    """The column names of a table file; [] for a delimited file without header."""
-    if path.suffix.lower() == ".parquet":
-        pa, pq = _pyarrow(path)
-        try:
-            return list(pq.read_schema(path).names)
-        except (pa.ArrowException, OSError) as exc:
-            raise ValueError(f"{path}: cannot read as parquet: {exc}") from exc
-    delimiter = _delimiter(path)
-    header_lines = _count_header_lines(path, delimiter)
-    if header_lines == 0:
-        return []
-    with open(path, encoding="utf-8-sig") as f:
-        header = [line for _, line in zip(range(header_lines), f)][-1]
-    return [_unquote(name) for name in header.split("#", 1)[0].rstrip("\r\n").split(delimiter)]
-
-
-def _unquote(field: str) -> str:
-    field = field.strip()
-    if len(field) >= 2 and field[0] == field[-1] and field[0] in "\"'":
-        return field[1:-1]
-    return field
-
-
-def _read_table_split(path: Path, column: str, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(features, labels): the table without ``column``, and ``column``."""
-    index = columns.index(column)
-    if path.suffix.lower() == ".parquet":
-        return _read_parquet_split(path, column)
-    others = [j for j in range(len(columns)) if j != index]
-    if not others:
-        raise ValueError(f"{path}: has no feature columns besides the labels {column!r}")
-    delimiter = _delimiter(path)
-    skip = _count_header_lines(path, delimiter)
-    options = dict(delimiter=delimiter, skiprows=skip, encoding="utf-8-sig", ndmin=2)
-    try:
-        X = np.loadtxt(path, usecols=others, dtype=np.float64, **options)
-        raw = np.loadtxt(path, usecols=[index], dtype=str, **options)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read as {path.suffix[1:].lower()}: {exc}") from exc
-    if X.shape[0] == 0:
-        raise ValueError(f"{path}: holds no data rows")
-    return X, _parse_labels([_unquote(v) for v in raw.ravel().tolist()])
-
-
-def _pyarrow(path: Path):
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise ImportError(f"reading {path} needs pyarrow: pip install 'latentcore[io]'") from exc
-    return pa, pq
-
-
-def _read_parquet_split(path: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
-    pa, pq = _pyarrow(path)
-    try:
-        schema = pq.read_schema(path)
-        features = [field.name for field in schema if field.name != column and
-                    (pa.types.is_integer(field.type) or pa.types.is_floating(field.type))]
-        if not features:
-            raise ValueError(f"{path}: has no numeric feature columns besides the labels {column!r}")
-        table = pq.read_table(path, columns=[*features, column])
-    except (pa.ArrowException, OSError) as exc:
-        raise ValueError(f"{path}: cannot read as parquet: {exc}") from exc
-    X = np.column_stack([table.column(name).to_numpy() for name in features])
-    labels = np.asarray(table.column(column).to_numpy(zero_copy_only=False))
-    if labels.dtype.kind not in "iufb":
-        labels = labels.astype(str)
-    return X, labels
-
-
-def _read_labels_file(path: Path, n: int) -> np.ndarray:
-    """One label per row: a 1-D (or (n, 1)) .npy array, or lines of text
-    (.csv/.tsv/.txt) where a first line more than n is taken for a header."""
-    suffix = path.suffix.lower()
-    if suffix not in _LABEL_FILES:
-        raise ValueError(f"{path}: labels are read from {', '.join(_LABEL_FILES)} files, "
-                         f"not {path.suffix or '(no extension)'!r}")
-    if suffix == ".npy":
-        try:
-            labels = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise ValueError(f"{path}: cannot read as npy: {exc}") from exc
-        if labels.ndim == 2 and labels.shape[1] == 1:
-            labels = labels[:, 0]
-        if labels.ndim != 1:
-            raise ValueError(f"{path}: labels must be a 1-D array, got shape {labels.shape}")
-        return labels
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            rows = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read labels: {exc}") from exc
-    while rows and not rows[-1].strip():
-        rows.pop()
-    if len(rows) == n + 1:
-        rows = rows[1:]  # a header line
-    return _parse_labels([_unquote(row) for row in rows])
-
-
-def _parse_labels(values: list[str]) -> np.ndarray:
-    """Numbers when every label is one (integers when all are integral),
-    else the strings."""
-    try:
-        numbers = np.array([float(v) for v in values], dtype=np.float64)
-    except ValueError:
-        return np.array(values, dtype=str)
-    if numbers.size and np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)):
-        return numbers.astype(np.int64)
-    return numbers
 
 
 # ------------------------------------------------------------------ demo
@@ -657,9 +649,12 @@ _DEMO_MAP = "digits_map.png"
 def _demo(args: argparse.Namespace) -> None:
     from sklearn.datasets import load_digits
 
+    _check_common(args)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir}: not a directory")
+    if out_dir.is_dir():  # else it is created at the end
+        _check_files([], [(f"--out {out_dir}: the map", out_dir / _DEMO_MAP)])
     X, labels = load_digits(return_X_y=True)
     print(f"digits (scikit-learn): {X.shape[0]} points x {X.shape[1]} dims")
     start = time.perf_counter()
