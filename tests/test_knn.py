@@ -319,3 +319,40 @@ class TestKNNGraph:
             est.fit(np.ones((10, 2), np.float32))
         with pytest.raises(RuntimeError, match="fit"):
             latentcore.KNNGraph().kneighbors(np.ones((2, 2), np.float32))
+
+
+def reference_ranking(X, metric, queries=None):
+    """Every point's neighbours in order, from float64 distances rounded to
+    the float32 the library returns (and ranks by), ties by the smaller index
+    (numpy's stable argsort); all-pairs rows leave the point itself last."""
+    Q = X if queries is None else queries
+    idx = np.broadcast_to(np.arange(X.shape[0]), (Q.shape[0], X.shape[0]))
+    d = pair_distances(Q, X, idx, metric).astype(np.float32).astype(np.float64)
+    if queries is None:
+        np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_issue_12_ties_beyond_the_candidate_pool_go_to_the_smaller_index(rng, metric):
+    # 60 exact copies of one point: far more tied points than a row's candidate
+    # pool (k + 8 = 13), spread over several tiles among 700 other points.
+    k, n_copies = 5, 60
+    point = np.array([0.3, -0.2, 0.25, 0.1, -0.15, 0.2], np.float32)
+    if metric == "inner_product":
+        point = point * 100  # the largest inner products: the copies rank first
+    X = (rng.standard_normal((700 + n_copies, 6)) * 2).astype(np.float32)
+    at = np.sort(rng.choice(len(X), n_copies, replace=False))
+    X[at] = point
+    queries = np.concatenate([np.repeat(point[None], 3, axis=0), X[::9] + 0.01,
+                              rng.standard_normal((20, 6)).astype(np.float32)])
+    for Q in (None, queries):
+        idx, _ = latentcore.knn(X, k, metric=metric, queries=Q)
+        expected = reference_ranking(X, metric, Q)[:, :k]
+        np.testing.assert_array_equal(idx, expected)
+        tied = np.isin(expected, at).sum()
+        assert tied >= (n_copies * k if Q is None else 3 * k)  # the test exercises the ties
+    # Each copy's neighbours: the smallest-index other copies.
+    idx, _ = latentcore.knn(X, k, metric=metric)
+    for row in at[:10]:
+        np.testing.assert_array_equal(idx[row], at[at != row][:k])

@@ -261,3 +261,482 @@ def test_transform_needs_points_it_can_search(rng):
         fitted.transform(X)
     with pytest.raises(ValueError, match="Y has 4 features"):
         latentcore.TSNE(perplexity=10, n_iter=20).fit(X).transform(X[:, :4])
+
+
+# ---------------------------------------------------------------- issue 12: adversarial input
+
+from conftest import assert_interruptible, run_isolated  # noqa: E402
+
+from latentcore.tsne import _perplexity_conditional  # noqa: E402
+
+
+def small_affinities(n=60, seed=0):
+    X = np.random.default_rng(seed).standard_normal((n, 5)).astype(np.float32)
+    return latentcore.TSNE(perplexity=5, n_iter=1).fit(X).affinities_
+
+
+def test_issue_12_precomputed_P_with_bad_structure_is_rejected_in_a_subprocess():
+    # Column n read past Y; column 99 segfaulted inside scipy (P + P.T).
+    result = run_isolated("""
+        import numpy as np, scipy.sparse, latentcore
+        X = np.random.default_rng(0).standard_normal((60, 5)).astype(np.float32)
+        P = latentcore.TSNE(perplexity=5, n_iter=1).fit(X).affinities_
+        def attempt(label, mutate, fmt="csr"):
+            Q = P.copy()
+            mutate(Q)
+            if fmt != "csr":
+                Q = getattr(scipy.sparse, fmt + "_array")(Q.toarray()) if fmt == "dense" else Q
+            try:
+                latentcore.TSNE(n_iter=5, perplexity=5).fit_transform(Q)
+                print(label, "accepted")
+            except ValueError as e:
+                print(label, "ValueError", e)
+        def set_index(value):
+            def mutate(Q):
+                Q.indices[7] = value
+            return mutate
+        for value in (60, 99, 10**6, -1):
+            attempt(f"column={value}", set_index(value))
+        def unordered(Q):
+            Q.indptr[3] = Q.indptr[4] + 1
+        attempt("indptr", unordered)
+        def short(Q):
+            Q.indptr[-1] += 5
+        attempt("nnz", short)
+        C = scipy.sparse.csc_array(P)
+        C.indices[2] = 200
+        try:
+            latentcore.TSNE(n_iter=5).fit(C)
+        except ValueError as e:
+            print("csc ValueError", e)
+        Q = scipy.sparse.coo_array(P)
+        Q.coords[1][4] = 60
+        try:
+            latentcore.TSNE(n_iter=5).fit(Q)
+        except ValueError as e:
+            print("coo ValueError", e)
+    """)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 8, result.stdout
+    for line in lines:
+        assert "ValueError" in line and "precomputed affinities" in line, line
+    for value in (60, 99, 1000000, -1):
+        assert any(line.startswith(f"column={value} ") and "[0, 60)" in line for line in lines)
+
+
+def test_issue_12_direct_core_calls_check_every_index_in_a_subprocess():
+    result = run_isolated("""
+        import numpy as np
+        from latentcore import _core
+        Y = np.zeros((5, 2)); F = np.empty_like(Y)
+        ptr = np.arange(6, dtype=np.int64); w = np.ones(5, np.float32)
+        def attempt(label, call):
+            try:
+                call()
+                print(label, "accepted")
+            except ValueError as e:
+                print(label, "ValueError", e)
+        for bad in (5, 1000, -1, -2**31):
+            cols = np.array([1, 2, 3, 4, bad], np.int32)
+            attempt(f"column {bad}", lambda: _core.tsne_attractive_forces(ptr, cols, w, Y, 1.0, 1.0, F, np.empty(5), 2))
+        cols = np.array([1, 2, 3, 4, 0], np.int32)
+        attempt("indptr down", lambda: _core.tsne_attractive_forces(
+            np.array([0, 4, 1, 4, 5, 5], np.int64), cols, w, Y, 1.0, 1.0, F, None, 2))
+        attempt("indptr end", lambda: _core.tsne_attractive_forces(
+            np.array([0, 1, 2, 3, 4, 9], np.int64), cols, w, Y, 1.0, 1.0, F, None, 2))
+        attempt("neighbour", lambda: _core.tsne_symmetrize_affinities(
+            np.array([[1], [2]], np.int32), np.ones((2, 1)), 2))
+        attempt("nan distance", lambda: _core.tsne_perplexity_affinities(
+            np.array([[1, np.nan]], np.float32), np.array([1.0]), 1e-10, np.empty((1, 2)), 2))
+        attempt("perplexity", lambda: _core.tsne_perplexity_affinities(
+            np.array([[1, 2]], np.float32), np.array([-1.0]), 1e-10, np.empty((1, 2)), 2))
+        attempt("grid", lambda: _core.tsne_scatter_charges(Y, np.ones((5, 1)), 2**31 - 1, 16, 0.0, 1.0,
+                                                           np.empty((1, 4)), 2))
+        attempt("lower", lambda: _core.tsne_gather_potentials(Y, np.ones((1, 36)), 2, 3, np.nan, 1.0,
+                                                              np.empty((5, 1)), 2))
+        # Coordinates far off (or NaN) land in an edge box, never outside the grid.
+        for y in (1e300, -1e300, np.nan):
+            far = np.full((5, 2), y)
+            values = np.empty((1, 36))
+            _core.tsne_scatter_charges(far, np.ones((5, 1)), 2, 3, 0.0, 1.0, values, 2)
+            _core.tsne_gather_potentials(far, values, 2, 3, 0.0, 1.0, np.empty((5, 1)), 2)
+        print("far points ok")
+    """)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "far points ok"
+    assert len(lines) == 12 and all("ValueError" in line for line in lines[:-1]), result.stdout
+
+
+class TestPrecomputedKnnInput:
+    X = np.random.default_rng(1).standard_normal((120, 6)).astype(np.float32)
+
+    def knn(self, k=30):
+        return latentcore.knn(self.X, k)
+
+    def test_int64_ids_beyond_int32_are_rejected_not_wrapped(self):
+        idx, dist = self.knn()
+        wide = idx.astype(np.int64)
+        wide[0, 0] = 2**32 + 1  # would wrap to 1
+        for call in (lambda: latentcore.tsne.uniform_affinities(wide),
+                     lambda: latentcore.tsne.perplexity_affinities(wide, dist, 10),
+                     lambda: latentcore.TSNE(perplexity=10).fit((wide, dist))):
+            with pytest.raises(ValueError, match=r"indices must lie in \[0, n\) = \[0, 120\)"):
+                call()
+
+    def test_non_integer_ids_are_rejected_by_name(self):
+        idx, dist = self.knn()
+        for bad in (idx.astype(np.float64), idx + 0.5, idx.astype(bool)):
+            with pytest.raises(TypeError, match="indices must hold integers"):
+                latentcore.tsne.uniform_affinities(bad)
+            with pytest.raises(TypeError, match="indices must hold integers"):
+                latentcore.tsne.perplexity_affinities(bad, dist, 10)
+        with pytest.raises(TypeError, match="precomputed k-NN indices must hold integers"):
+            latentcore.TSNE(perplexity=10).fit((idx.astype(np.float32), dist))
+
+    @pytest.mark.parametrize("value", [np.nan, np.inf, -1.0])
+    def test_bad_distances(self, value):
+        idx, dist = self.knn()
+        dist[7, 3] = value
+        with pytest.raises(ValueError, match="distances must be finite and non-negative"):
+            latentcore.tsne.perplexity_affinities(idx, dist, 10)
+
+    @pytest.mark.parametrize("perplexity,exc,word", [
+        (-1.0, ValueError, "perplexity=-1.0 must be positive"), (0.0, ValueError, "perplexity=0.0 must be positive"),
+        (np.nan, ValueError, "perplexity must be a finite"), (31.0, ValueError, "perplexity=31 needs more"),
+        ([10.0, -2.0], ValueError, r"perplexity\[1\]=-2.0 must be positive"), ([], ValueError, "empty"),
+        ("30", TypeError, "perplexity must be a number"),
+    ])
+    def test_bad_perplexity(self, perplexity, exc, word):
+        idx, dist = self.knn()
+        with pytest.raises(exc, match=word):
+            latentcore.tsne.perplexity_affinities(idx, dist, perplexity)
+
+    def test_shapes(self):
+        idx, dist = self.knn()
+        with pytest.raises(ValueError, match="shape of the indices"):
+            latentcore.tsne.perplexity_affinities(idx, dist[:, :5], 3)
+        with pytest.raises(ValueError, match="2-D"):
+            latentcore.tsne.uniform_affinities(idx[0])
+        with pytest.raises(ValueError, match="empty"):
+            latentcore.tsne.uniform_affinities(idx[:, :0])
+
+    def test_self_loops_and_repeated_neighbours_are_rejected(self):
+        idx, dist = self.knn()
+        with_self = idx.copy()
+        with_self[5, 2] = 5
+        repeated = idx.copy()
+        repeated[9, 4] = repeated[9, 1]
+        for bad, word in ((with_self, "own neighbour"), (repeated, "row 9 lists a neighbour twice")):
+            with pytest.raises(ValueError, match=word):
+                latentcore.tsne.uniform_affinities(bad)
+            with pytest.raises(ValueError, match=word):
+                latentcore.tsne.perplexity_affinities(bad, dist, 10)
+            with pytest.raises(ValueError, match=word):
+                latentcore.TSNE(perplexity=10, n_iter=10).fit((bad, dist))
+        # sklearn-style lists that start with the point itself are refused, with the fix.
+        both, _ = latentcore.knn(self.X, 30, exclude_self=False)
+        with pytest.raises(ValueError, match="drop that column"):
+            latentcore.tsne.uniform_affinities(both)
+
+    def test_perplexity_above_the_given_neighbours_is_rejected_in_tsne(self):
+        idx, dist = self.knn(10)
+        with pytest.raises(ValueError, match="needs more neighbours than the k=10"):
+            latentcore.TSNE(perplexity=20, n_iter=10).fit((idx, dist))
+
+    def test_extreme_finite_distances_give_the_same_affinities(self):
+        idx, dist = self.knn()
+        ref = latentcore.tsne.perplexity_affinities(idx, dist, 10)
+        for scale in (1e30, 1e-30):  # squares overflow / underflow float32
+            scaled = latentcore.tsne.perplexity_affinities(idx, dist.astype(np.float64) * scale, 10)
+            assert abs(scaled - ref).max() < 1e-8
+        mixed = dist.astype(np.float64)
+        mixed[::2] *= 1e200  # a per-row scale: rows calibrate independently
+        assert abs(latentcore.tsne.perplexity_affinities(idx, mixed, 10) - ref).max() < 1e-8
+
+
+def test_a_known_answer_for_uniform_affinities_with_integer_ids_of_any_width():
+    idx = np.array([[1, 2], [2, 3], [3, 0], [0, 1]], np.uint64)
+    P = latentcore.tsne.uniform_affinities(idx).toarray()
+    C = np.zeros((4, 4))
+    for i, row in enumerate(idx.astype(int)):
+        C[i, row] = 0.5
+    np.testing.assert_allclose(P, (C + C.T) / 8, rtol=1e-15)
+
+
+class TestPrecomputedAffinityInput:
+    def test_formats_and_scale_give_the_same_P(self):
+        P = small_affinities()
+        ref = latentcore.TSNE(perplexity=5, n_iter=1).fit(P).affinities_
+        assert abs(ref - P).max() < 1e-15  # already symmetric and normalised
+        for fmt in ("csc", "coo", "lil", "dok", "bsr"):
+            other = getattr(scipy.sparse, f"{fmt}_array")(P * 1e300)  # the sum would overflow
+            got = latentcore.TSNE(perplexity=5, n_iter=1).fit(other).affinities_
+            assert abs(got - ref).max() < 1e-15, fmt
+
+    def test_diagonal_is_dropped_and_one_sided_P_symmetrised(self):
+        P = small_affinities()
+        upper = scipy.sparse.triu(P, k=1, format="csr")
+        with_diagonal = upper + scipy.sparse.diags_array(np.full(60, 5.0))
+        got = latentcore.TSNE(perplexity=5, n_iter=1).fit(with_diagonal).affinities_
+        assert got.diagonal().max() == 0
+        np.testing.assert_allclose(got.toarray(), P.toarray(), rtol=1e-12, atol=1e-18)
+
+    @pytest.mark.parametrize("bad,exc,word", [
+        (scipy.sparse.eye_array(10, format="csr"), ValueError, "no positive entry off the diagonal"),
+        (scipy.sparse.csr_array((10, 10)), ValueError, "no positive entry"),
+        (scipy.sparse.csr_array(np.ones((10, 9))), ValueError, "square"),
+        (scipy.sparse.csr_array(np.full((10, 10), np.nan)), ValueError, "NaN"),
+        (scipy.sparse.csr_array(np.full((10, 10), 1 + 1j)), TypeError, "real numbers"),
+    ])
+    def test_bad_P(self, bad, exc, word):
+        with pytest.raises(exc, match=word):
+            latentcore.TSNE(perplexity=1, n_iter=5).fit(bad)
+
+    def test_small_P_does_not_need_a_perplexity_bound(self):
+        # perplexity plays no part with a precomputed P: the default 30 suits 12 points too.
+        P = scipy.sparse.csr_array(np.ones((12, 12)) - np.eye(12))
+        Y = latentcore.TSNE(n_iter=50, random_state=0).fit_transform(P)
+        assert Y.shape == (12, 2) and np.all(np.isfinite(Y))
+
+
+class TestParameters:
+    X = np.random.default_rng(2).standard_normal((80, 5)).astype(np.float32)
+
+    @pytest.mark.parametrize("kwargs,exc,word", [
+        ({"exaggeration": -1.0}, ValueError, "exaggeration must be > 0"),
+        ({"exaggeration": 0.0}, ValueError, "exaggeration must be > 0"),
+        ({"early_exaggeration": 0.0}, ValueError, "early_exaggeration must be > 0"),
+        ({"early_exaggeration": np.inf}, ValueError, "early_exaggeration must be a finite"),
+        ({"early_exaggeration_iter": -1}, ValueError, "early_exaggeration_iter"),
+        ({"early_exaggeration_iter": 2.5}, TypeError, "early_exaggeration_iter"),
+        ({"late_exaggeration_start": -3}, ValueError, "late_exaggeration_start"),
+        ({"n_iter": 0}, ValueError, "n_iter"),
+        ({"n_iter": 10.0}, TypeError, "n_iter"),
+        ({"learning_rate": 0.0}, ValueError, "learning_rate must be > 0"),
+        ({"learning_rate": "fast"}, ValueError, "learning_rate must be 'auto'"),
+        ({"learning_rate": np.nan}, ValueError, "learning_rate"),
+        ({"momentum": 0.5}, TypeError, "momentum must be a pair"),
+        ({"momentum": (0.5, 1.0)}, ValueError, r"momentum\[1\] must be < 1"),
+        ({"momentum": (-0.1, 0.8)}, ValueError, r"momentum\[0\] must be >= 0"),
+        ({"dof": np.nan}, ValueError, "dof"),
+        ({"dof": "1"}, TypeError, "dof"),
+        ({"n_components": 2.0}, TypeError, "n_components"),
+        ({"n_components": True}, TypeError, "n_components"),
+        ({"perplexity": []}, ValueError, "perplexity"),
+        ({"perplexity": [5, -1]}, ValueError, r"perplexity\[1\]"),
+        ({"perplexity": None}, TypeError, "perplexity"),
+        ({"random_state": -1}, ValueError, "random_state"),
+        ({"random_state": 1.5}, TypeError, "random_state"),
+        ({"n_interpolation_points": 2.5}, TypeError, "n_interpolation_points"),
+        ({"n_interpolation_points": 17}, ValueError, "n_interpolation_points"),
+        ({"min_num_intervals": 0}, ValueError, "min_num_intervals"),
+        ({"min_num_intervals": 10**6}, ValueError, "min_num_intervals"),
+        ({"ints_in_interval": 0.0}, ValueError, "ints_in_interval"),
+        ({"ints_in_interval": -1.0}, ValueError, "ints_in_interval"),
+        ({"metric": "inner_product"}, ValueError, "not a distance"),
+        ({"metric": "hamming"}, ValueError, "metric"),
+        ({"initialization": np.full((80, 2), np.nan)}, ValueError, "initialization must be finite"),
+        ({"initialization": np.full((80, 2), 1e300)}, ValueError, "initialization values must lie"),
+        ({"initialization": np.full((80, 2), "a")}, TypeError, "initialization"),
+        ({"initialization": np.zeros((80, 3))}, ValueError, "initialization"),
+        ({"callbacks": 3}, TypeError, "callbacks"),
+        ({"callbacks": [print, 3]}, TypeError, "callbacks"),
+        ({"n_jobs": 0}, ValueError, "n_jobs"),
+    ])
+    def test_bad_parameter_is_named(self, kwargs, exc, word):
+        with pytest.raises(exc, match=word):
+            latentcore.TSNE(**{"perplexity": 10, "n_iter": 10, **kwargs}).fit(self.X)
+
+    def test_parameters_are_checked_before_any_work(self, monkeypatch):
+        def no_knn(*args, **kwargs):
+            raise AssertionError("the k-NN search ran before the parameters were checked")
+
+        monkeypatch.setattr(latentcore.tsne, "knn", no_knn)
+        with pytest.raises(ValueError, match="exaggeration"):
+            latentcore.TSNE(exaggeration=-1.0).fit(self.X)
+        with pytest.raises(ValueError, match="initialization"):
+            latentcore.TSNE(initialization=np.zeros((79, 2))).fit(self.X)
+
+    def test_numpy_scalars_are_accepted(self):
+        tsne = latentcore.TSNE(perplexity=np.float32(10), exaggeration=np.float32(2.0), n_iter=np.int64(60),
+                               learning_rate=np.float32(50), dof=np.float64(0.8), early_exaggeration_iter=np.int32(20),
+                               momentum=np.array([0.5, 0.8], np.float32), random_state=np.int64(3),
+                               n_interpolation_points=np.int8(3), ints_in_interval=np.float32(1.0))
+        Y = tsne.fit_transform(self.X)
+        assert Y.shape == (80, 2) and np.all(np.isfinite(Y))
+
+    def test_a_diverging_run_raises_instead_of_returning_nan(self):
+        with pytest.raises(FloatingPointError, match="learning_rate"):
+            with np.errstate(all="ignore"):
+                latentcore.TSNE(perplexity=10, n_iter=60, learning_rate=1e300).fit(self.X)
+
+    def test_transform_parameters(self):
+        tsne = latentcore.TSNE(perplexity=10, n_iter=30).fit(self.X)
+        with pytest.raises(ValueError, match="learning_rate"):
+            tsne.transform(self.X[:3], learning_rate=-1.0)
+        with pytest.raises(ValueError, match="n_iter"):
+            tsne.transform(self.X[:3], n_iter=0)
+
+
+class TestDegenerateData:
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((100, 5)).astype(np.float32)
+
+    @pytest.mark.parametrize("n", [0, 1, 2, 3])
+    def test_too_few_points(self, n):
+        with pytest.raises(ValueError, match="at least 4 points|empty"):
+            latentcore.TSNE(perplexity=0.5, n_iter=10).fit(self.X[:n])
+
+    @pytest.mark.parametrize("n,perplexity", [(4, 0.99), (5, 1.3), (10, 0.2), (100, 32.99)])
+    def test_smallest_maps_and_perplexity_at_the_bound(self, n, perplexity):
+        for dim in (1, 2, 3):
+            Y = latentcore.TSNE(dim, perplexity=perplexity, n_iter=60, random_state=0).fit_transform(self.X[:n])
+            assert Y.shape == (n, dim) and np.all(np.isfinite(Y))
+        with pytest.raises(ValueError, match="perplexity"):
+            latentcore.TSNE(perplexity=(n - 1) / 3, n_iter=10).fit(self.X[:n])
+
+    def test_duplicate_points_stay_together(self):
+        X = np.repeat(self.X[:10], 10, axis=0)  # each point ten times: more copies than... nothing else
+        tsne = latentcore.TSNE(perplexity=10, n_iter=200, random_state=0)
+        Y = tsne.fit_transform(X)
+        assert np.all(np.isfinite(Y)) and np.isfinite(tsne.kl_divergence_)
+        groups = Y.reshape(10, 10, 2)
+        spread = np.abs(groups - groups.mean(axis=1, keepdims=True)).max()
+        gaps = np.linalg.norm(groups.mean(axis=1)[:, None] - groups.mean(axis=1)[None], axis=-1)
+        assert spread < 0.1 * np.sort(gaps, axis=1)[:, 1].min()
+        same = latentcore.TSNE(perplexity=10, n_iter=50).fit_transform(np.zeros((40, 3), np.float32))
+        assert np.all(np.isfinite(same))
+
+    @pytest.mark.parametrize("scale", [1e30, 3e37, 1e-30, 1e-40])
+    def test_extreme_finite_X_gives_the_map_of_scaled_X(self, scale):
+        ref = latentcore.TSNE(perplexity=10, n_iter=60, random_state=0).fit(self.X)
+        for dtype in (np.float32, np.float64):
+            X = self.X.astype(np.float64) * scale
+            if dtype is np.float32 and not np.all(np.isfinite(X.astype(np.float32))):
+                continue
+            tsne = latentcore.TSNE(perplexity=10, n_iter=60, random_state=0).fit(X.astype(dtype))
+            tol = 1e-4 if scale == 1e-40 and dtype is np.float32 else 1e-8  # subnormals keep few bits
+            assert abs(tsne.affinities_ - ref.affinities_).max() < tol
+            assert np.all(np.isfinite(tsne.embedding_))
+            placed = tsne.transform(X[:4].astype(dtype), n_iter=20)
+            assert np.all(np.isfinite(placed))
+        huge = latentcore.TSNE(perplexity=10, n_iter=60, random_state=0).fit(self.X.astype(np.float64) * 1e300)
+        assert abs(huge.affinities_ - ref.affinities_).max() < 1e-8
+
+    def test_precomputed_distances_that_overflow_float32_squares(self):
+        D = np.sqrt(((self.X[:, None].astype(np.float64) - self.X[None]) ** 2).sum(-1))
+        ref = latentcore.TSNE(perplexity=10, n_iter=20, metric="precomputed").fit(D).affinities_
+        huge = latentcore.TSNE(perplexity=10, n_iter=20, metric="precomputed").fit(D * 1e30).affinities_
+        assert abs(huge - ref).max() < 1e-8
+
+
+# ---------------------------------------------------------------- tests that see the defects they exist for
+
+def reference_conditional(sq: np.ndarray, perplexity: float) -> np.ndarray:
+    """p_{j|i} from an independent float64 bisection on log(beta), run to
+    the last bit: each row's entropy equals log(perplexity)."""
+    sq = sq.astype(np.float64)
+    shifted = sq - sq.min(axis=1, keepdims=True)
+    target = np.log(perplexity)
+    lo = np.full(len(sq), -60.0)
+    hi = np.full(len(sq), 60.0)
+
+    def rows(log_beta):
+        w = np.exp(-np.exp(log_beta)[:, None] * shifted)
+        p = w / w.sum(axis=1, keepdims=True)
+        return p, -(p * np.log(np.maximum(p, 1e-300))).sum(axis=1)
+
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        _, entropy = rows(mid)
+        lo, hi = np.where(entropy > target, mid, lo), np.where(entropy > target, hi, mid)
+    return rows(0.5 * (lo + hi))[0]
+
+
+def entropy(p):
+    return -(p * np.log(np.maximum(p, 1e-300))).sum(axis=1)
+
+
+@pytest.mark.parametrize("perplexity", [3.0, 30.0])
+def test_perplexity_bisection_reaches_the_tolerance_it_promises(rng, perplexity):
+    X, _ = gaussian_mixture(rng, n=600, d=20)
+    idx, dist = latentcore.knn(X, int(3 * perplexity))
+    sq = np.ascontiguousarray(dist ** 2)
+    reference = reference_conditional(sq, perplexity)
+    np.testing.assert_allclose(entropy(reference), np.log(perplexity), rtol=0, atol=1e-12)
+    for tol in (1e-10, latentcore.tsne._PERPLEXITY_TOL):
+        cond = np.empty(sq.shape)
+        _core.tsne_perplexity_affinities(sq, np.array([perplexity]), tol, cond, 2)
+        # Entropies within tol (plus float64 rounding of the sum), and so the same distribution.
+        np.testing.assert_allclose(entropy(cond), np.log(perplexity), rtol=0, atol=tol + 1e-12)
+        np.testing.assert_allclose(cond, reference, rtol=0, atol=2e-9)
+    # What t-SNE uses: the library's own tolerance, and multiscale averages.
+    assert latentcore.tsne._PERPLEXITY_TOL <= 1e-10
+    used = _perplexity_conditional(dist, np.array([perplexity]), 2)
+    np.testing.assert_allclose(entropy(used), np.log(perplexity), rtol=0, atol=1e-10 + 1e-12)
+    multi = _perplexity_conditional(dist, np.array([perplexity, perplexity / 2]), 2)
+    np.testing.assert_allclose(multi, (reference + reference_conditional(sq, perplexity / 2)) / 2, rtol=0, atol=2e-9)
+
+
+def dense_gradient(P, Y, dof, exaggeration):
+    """The KL gradient of t-SNE with a (1 + d^2/dof)^-dof kernel, from its
+    definition (openTSNE's scale, without the factor 4), and the KL itself."""
+    diff = Y[:, None, :] - Y[None, :, :]
+    sq = (diff ** 2).sum(-1)
+    factor = 1.0 / (1.0 + sq / dof)  # w^(1/dof)
+    w = factor ** dof
+    np.fill_diagonal(w, 0.0)
+    Z = w.sum()
+    attraction = exaggeration * ((P * factor)[:, :, None] * diff).sum(axis=1)
+    repulsion = ((w * factor / Z)[:, :, None] * diff).sum(axis=1)
+    mask = P > 0
+    kl = np.sum(P[mask] * np.log(P[mask] / (w[mask] / Z)))
+    return attraction, attraction - repulsion, kl
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+@pytest.mark.parametrize("dof", [0.4, 1.0, 3.0])
+@pytest.mark.parametrize("exaggeration", [1.0, 4.0])
+def test_attractive_forces_and_gradient_against_a_dense_numpy_gradient(rng, dim, dof, exaggeration):
+    n = 150
+    A = scipy.sparse.random(n, n, density=0.08, random_state=int(rng.integers(1 << 30)), format="csr")
+    A.setdiag(0)
+    A = scipy.sparse.csr_array(A + A.T)
+    A.eliminate_zeros()
+    A = A / A.sum()
+    P = scipy.sparse.csr_array(A.astype(np.float32).astype(np.float64))  # the kernel holds float32 weights
+    Y = rng.standard_normal((n, dim)) * 3
+    attraction, gradient, kl = dense_gradient(P.toarray(), Y, dof, exaggeration)
+    forces = np.empty_like(Y)
+    kl_terms = np.empty(n)
+    _core.tsne_attractive_forces(P.indptr.astype(np.int64), P.indices.astype(np.int32), P.data.astype(np.float32),
+                                 Y, dof, exaggeration, forces, kl_terms, 2)
+    np.testing.assert_allclose(forces, attraction, rtol=1e-12, atol=1e-15 * np.abs(attraction).max())
+    objective = _Objective(P, _ExactRepulsion(dof, 2), dof, 2)
+    ours, our_kl = objective(Y, exaggeration, with_kl=True)
+    np.testing.assert_allclose(ours, gradient, rtol=1e-10, atol=1e-12 * np.abs(gradient).max())
+    # Un-exaggerated whatever the exaggeration; rel 1e-7: the float32 weights sum to one within 1e-8.
+    assert our_kl == pytest.approx(kl, rel=1e-7)
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+def test_ctrl_c_stops_fit_and_transform():
+    X, _ = gaussian_mixture(np.random.default_rng(5), n=2000, d=10)
+    assert_interruptible(lambda: latentcore.TSNE(n_iter=10**6, n_jobs=2).fit(X))
+    fitted = latentcore.TSNE(n_iter=30, n_jobs=2, perplexity=10).fit(X[:500])
+    assert_interruptible(lambda: fitted.transform(X[500:], n_iter=10**6))
+    # The process stays usable.
+    assert latentcore.TSNE(n_iter=30, perplexity=10).fit_transform(X[:200]).shape == (200, 2)
+
+
+def test_ctrl_c_stops_a_long_kernel_call():
+    rng = np.random.default_rng(6)
+    Y = rng.standard_normal((15000, 2))  # one exact repulsion: several seconds
+    assert_interruptible(lambda: _ExactRepulsion(1.0, 2)(Y))
+    n, k = 60000, 90  # the calibration: several seconds
+    idx = (np.arange(n)[:, None] + 1 + np.arange(k)[None, :]) % n
+    dist = np.sort(rng.random((n, k), dtype=np.float32) * 10, axis=1)
+    assert_interruptible(lambda: latentcore.tsne.perplexity_affinities(idx, dist, 30, n_jobs=2), delay=0.8)

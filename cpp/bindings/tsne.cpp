@@ -1,8 +1,14 @@
-// Bindings of the t-SNE kernels. python/latentcore/tsne.py validates the
-// affinities once (CSR structure, index range) and documents; here shapes are
-// checked so no call writes out of bounds, and the GIL is released.
+// Bindings of the t-SNE kernels. python/latentcore/tsne.py validates every
+// input (with messages naming the user's argument) and documents; here every
+// shape, and every index a kernel follows, is checked against the sizes given
+// (indptr here; CSR columns inside the kernel, batch by batch, before they are
+// used), so that no call, even a direct one, reads or writes out of bounds;
+// narrowing casts are checked and the GIL is released around the kernels.
 #include <nanobind/stl/optional.h>
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <optional>
 
 #include "arrays.hpp"
@@ -11,6 +17,7 @@
 namespace nb = nanobind;
 using namespace latentcore;
 using bindings::embedding_dim;
+using bindings::narrow;
 using bindings::require;
 using bindings::require_same_shape;
 
@@ -22,15 +29,21 @@ using Embedding = Cpu<double, 2>;
 using ConstEmbedding = Cpu<const double, 2>;
 
 
+void require_dof(double dof) { require(std::isfinite(dof) && dof > 0, "dof must be finite and positive"); }
+
 void perplexity_binding(Cpu<const float, 2> sq_distances, Cpu<const double, 1> perplexities,
                         double tol, Cpu<double, 2> conditional, int n_threads) {
     require_same_shape(sq_distances, conditional, "conditional must match sq_distances");
     require(sq_distances.shape(1) >= 1 && perplexities.shape(0) >= 1, "need neighbours and a perplexity");
+    require(std::isfinite(tol) && tol >= 0, "tol must be finite and non-negative");
+    const int k = narrow<int>(sq_distances.shape(1), "the number of neighbours");
+    const int n_perplexities = narrow<int>(perplexities.shape(0), "the number of perplexities");
+    for (int s = 0; s < n_perplexities; ++s)
+        require(std::isfinite(perplexities.data()[s]) && perplexities.data()[s] > 0,
+                "perplexities must be finite and positive");
     nb::gil_scoped_release release;
-    perplexity_affinities(sq_distances.data(), sq_distances.shape(0),
-                          static_cast<int>(sq_distances.shape(1)), perplexities.data(),
-                          static_cast<int>(perplexities.shape(0)), tol, conditional.data(),
-                          n_threads);
+    perplexity_affinities(sq_distances.data(), sq_distances.shape(0), k, perplexities.data(),
+                          n_perplexities, tol, conditional.data(), n_threads);
 }
 
 // Hands a vector to numpy without a copy: the array owns it.
@@ -44,15 +57,15 @@ nb::ndarray<nb::numpy, T, nb::ndim<1>> to_numpy(std::vector<T>&& values) {
 nb::tuple symmetrize_binding(Cpu<const index_t, 2> neighbors, Cpu<const double, 2> conditional,
                              int n_threads) {
     require_same_shape(neighbors, conditional, "neighbors and conditional must have the same shape");
-    const size_type n = neighbors.shape(0);
-    const size_type total = n * static_cast<size_type>(neighbors.shape(1));
+    const size_type n = narrow<index_t>(neighbors.shape(0), "the number of points");
+    const int k = narrow<int>(neighbors.shape(1), "the number of neighbours");
+    const size_type total = n * static_cast<size_type>(k);
     for (size_type t = 0; t < total; ++t)
         require(neighbors.data()[t] >= 0 && neighbors.data()[t] < n, "neighbor index out of range");
     Csr P;
     {
         nb::gil_scoped_release release;
-        P = symmetrize_affinities(neighbors.data(), conditional.data(), n,
-                                  static_cast<int>(neighbors.shape(1)), n_threads);
+        P = symmetrize_affinities(neighbors.data(), conditional.data(), n, k, n_threads);
     }
     return nb::make_tuple(to_numpy(std::move(P.indptr)), to_numpy(std::move(P.indices)),
                           to_numpy(std::move(P.values)));
@@ -68,6 +81,13 @@ void attractive_binding(Cpu<const std::int64_t, 1> indptr, Cpu<const index_t, 1>
     require(indices.shape(0) == weights.shape(0), "indices and weights must have the same length");
     require(indptr.data()[0] == 0 && indptr.data()[n] == static_cast<std::int64_t>(indices.shape(0)),
             "indptr must run from 0 to nnz");
+    // Monotone from 0 to nnz: every row's range lies inside indices. (Its
+    // columns are checked by the kernel as it goes, before Y is read at them.)
+    const std::int64_t* ptr = indptr.data();
+    bool ordered = true;
+    for (size_type r = 0; r < n; ++r) ordered &= ptr[r] <= ptr[r + 1];
+    require(ordered, "indptr must be non-decreasing");
+    require_dof(dof);
     require_same_shape(Y, forces, "forces must match the embedding");
     if (kl_terms) require(kl_terms->shape(0) == Y.shape(0), "kl_terms must have n entries");
     const CsrGraph<float> P{indptr.data(), indices.data(), weights.data(), n};
@@ -79,6 +99,7 @@ void attractive_binding(Cpu<const std::int64_t, 1> indptr, Cpu<const index_t, 1>
 void exact_repulsion_binding(ConstEmbedding Y, double dof, Embedding repulsion,
                              Cpu<double, 1> z_terms, int n_threads) {
     const int dim = embedding_dim(Y);
+    require_dof(dof);
     require_same_shape(Y, repulsion, "repulsion must match the embedding");
     require(z_terms.shape(0) == Y.shape(0), "z_terms must have n entries");
     nb::gil_scoped_release release;
@@ -89,6 +110,7 @@ void exact_repulsion_binding(ConstEmbedding Y, double dof, Embedding repulsion,
 void repulsion_from_binding(ConstEmbedding sources, ConstEmbedding points, double dof,
                             Embedding repulsion, Cpu<double, 1> w_sums, int n_threads) {
     const int dim = embedding_dim(points);
+    require_dof(dof);
     require(sources.shape(1) == points.shape(1), "sources and points must have the same columns");
     require_same_shape(points, repulsion, "repulsion must match the points");
     require(w_sums.shape(0) == points.shape(0), "w_sums must have one entry per point");
@@ -99,11 +121,17 @@ void repulsion_from_binding(ConstEmbedding sources, ConstEmbedding points, doubl
 
 InterpGrid as_grid(const ConstEmbedding& Y, int n_boxes, int n_interp, double lower,
                    double box_width, size_t values_cols) {
-    require(n_boxes >= 1 && n_interp >= 2 && n_interp <= 16, "need n_boxes >= 1 and 2 <= n_interp <= 16");
-    require(box_width > 0, "box_width must be positive");
+    require(n_boxes >= 1 && n_boxes <= (1 << 30) && n_interp >= 2 && n_interp <= 16,
+            "need 1 <= n_boxes <= 2^30 and 2 <= n_interp <= 16");
+    require(std::isfinite(lower) && std::isfinite(box_width) && box_width > 0,
+            "lower and box_width must be finite, box_width positive");
     InterpGrid g{embedding_dim(Y), n_boxes, n_interp, lower, box_width};
     size_t nodes = 1;
-    for (int d = 0; d < g.dim; ++d) nodes *= static_cast<size_t>(n_boxes) * n_interp;
+    for (int d = 0; d < g.dim; ++d) {
+        // Bounded before the product can wrap: (2^31 * 16)^3 overflows 64 bits.
+        require(static_cast<size_t>(n_boxes) * n_interp <= (size_t{1} << 40) / nodes, "grid too large");
+        nodes *= static_cast<size_t>(n_boxes) * n_interp;
+    }
     require(values_cols == nodes, "grid values need (n_boxes * n_interp)^dim columns");
     return g;
 }
@@ -113,9 +141,9 @@ void scatter_binding(ConstEmbedding Y, Cpu<const double, 2> charges, int n_boxes
     const InterpGrid g = as_grid(Y, n_boxes, n_interp, lower, box_width, values.shape(1));
     require(charges.shape(0) == Y.shape(0) && charges.shape(1) == values.shape(0),
             "charges must be (n, n_charges) and values (n_charges, nodes)");
+    const int n_charges = narrow<int>(charges.shape(1), "the number of charges");
     nb::gil_scoped_release release;
-    scatter_charges(g, Y.data(), Y.shape(0), charges.data(), static_cast<int>(charges.shape(1)),
-                    values.data(), n_threads);
+    scatter_charges(g, Y.data(), Y.shape(0), charges.data(), n_charges, values.data(), n_threads);
 }
 
 void gather_binding(ConstEmbedding Y, Cpu<const double, 2> values, int n_boxes, int n_interp,
@@ -123,9 +151,9 @@ void gather_binding(ConstEmbedding Y, Cpu<const double, 2> values, int n_boxes, 
     const InterpGrid g = as_grid(Y, n_boxes, n_interp, lower, box_width, values.shape(1));
     require(potentials.shape(0) == Y.shape(0) && potentials.shape(1) == values.shape(0),
             "potentials must be (n, n_charges)");
+    const int n_charges = narrow<int>(values.shape(0), "the number of charges");
     nb::gil_scoped_release release;
-    gather_potentials(g, Y.data(), Y.shape(0), values.data(), static_cast<int>(values.shape(0)),
-                      potentials.data(), n_threads);
+    gather_potentials(g, Y.data(), Y.shape(0), values.data(), n_charges, potentials.data(), n_threads);
 }
 
 void step_binding(Embedding Y, ConstEmbedding gradient, Embedding update, Embedding gains,

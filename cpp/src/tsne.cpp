@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <utility>
 #include <vector>
+
+#include "latentcore/parallel.hpp"
 
 namespace latentcore {
 
@@ -15,7 +18,13 @@ namespace {
 void calibrate_row(const float* d, int k, double perplexity, double tol, double share,
                    double* out, std::vector<double>& p) {
     const double target = std::log(perplexity);
-    const double d_min = *std::min_element(d, d + k);
+    double d_min = std::numeric_limits<double>::infinity();
+    for (int j = 0; j < k; ++j) {
+        // A NaN, infinite or negative distance would turn the row into NaNs.
+        if (!(d[j] >= 0.0f && d[j] <= std::numeric_limits<float>::max()))
+            throw std::invalid_argument("squared distances must be finite and non-negative");
+        d_min = std::min(d_min, static_cast<double>(d[j]));
+    }
     double beta = 1.0, lo = 0.0, hi = std::numeric_limits<double>::infinity();
     for (int iter = 0; iter < 200; ++iter) {
         double sum = 0.0, weighted = 0.0;
@@ -80,8 +89,11 @@ struct LagrangeBasis {
     }
 };
 
+// Clamped before the conversion to int, so huge coordinates stay defined; fmax
+// sends NaN to box 0 (as the CUDA twin does): any input lands in some box.
 int box_index(const InterpGrid& g, double y) {
-    return std::clamp(static_cast<int>(std::floor((y - g.lower) / g.box_width)), 0, g.n_boxes - 1);
+    const double box = std::floor((y - g.lower) / g.box_width);
+    return static_cast<int>(std::fmin(std::fmax(box, 0.0), static_cast<double>(g.n_boxes - 1)));
 }
 
 // Where a point sits in the grid: its box per dimension and the interpolation
@@ -136,17 +148,23 @@ double sign(double x) { return (x > 0) - (x < 0); }
 void perplexity_affinities(const float* sq_distances, size_type n, int k,
                            const double* perplexities, int n_perplexities, double tol,
                            double* conditional, int n_threads) {
+    ParallelWork work;
 #pragma omp parallel num_threads(resolve_threads(n_threads))
     {
-        std::vector<double> p(k);
-#pragma omp for schedule(static)
-        for (size_type i = 0; i < n; ++i) {
-            double* out = conditional + i * k;
-            std::fill(out, out + k, 0.0);
-            for (int s = 0; s < n_perplexities; ++s)
-                calibrate_row(sq_distances + i * k, k, perplexities[s], tol, n_perplexities, out, p);
-        }
+        std::vector<double> p;
+        work.run([&] { p.resize(k); });
+        // A row costs k exp() per bisection step (a few microseconds): rows
+        // go in small dynamic chunks so Ctrl-C is seen within milliseconds.
+#pragma omp for schedule(dynamic, 16)
+        for (size_type i = 0; i < n; ++i)
+            work.run([&] {
+                double* out = conditional + i * k;
+                std::fill(out, out + k, 0.0);
+                for (int s = 0; s < n_perplexities; ++s)
+                    calibrate_row(sq_distances + i * k, k, perplexities[s], tol, n_perplexities, out, p);
+            });
     }
+    work.finish();
 }
 
 namespace {
@@ -157,16 +175,42 @@ namespace {
 // has them); then the sum, in edge order, so results do not depend on threads.
 constexpr int kBatch = 64;
 
+// Rows (or elements) per ParallelWork item in the cheap per-row kernels: the
+// stop check and the exception guard then cost nothing next to the work.
+constexpr size_type kRowsPerItem = 256;
+
+// Calls item(first, last) for the row ranges of [0, n) in kRowsPerItem
+// chunks, statically shared among the threads, through `work`.
+template <typename Item>
+void for_row_blocks(ParallelWork& work, size_type n, size_type per_item, int n_threads, Item&& item) {
+    const size_type blocks = (n + per_item - 1) / per_item;
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+    for (size_type b = 0; b < blocks; ++b)
+        work.run([&] { item(b * per_item, std::min(n, (b + 1) * per_item)); });
+}
+
+// P is square: every column must be a row of Y, n_columns of them. A column
+// is clamped into range before Y is read at it (one vector min per 8 edges,
+// where a separate check would cost a pass over memory or break the loop's
+// vectorisation), and the row reports false, with nothing written, when any
+// was outside: the caller throws. (An exception thrown inside a target_clones
+// function is not seen by GCC's callers, which it compiles as if the function
+// could not throw, so the check cannot throw here.)
 template <int DIM>
-LATENTCORE_DISPATCH void attract_row(const CsrGraph<float>& P, size_type i, const double* Y,
-                                     double dof, double* force, double* kl_out) {
+LATENTCORE_DISPATCH bool attract_row(const CsrGraph<float>& P, size_type i, const double* Y,
+                                     double dof, double* force, double* kl_out, std::uint32_t n_columns) {
     const double* yi = Y + i * DIM;
     double f[DIM] = {};
     double pull[kBatch], offset[DIM][kBatch];
+    const std::uint32_t last_column = n_columns - 1;
+    std::uint32_t largest = 0;
     for (std::int64_t start = P.indptr[i]; start < P.indptr[i + 1]; start += kBatch) {
         const int len = static_cast<int>(std::min<std::int64_t>(kBatch, P.indptr[i + 1] - start));
         for (int l = 0; l < len; ++l) {
-            const size_type j = P.indices[start + l];
+            // As unsigned, a negative column is larger than any row count.
+            const std::uint32_t column = static_cast<std::uint32_t>(P.indices[start + l]);
+            largest = std::max(largest, column);
+            const size_type j = std::min(column, last_column);
             double sq = 0.0;
             for (int t = 0; t < DIM; ++t) {
                 offset[t][l] = yi[t] - Y[j * DIM + t];
@@ -177,6 +221,7 @@ LATENTCORE_DISPATCH void attract_row(const CsrGraph<float>& P, size_type i, cons
         for (int l = 0; l < len; ++l)
             for (int t = 0; t < DIM; ++t) f[t] += pull[l] * offset[t][l];
     }
+    if (largest > last_column) return false;
     for (int t = 0; t < DIM; ++t) force[t] = f[t];
     if (kl_out) {
         double kl = 0.0;
@@ -187,16 +232,23 @@ LATENTCORE_DISPATCH void attract_row(const CsrGraph<float>& P, size_type i, cons
         }
         *kl_out = kl;
     }
+    return true;
 }
 
 template <int DIM>
 void attract(const CsrGraph<float>& P, const double* Y, double dof, double exaggeration,
              double* forces, double* kl_terms, int n_threads) {
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
-    for (size_type i = 0; i < P.n_rows; ++i) {
-        attract_row<DIM>(P, i, Y, dof, forces + i * DIM, kl_terms ? kl_terms + i : nullptr);
-        for (int t = 0; t < DIM; ++t) forces[i * DIM + t] *= exaggeration;
-    }
+    ParallelWork work;
+    // Columns are int32: with more rows than that, every non-negative one is in range.
+    const std::uint32_t n_columns = static_cast<std::uint32_t>(std::min<size_type>(P.n_rows, size_type{1} << 31));
+    for_row_blocks(work, P.n_rows, kRowsPerItem, n_threads, [&](size_type first, size_type last) {
+        for (size_type i = first; i < last; ++i) {
+            if (!attract_row<DIM>(P, i, Y, dof, forces + i * DIM, kl_terms ? kl_terms + i : nullptr, n_columns))
+                throw std::invalid_argument("affinity column index out of range [0, n)");
+            for (int t = 0; t < DIM; ++t) forces[i * DIM + t] *= exaggeration;
+        }
+    });
+    work.finish();
 }
 
 }  // namespace
@@ -205,59 +257,83 @@ Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, s
                           int n_threads) {
     using Entry = std::pair<index_t, double>;
     const auto by_column = [](const Entry& a, const Entry& b) { return a.first < b.first; };
+    // The serial passes below poll for Ctrl-C every this many entries.
+    constexpr size_type kPollEvery = size_type{1} << 16;
+    ParallelWork work;
     // Row r of P merges two column-sorted lists: its own k entries (sorted
     // here) and one entry per point listing r (sorted by construction, as
     // points are visited in order). A pair listed both ways meets once.
     std::vector<Entry> own(n * k);
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
-    for (size_type i = 0; i < n; ++i) {
-        for (int t = 0; t < k; ++t) own[i * k + t] = {neighbors[i * k + t], conditional[i * k + t]};
-        std::sort(own.begin() + i * k, own.begin() + (i + 1) * k, by_column);
-    }
+    for_row_blocks(work, n, kRowsPerItem, n_threads, [&](size_type first, size_type last) {
+        for (size_type i = first; i < last; ++i) {
+            for (int t = 0; t < k; ++t) own[i * k + t] = {neighbors[i * k + t], conditional[i * k + t]};
+            std::sort(own.begin() + i * k, own.begin() + (i + 1) * k, by_column);
+        }
+    });
+    work.finish();
     std::vector<std::int64_t> listed(n + 1, 0);
-    for (size_type t = 0; t < n * k; ++t) ++listed[neighbors[t] + 1];
+    for (size_type t = 0; t < n * k; ++t) {
+        if (t % kPollEvery == 0 && work.stopped()) break;
+        ++listed[neighbors[t] + 1];
+    }
+    work.finish();
     for (size_type r = 0; r < n; ++r) listed[r + 1] += listed[r];
     std::vector<Entry> reverse(n * k);
     {
         std::vector<std::int64_t> fill(listed.begin(), listed.end() - 1);
-        for (size_type i = 0; i < n; ++i)
+        for (size_type i = 0; i < n; ++i) {
+            if (i % (kPollEvery / 16) == 0 && work.stopped()) break;
             for (int t = 0; t < k; ++t)
                 reverse[fill[neighbors[i * k + t]]++] = {static_cast<index_t>(i), conditional[i * k + t]};
+        }
+        work.finish();
     }
     const double scale = 1.0 / (2.0 * static_cast<double>(n));
     // Merge each row twice: once to count, once to write where the count says.
+    // Equal columns are summed into one entry: a pair listed both ways, and a
+    // neighbour a row lists more than once (the merged lists are sorted, so
+    // equal columns arrive one after another).
     auto merge = [&](size_type r, auto&& emit) {
+        index_t column = -1;
+        double sum = 0.0;
+        auto take = [&](const Entry& e) {
+            if (e.first == column) {
+                sum += e.second;
+                return;
+            }
+            if (column >= 0) emit(column, sum);
+            column = e.first;
+            sum = e.second;
+        };
         auto a = own.begin() + r * k, a_end = a + k;
         auto b = reverse.begin() + listed[r], b_end = reverse.begin() + listed[r + 1];
         while (a != a_end || b != b_end) {
-            if (b == b_end || (a != a_end && a->first < b->first)) {
-                emit(a->first, a->second);
-                ++a;
-            } else if (a == a_end || b->first < a->first) {
-                emit(b->first, b->second);
-                ++b;
-            } else {
-                emit(a->first, a->second + b->second);
-                ++a;
-                ++b;
-            }
+            if (b == b_end || (a != a_end && a->first <= b->first))
+                take(*a++);
+            else
+                take(*b++);
         }
+        if (column >= 0) emit(column, sum);
     };
     Csr P;
     P.indptr.assign(n + 1, 0);
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
-    for (size_type r = 0; r < n; ++r) merge(r, [&](index_t, double) { ++P.indptr[r + 1]; });
+    for_row_blocks(work, n, kRowsPerItem, n_threads, [&](size_type first, size_type last) {
+        for (size_type r = first; r < last; ++r) merge(r, [&](index_t, double) { ++P.indptr[r + 1]; });
+    });
+    work.finish();
     for (size_type r = 0; r < n; ++r) P.indptr[r + 1] += P.indptr[r];
     P.indices.resize(P.indptr[n]);
     P.values.resize(P.indptr[n]);
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
-    for (size_type r = 0; r < n; ++r) {
-        std::int64_t at = P.indptr[r];
-        merge(r, [&](index_t column, double value) {
-            P.indices[at] = column;
-            P.values[at++] = value * scale;
-        });
-    }
+    for_row_blocks(work, n, kRowsPerItem, n_threads, [&](size_type first, size_type last) {
+        for (size_type r = first; r < last; ++r) {
+            std::int64_t at = P.indptr[r];
+            merge(r, [&](index_t column, double value) {
+                P.indices[at] = column;
+                P.values[at++] = value * scale;
+            });
+        }
+    });
+    work.finish();
     return P;
 }
 
@@ -270,8 +346,10 @@ void attractive_forces(const CsrGraph<float>& P, const double* Y, int dim, doubl
 
 void repulsion_from(const double* sources, size_type n, const double* points, size_type m, int dim,
                     double dof, bool same_set, double* repulsion, double* w_sums, int n_threads) {
+    ParallelWork work;
+    // One point per item: a point costs n kernel evaluations (1 ms at n = 10^5).
 #pragma omp parallel for schedule(dynamic, 64) num_threads(resolve_threads(n_threads))
-    for (size_type i = 0; i < m; ++i) {
+    for (size_type i = 0; i < m; ++i) work.run([&] {
         const double* yi = points + i * dim;
         double f[3] = {0.0, 0.0, 0.0};
         double z = 0.0;
@@ -285,7 +363,8 @@ void repulsion_from(const double* sources, size_type n, const double* points, si
         }
         for (int t = 0; t < dim; ++t) repulsion[i * dim + t] = f[t];
         w_sums[i] = z;
-    }
+    });
+    work.finish();
 }
 
 void scatter_charges(const InterpGrid& g, const double* Y, size_type n, const double* charges,
@@ -307,42 +386,52 @@ void scatter_charges(const InterpGrid& g, const double* Y, size_type n, const do
         for (size_type i = 0; i < n; ++i) order[fill[slab[i]]++] = i;
     }
     std::fill(values, values + nodes * n_charges, 0.0);
+    ParallelWork work;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(resolve_threads(n_threads))
-    for (int b = 0; b < g.n_boxes; ++b) {
+    for (int b = 0; b < g.n_boxes; ++b) work.run([&] {
         for (size_type at = start[b]; at < start[b + 1]; ++at) {
+            // A slab may hold most points: poll now and then within it.
+            if ((at - start[b]) % 4096 == 4095 && work.stopped()) return;
             const size_type i = order[at];
             const double* q = charges + i * n_charges;
             Stencil(g, basis, Y + i * g.dim).for_each_node(g, [&](size_type node, double w) {
                 for (int c = 0; c < n_charges; ++c) values[c * nodes + node] += w * q[c];
             });
         }
-    }
+    });
+    work.finish();
 }
 
 void gather_potentials(const InterpGrid& g, const double* Y, size_type n, const double* values,
                        int n_charges, double* potentials, int n_threads) {
     const size_type nodes = grid_nodes(g);
     const LagrangeBasis basis(g.n_interp);
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
-    for (size_type i = 0; i < n; ++i) {
-        double* out = potentials + i * n_charges;
-        std::fill(out, out + n_charges, 0.0);
-        Stencil(g, basis, Y + i * g.dim).for_each_node(g, [&](size_type node, double w) {
-            for (int c = 0; c < n_charges; ++c) out[c] += w * values[c * nodes + node];
-        });
-    }
+    ParallelWork work;
+    for_row_blocks(work, n, kRowsPerItem, n_threads, [&](size_type first, size_type last) {
+        for (size_type i = first; i < last; ++i) {
+            double* out = potentials + i * n_charges;
+            std::fill(out, out + n_charges, 0.0);
+            Stencil(g, basis, Y + i * g.dim).for_each_node(g, [&](size_type node, double w) {
+                for (int c = 0; c < n_charges; ++c) out[c] += w * values[c * nodes + node];
+            });
+        }
+    });
+    work.finish();
 }
 
 void gradient_step(double* Y, size_type n, int dim, const double* gradient, double* update,
                    double* gains, double learning_rate, double momentum, double min_gain,
                    bool recenter, int n_threads) {
     const size_type total = n * dim;
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
-    for (size_type t = 0; t < total; ++t) {
-        gains[t] = sign(update[t]) != sign(gradient[t]) ? gains[t] + 0.2 : gains[t] * 0.8 + min_gain;
-        update[t] = momentum * update[t] - learning_rate * gains[t] * gradient[t];
-        Y[t] += update[t];
-    }
+    ParallelWork work;
+    for_row_blocks(work, total, 16 * kRowsPerItem, n_threads, [&](size_type first, size_type last) {
+        for (size_type t = first; t < last; ++t) {
+            gains[t] = sign(update[t]) != sign(gradient[t]) ? gains[t] + 0.2 : gains[t] * 0.8 + min_gain;
+            update[t] = momentum * update[t] - learning_rate * gains[t] * gradient[t];
+            Y[t] += update[t];
+        }
+    });
+    work.finish();
     if (!recenter) return;
     // Serial on purpose: a fixed summation order keeps runs identical across thread counts.
     double mean[3] = {0.0, 0.0, 0.0};

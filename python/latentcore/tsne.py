@@ -20,8 +20,8 @@ import scipy.fft
 import scipy.sparse
 
 from . import _backend, _core
-from ._validation import check_choice, check_matrix, check_positive_int
-from .knn import knn
+from ._validation import check_choice, check_matrix, check_number, check_positive_int
+from .knn import METRICS as _KNN_METRICS, _resolve_metric, knn
 
 __all__ = ["TSNE", "perplexity_affinities", "uniform_affinities", "INITIALIZATIONS",
            "NEGATIVE_GRADIENT_METHODS"]
@@ -30,18 +30,119 @@ _PERPLEXITY_TOL = 1e-10  # nats: far below the 1e-5 a user could notice
 _MIN_GAIN = 0.01
 _MAX_FAR_POINTS = 64  # points handled exactly instead of stretching the FFT grid
 _MAX_FFT_VALUES = 1 << 21  # per transformed grid (128^3 in 3-D): bounds time and memory
+_MAX_MIN_FFT_VALUES = 1 << 25  # the largest grid a user's min_num_intervals may ask for
+_MAX_POINTS = int(np.iinfo(np.int32).max)  # point ids cross into C++ as int32
+# An initialization beyond this is no t-SNE map (they span tens of units) and
+# would overflow the squared distances of the gradient.
+_MAX_INIT_ABS = 1e10
+# Inputs whose largest |value| lies outside [2^-40, 2^40] are scaled by a power
+# of two (exactly) before the k-NN search, so that float32 distances and their
+# squares neither overflow nor underflow; t-SNE affinities do not change under
+# a scaling of the input (each row's precision is calibrated), nor does the
+# PCA initialization, which is rescaled anyway.
+_SAFE_EXPONENT = 40
+_DIVERGED = ("t-SNE diverged: the map holds NaN or infinite coordinates; lower learning_rate "
+             "(or the exaggeration), or start from a smaller initialization")
 
 
 # ------------------------------------------------------------------ affinities
 
 def _joint_from_conditional(indices: np.ndarray, conditional: np.ndarray,
                             n_threads: int = 1) -> scipy.sparse.csr_array:
-    """P = (P_{j|i} + P_{i|j}) / 2n: symmetric, sums to one (built in C++)."""
+    """P = (P_{j|i} + P_{i|j}) / 2n: symmetric, sums to one (built in C++).
+    A neighbour a row lists twice adds up; the public functions reject that."""
+    indices = np.asarray(indices)
     n = indices.shape[0]
+    if indices.dtype != np.int32 and indices.size and (indices.min() < 0 or indices.max() >= n):
+        # Checked before the cast: int64 id 2^32 + 1 would wrap to 1.
+        raise ValueError(f"neighbour indices must lie in [0, {n})")
     indptr, columns, values = _core.tsne_symmetrize_affinities(
         np.ascontiguousarray(indices, dtype=np.int32), np.ascontiguousarray(conditional, dtype=np.float64),
         n_threads)
     return scipy.sparse.csr_array((values, columns, indptr), shape=(n, n))
+
+
+def _check_knn_indices(indices: Any, name: str = "indices") -> np.ndarray:
+    """A k-NN index array (n, k) as int32: integers (float ids are rejected,
+    not truncated) in [0, n), no point listed as its own neighbour, no
+    neighbour listed twice in a row."""
+    if _backend.is_cupy(indices) or _backend.is_torch(indices):
+        raise TypeError(f"{name} must be a numpy array (the affinities are built on the CPU)")
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(
+            f"{name} must hold integers (k-NN indices), got dtype {indices.dtype}; "
+            f"float ids are not truncated: convert exact ids explicitly, e.g. {name}.astype('int64')"
+        )
+    if indices.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_points, k), got shape {indices.shape}")
+    n, k = indices.shape
+    if n == 0 or k == 0:
+        raise ValueError(f"{name} is empty (shape {indices.shape}); each of n >= 1 points needs k >= 1 neighbours")
+    if n > _MAX_POINTS:
+        raise ValueError(f"{name} has {n} rows; at most {_MAX_POINTS} points are supported")
+    low, high = int(indices.min()), int(indices.max())
+    if low < 0 or high >= n:
+        raise ValueError(f"{name} must lie in [0, n) = [0, {n}) (one row per point), got values from {low} to {high}")
+    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    own = np.flatnonzero((indices == np.arange(n, dtype=np.int32)[:, None]).any(axis=1))
+    if own.size:
+        raise ValueError(
+            f"{name} lists point {own[0]} as its own neighbour (row {own[0]}); k-NN lists for t-SNE exclude "
+            "the point itself: drop that column (latentcore.knn excludes it by default)"
+        )
+    if k > 1:
+        ordered = np.sort(indices, axis=1)
+        repeated = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
+        if repeated.size:
+            raise ValueError(f"{name} row {repeated[0]} lists a neighbour twice; each row needs k distinct neighbours")
+    return indices
+
+
+def _check_knn_distances(distances: Any, shape: tuple[int, int], name: str = "distances") -> np.ndarray:
+    """k-NN distances of the indices' shape: real, finite, non-negative."""
+    if _backend.is_cupy(distances) or _backend.is_torch(distances):
+        raise TypeError(f"{name} must be a numpy array (the affinities are built on the CPU)")
+    distances = np.asarray(distances)
+    if distances.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {distances.dtype}")
+    if distances.shape != tuple(shape):
+        raise ValueError(f"{name} must have the shape of the indices {tuple(shape)}, got {distances.shape}")
+    low, high = distances.min(), distances.max()  # NaN propagates into both
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"{name} must be finite and non-negative: it contains NaN or infinite values")
+    if low < 0:
+        raise ValueError(f"{name} must be finite and non-negative, got {low}")
+    return distances
+
+
+def _check_perplexities(perplexity: Any, name: str = "perplexity") -> np.ndarray:
+    """One positive finite perplexity, or a non-empty sequence of them."""
+    if isinstance(perplexity, (list, tuple, np.ndarray)):
+        values = list(np.asarray(perplexity, dtype=object).ravel()) if isinstance(perplexity, np.ndarray) \
+            else list(perplexity)
+        if isinstance(perplexity, np.ndarray) and perplexity.ndim > 1:
+            raise ValueError(f"{name} must be a number or a 1-D sequence of numbers, got shape {perplexity.shape}")
+        if not values:
+            raise ValueError(f"{name} is an empty sequence; give at least one perplexity")
+        return np.array([_check_one_perplexity(v, f"{name}[{i}]") for i, v in enumerate(values)])
+    return np.array([_check_one_perplexity(perplexity, name)])
+
+
+def _check_one_perplexity(value: Any, name: str) -> float:
+    value = check_number(value, name)
+    if value <= 0:
+        raise ValueError(f"{name}={value!r} must be positive: it is an effective number of neighbours")
+    return value
+
+
+def _check_perplexity_fits(perplexities: np.ndarray, k: int, name: str = "perplexity") -> None:
+    """A row of k neighbours has at most perplexity k (entropy log k)."""
+    if perplexities.max() > k:
+        raise ValueError(
+            f"{name}={perplexities.max():g} needs more neighbours than the k={k} given per point: "
+            f"lower it to at most {k}, or pass about 3 * perplexity neighbours"
+        )
 
 
 def perplexity_affinities(indices: np.ndarray, distances: np.ndarray, perplexity: float | Sequence[float],
@@ -50,26 +151,47 @@ def perplexity_affinities(indices: np.ndarray, distances: np.ndarray, perplexity
 
     Parameters
     ----------
-    indices, distances : arrays of shape (n, k)
-        Each point's neighbours (not itself) and euclidean distances, as
-        :func:`latentcore.knn` returns them.
+    indices : integer array of shape (n, k)
+        Each point's neighbours, ids in [0, n), not itself, each once per row,
+        as :func:`latentcore.knn` returns them.
+    distances : array of shape (n, k)
+        The matching euclidean distances: finite, non-negative.
     perplexity : float or sequence of floats
-        Effective number of neighbours; several values average their
-        conditional distributions (multiscale affinities).
+        Effective number of neighbours (0 < perplexity <= k); several values
+        average their conditional distributions (multiscale affinities).
 
     Returns
     -------
     scipy.sparse.csr_array of shape (n, n), float64
         Symmetric joint probabilities summing to one.
     """
+    perplexities = _check_perplexities(perplexity)
+    indices = _check_knn_indices(indices)
+    distances = _check_knn_distances(distances, indices.shape)
+    _check_perplexity_fits(perplexities, indices.shape[1])
     n_threads = _backend.resolve_n_jobs(n_jobs)
-    conditional = _perplexity_conditional(distances, np.atleast_1d(perplexity), n_threads)
-    return _joint_from_conditional(np.asarray(indices), conditional, n_threads)
+    conditional = _perplexity_conditional(distances, perplexities, n_threads)
+    return _joint_from_conditional(indices, conditional, n_threads)
+
+
+def _squared_distances(distances: np.ndarray) -> np.ndarray:
+    """float32 squared distances for the calibration. A row whose largest
+    distance lies outside [2^-40, 2^40] is first scaled by a power of two
+    (its conditional probabilities do not change: the calibrated precision
+    absorbs any scale), so that squares neither overflow nor underflow."""
+    top = distances.max(axis=1).astype(np.float64)
+    limit = 2.0 ** _SAFE_EXPONENT
+    outside = (top > limit) | ((top > 0) & (top < 1.0 / limit))
+    if not outside.any():
+        return np.ascontiguousarray(np.asarray(distances, dtype=np.float32) ** 2)
+    exponent = np.where(outside, np.frexp(np.where(outside, top, 1.0))[1], 0)
+    scaled = np.ldexp(distances.astype(np.float64), -exponent[:, None].astype(np.int32))
+    return np.ascontiguousarray(scaled.astype(np.float32) ** 2)
 
 
 def _perplexity_conditional(distances: np.ndarray, perplexities: np.ndarray, n_threads: int) -> np.ndarray:
     """p_{j|i} over each row's neighbours (rows sum to one), calibrated in C++."""
-    sq = np.ascontiguousarray(np.asarray(distances, dtype=np.float32) ** 2)
+    sq = _squared_distances(np.asarray(distances))
     conditional = np.empty(sq.shape, dtype=np.float64)
     _core.tsne_perplexity_affinities(sq, np.asarray(perplexities, dtype=np.float64), _PERPLEXITY_TOL,
                                      conditional, n_threads)
@@ -77,20 +199,98 @@ def _perplexity_conditional(distances: np.ndarray, perplexities: np.ndarray, n_t
 
 
 def uniform_affinities(indices: np.ndarray) -> scipy.sparse.csr_array:
-    """Equal weight on each of a point's k neighbours, symmetrised (openTSNE's Uniform)."""
-    indices = np.asarray(indices)
+    """Equal weight on each of a point's k neighbours, symmetrised (openTSNE's Uniform).
+
+    indices : integer array (n, k) of neighbour ids in [0, n), not the point
+    itself, each once per row.
+    """
+    indices = _check_knn_indices(indices)
     return _joint_from_conditional(indices, np.full(indices.shape, 1.0 / indices.shape[1]))
 
 
+def _affinity_triplets(P: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, values) of a scipy sparse matrix, every index checked
+    against its shape before anything follows it (scipy trusts the structure
+    of a matrix it is handed: one column equal to n and ``P + P.T`` writes
+    out of bounds)."""
+    n = P.shape[0]
+    fmt = P.format
+    if fmt in ("csr", "csc"):
+        indptr, indices, data = np.asarray(P.indptr), np.asarray(P.indices), np.asarray(P.data)
+        if indptr.ndim != 1 or indptr.shape[0] != n + 1 or indptr.dtype.kind not in "iu":
+            raise ValueError(f"precomputed affinities: indptr must have n + 1 = {n + 1} integer entries")
+        indptr = indptr.astype(np.int64)
+        if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise ValueError("precomputed affinities: indptr must start at 0 and never decrease")
+        nnz = int(indptr[-1])
+        if indices.ndim != 1 or data.ndim != 1 or indices.shape[0] < nnz or data.shape[0] < nnz \
+                or indices.dtype.kind not in "iu":
+            raise ValueError("precomputed affinities: indices and data must hold indptr[-1] entries")
+        minor = indices[:nnz]
+        major = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        data = data[:nnz]
+        # CSC lists the transpose: the same after symmetrisation.
+    elif fmt == "coo":
+        coords = getattr(P, "coords", None) or (P.row, P.col)
+        if len(coords) != 2:
+            raise ValueError("precomputed affinities must be a 2-D sparse matrix")
+        major, minor, data = (np.asarray(a) for a in (*coords, P.data))
+        if not (major.ndim == minor.ndim == data.ndim == 1 and major.shape == minor.shape == data.shape) \
+                or major.dtype.kind not in "iu" or minor.dtype.kind not in "iu":
+            raise ValueError("precomputed affinities: row, col and data must be 1-D of one length")
+    elif fmt == "bsr":
+        R, C = P.blocksize
+        indptr, indices, data = np.asarray(P.indptr), np.asarray(P.indices), np.asarray(P.data)
+        if R < 1 or C < 1 or n % R or n % C or indptr.ndim != 1 or indptr.shape[0] != n // R + 1:
+            raise ValueError("precomputed affinities: malformed BSR structure")
+        indptr = indptr.astype(np.int64)
+        if indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indices.shape[0] < indptr[-1] \
+                or data.ndim != 3 or data.shape[0] < indptr[-1] or data.shape[1:] != (R, C) \
+                or (indptr[-1] and (indices[:indptr[-1]].min() < 0 or indices[:indptr[-1]].max() >= n // C)):
+            raise ValueError("precomputed affinities: malformed BSR structure")
+        return _affinity_triplets(P.tocoo())
+    else:  # dia, dok, lil: their conversions check lengths; the result is checked as COO
+        if fmt == "lil" and any(len(r) != len(d) for r, d in zip(P.rows, P.data)):
+            raise ValueError("precomputed affinities: malformed LIL structure")
+        return _affinity_triplets(P.tocoo())
+    for name, ids in (("row", major), ("column", minor)):
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n):
+            raise ValueError(
+                f"precomputed affinities: {name} indices must lie in [0, n) = [0, {n}), got values from "
+                f"{int(ids.min())} to {int(ids.max())}"
+            )
+    return major.astype(np.int64), minor.astype(np.int64), data
+
+
 def _checked_affinities(P: Any) -> scipy.sparse.csr_array:
-    """A user's precomputed P: square, finite, non-negative; symmetrised and
-    normalised to sum one as t-SNE requires."""
-    P = scipy.sparse.csr_array(P, dtype=np.float64)
-    if P.shape[0] != P.shape[1]:
+    """A user's precomputed P, every part checked before anything reads it:
+    square, structure and indices in range, values finite and non-negative.
+    Self-affinities (the diagonal) have no meaning in t-SNE and are dropped;
+    the rest is symmetrised and normalised to sum one as t-SNE requires."""
+    if not scipy.sparse.issparse(P):
+        raise TypeError(f"precomputed affinities must be a scipy sparse matrix, got {type(P).__name__}")
+    if len(P.shape) != 2 or P.shape[0] != P.shape[1]:
         raise ValueError(f"precomputed affinities must be square (n, n), got shape {P.shape}")
-    if P.nnz == 0 or not np.all(np.isfinite(P.data)) or np.any(P.data < 0):
-        raise ValueError("precomputed affinities must be finite, non-negative and not all zero")
-    P = scipy.sparse.csr_array((P + P.T) / (2.0 * P.sum()))
+    n = P.shape[0]
+    if n > _MAX_POINTS:
+        raise ValueError(f"precomputed affinities have {n} rows; at most {_MAX_POINTS} points are supported")
+    if np.dtype(P.dtype).kind not in "biuf":
+        raise TypeError(f"precomputed affinities must hold real numbers, got dtype {P.dtype}")
+    rows, columns, values = _affinity_triplets(P)
+    values = values.astype(np.float64)
+    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+        raise ValueError("precomputed affinities must be finite and non-negative: they contain NaN or inf")
+    if values.size and values.min() < 0:
+        raise ValueError(f"precomputed affinities must be finite and non-negative, got {values.min()}")
+    keep = (rows != columns) & (values > 0)
+    rows, columns, values = rows[keep], columns[keep], values[keep]
+    if values.size == 0:
+        raise ValueError("precomputed affinities have no positive entry off the diagonal: every point "
+                         "needs some affinity to another")
+    values = values / values.max()  # the sum below stays finite whatever the scale
+    A = scipy.sparse.csr_array((values, (rows, columns)), shape=(n, n))  # duplicates add up
+    P = scipy.sparse.csr_array(A + A.T)
+    P.data /= P.data.sum()
     P.sort_indices()
     return P
 
@@ -186,12 +386,13 @@ class _FFTRepulsion(_OnCPU):
     def grid(self, points) -> tuple[int, float, float]:
         dim = points.shape[1]
         lo, hi = float(points.min()), float(points.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise FloatingPointError(_DIVERGED)
         span = max(hi - lo, 1e-12)
-        n_boxes = max(self.min_boxes, int(np.ceil(span / self.ints_in_interval)))
         # The FFT works on (2 * n_boxes * p)^dim values: bounded, a 3-D map
         # trades box width (accuracy) for memory as it grows.
         most = max(self.min_boxes, int(_MAX_FFT_VALUES ** (1.0 / dim)) // (2 * self.p))
-        n_boxes = min(n_boxes, most)
+        n_boxes = max(self.min_boxes, int(min(np.ceil(span / self.ints_in_interval), most)))
         return n_boxes, lo, span * (1.0 + 1e-9) / n_boxes
 
     def kernel_spectrum(self, dim: int, side: int, fft_side: int, spacing: float) -> np.ndarray:
@@ -432,49 +633,93 @@ class TSNE:
 
     # -- parameters
 
-    def _check_params(self, n: int) -> None:
-        if self.n_components not in (1, 2, 3):
-            raise ValueError(f"n_components must be 1, 2 or 3, got {self.n_components!r}")
+    def _check_settings(self) -> None:
+        """Every parameter that does not depend on the data, before any work."""
+        n_components = self.n_components
+        if isinstance(n_components, (bool, np.bool_)) or not isinstance(n_components, (int, np.integer)):
+            raise TypeError(f"n_components must be an int (1, 2 or 3), got {type(n_components).__name__}")
+        if n_components not in (1, 2, 3):
+            raise ValueError(f"n_components must be 1, 2 or 3, got {n_components!r}")
+        _check_perplexities(self.perplexity)
+        check_number(self.early_exaggeration, "early_exaggeration", low=0.0, low_inclusive=False)
+        _check_count(self.early_exaggeration_iter, "early_exaggeration_iter")
+        if self.exaggeration is not None:
+            check_number(self.exaggeration, "exaggeration", low=0.0, low_inclusive=False)
+        if self.late_exaggeration_start is not None:
+            _check_count(self.late_exaggeration_start, "late_exaggeration_start")
+        check_positive_int(self.n_iter, "n_iter")
+        if isinstance(self.learning_rate, str):
+            if self.learning_rate != "auto":
+                raise ValueError(f"learning_rate must be 'auto' or a positive number, got {self.learning_rate!r}")
+        else:
+            check_number(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
+        momentum = self.momentum
+        if not isinstance(momentum, (tuple, list, np.ndarray)) or len(momentum) != 2:
+            raise TypeError(f"momentum must be a pair (during, after early exaggeration), got {momentum!r}")
+        for i, value in enumerate(momentum):
+            check_number(value, f"momentum[{i}]", low=0.0, high=1.0, high_inclusive=False)
+        check_number(self.dof, "dof", low=0.0, low_inclusive=False)
+        init = self.initialization
+        if isinstance(init, str):
+            check_choice(init, "initialization", INITIALIZATIONS.keys())
+        check_choice(self.affinities, "affinities", {"perplexity", "multiscale", "uniform"})
+        _tsne_metric(self.metric)
+        check_choice(self.negative_gradient_method, "negative_gradient_method", NEGATIVE_GRADIENT_METHODS.keys())
+        points = self.n_interpolation_points
+        if isinstance(points, (bool, np.bool_)) or not isinstance(points, (int, np.integer)):
+            raise TypeError(f"n_interpolation_points must be an int, got {type(points).__name__}")
+        if not 2 <= points <= 16:
+            raise ValueError(f"n_interpolation_points must be in [2, 16], got {points!r}")
+        if self.min_num_intervals is not None:
+            intervals = check_positive_int(self.min_num_intervals, "min_num_intervals")
+            values = (2 * intervals * int(points)) ** n_components
+            if values > _MAX_MIN_FFT_VALUES:
+                raise ValueError(
+                    f"min_num_intervals={intervals} asks for an FFT grid of {values} values in {n_components}-D "
+                    f"(at most {_MAX_MIN_FFT_VALUES}); lower min_num_intervals or n_interpolation_points"
+                )
+        check_number(self.ints_in_interval, "ints_in_interval", low=0.0, low_inclusive=False)
+        _check_random_state(self.random_state)
+        _backend.resolve_n_jobs(self.n_jobs)
+        callbacks = self.callbacks
+        if callbacks is not None and not callable(callbacks):
+            if not isinstance(callbacks, (list, tuple)) or not all(callable(cb) for cb in callbacks):
+                raise TypeError("callbacks must be a callable or a list of callables")
+
+    def _check_params(self, n: int, *, perplexity_bound: bool = True) -> None:
+        """All parameters, for n points; the perplexity bound (n - 1) / 3 holds
+        where the affinities come from k-NN lists (not for a precomputed P)."""
+        self._check_settings()
         if n < 4:
             raise ValueError(f"t-SNE needs at least 4 points, got n={n}")
-        for p in np.atleast_1d(self.perplexity):
-            if not np.isfinite(p) or p <= 0 or p >= (n - 1) / 3:
-                raise ValueError(
-                    f"perplexity={p} must be positive and below (n - 1) / 3 = {(n - 1) / 3:.4g} "
-                    f"for n={n} points; lower it"
-                )
-        if not (np.isfinite(self.dof) and self.dof > 0):
-            raise ValueError(f"dof must be positive, got {self.dof!r}")
-        check_choice(self.affinities, "affinities", {"perplexity", "multiscale", "uniform"})
-        check_choice(self.negative_gradient_method, "negative_gradient_method", NEGATIVE_GRADIENT_METHODS.keys())
-        check_positive_int(self.n_iter, "n_iter")
-        if not isinstance(self.early_exaggeration_iter, (int, np.integer)) or self.early_exaggeration_iter < 0:
-            raise ValueError(f"early_exaggeration_iter must be an int >= 0, got {self.early_exaggeration_iter!r}")
-        if not 2 <= self.n_interpolation_points <= 16:
-            raise ValueError(f"n_interpolation_points must be in [2, 16], got {self.n_interpolation_points!r}")
-        lr = self.learning_rate
-        if lr != "auto" and not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
-            raise ValueError(f"learning_rate must be 'auto' or positive, got {self.learning_rate!r}")
+        if perplexity_bound:
+            for p in _check_perplexities(self.perplexity):
+                if p >= (n - 1) / 3:
+                    raise ValueError(
+                        f"perplexity={p} must be positive and below (n - 1) / 3 = {(n - 1) / 3:.4g} "
+                        f"for n={n} points; lower it"
+                    )
 
     def _perplexities(self) -> np.ndarray:
+        perplexities = _check_perplexities(self.perplexity)
         if self.affinities == "multiscale" and np.ndim(self.perplexity) == 0:
-            return np.array([self.perplexity, self.perplexity / 4.0])
-        return np.atleast_1d(np.asarray(self.perplexity, dtype=np.float64))
+            return np.array([perplexities[0], perplexities[0] / 4.0])
+        return perplexities
 
     def _repulsion(self, n_threads: int):
         intervals = self.min_num_intervals
         if intervals is None:
             intervals = 10 if self.n_components == 3 else 50
         return NEGATIVE_GRADIENT_METHODS[self.negative_gradient_method](
-            dof=float(self.dof), n_threads=n_threads, n_interpolation_points=self.n_interpolation_points,
-            min_num_intervals=intervals, ints_in_interval=self.ints_in_interval)
+            dof=float(self.dof), n_threads=n_threads, n_interpolation_points=int(self.n_interpolation_points),
+            min_num_intervals=int(intervals), ints_in_interval=float(self.ints_in_interval))
 
     # -- fitting
 
     def _n_neighbors(self, available: int) -> int:
         if self.affinities == "uniform":
-            return min(available, max(1, int(np.max(self.perplexity))))
-        return min(available, int(3 * self._perplexities().max()))
+            return min(available, max(1, int(self._perplexities().max())))
+        return min(available, max(1, int(3 * self._perplexities().max())))
 
     def _conditional(self, distances: np.ndarray, n_threads: int) -> np.ndarray:
         """Each row's p_{j|i} over its neighbours (rows sum to one)."""
@@ -484,7 +729,7 @@ class TSNE:
 
     def _neighbors(self, X, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
         k = self._n_neighbors(X.shape[0] - 1)
-        if self.metric == "precomputed":
+        if _tsne_metric(self.metric) == "precomputed":
             D = X.copy()
             np.fill_diagonal(D, np.inf)
             idx = np.argsort(D, axis=1, kind="stable")[:, :k].astype(np.int32)
@@ -492,29 +737,38 @@ class TSNE:
         return knn(X, k, metric=self.metric, n_jobs=n_threads, device="cpu")
 
     def _input_affinities(self, X, n_threads: int):
-        """(P, X as an array or None, n) from whatever the user passed."""
+        """(P, X as an array or None, n) from whatever the user passed; every
+        part of it is checked before any kernel reads it."""
         if scipy.sparse.issparse(X):
             P = _checked_affinities(X)
+            self._check_params(P.shape[0], perplexity_bound=False)
             return P, None, P.shape[0]
         if isinstance(X, tuple) and len(X) == 2:  # a precomputed (indices, distances) k-NN result
-            indices, distances = (np.asarray(a) for a in X)
-            if indices.shape != distances.shape or indices.ndim != 2:
-                raise ValueError("a precomputed k-NN result must be (indices, distances) of equal shape (n, k)")
+            indices = _check_knn_indices(X[0], "precomputed k-NN indices")
+            distances = _check_knn_distances(X[1], indices.shape, "precomputed k-NN distances")
             n = indices.shape[0]
             self._check_params(n)
-            if indices.min() < 0 or indices.max() >= n:
-                raise ValueError(f"precomputed k-NN indices must lie in [0, {n})")
-            if not np.all(np.isfinite(distances)) or np.any(distances < 0):
-                raise ValueError("precomputed k-NN distances must be finite and non-negative")
+            if self.affinities != "uniform":
+                _check_perplexity_fits(self._perplexities(), indices.shape[1])
             return self._affinities_from_knn(indices, distances, n_threads), None, n
-        data = check_matrix(X, "X")
-        if self.metric == "precomputed" and (data.shape[0] != data.shape[1] or np.any(data < 0)):
+        data = check_matrix(self._scaled(X), "X")
+        if _tsne_metric(self.metric) == "precomputed" and (data.shape[0] != data.shape[1] or np.any(data < 0)):
             raise ValueError(
                 f"metric='precomputed' needs a square non-negative distance matrix, got shape {data.shape}"
             )
         self._check_params(data.shape[0])
         indices, distances = self._neighbors(data, n_threads)
         return self._affinities_from_knn(indices, distances, n_threads), data, data.shape[0]
+
+    def _scaled(self, X):
+        """X times the power of two 2^e that keeps its largest |value| within
+        [2^-40, 2^40] (e = 0 for most data); e is remembered for transform()."""
+        self._input_exponent = 0
+        if isinstance(X, np.ndarray) and X.dtype.kind == "f" and X.size:
+            self._input_exponent = _safe_exponent(X)
+            if self._input_exponent:
+                X = np.ldexp(X, self._input_exponent).astype(X.dtype, copy=False)  # exact
+        return X
 
     def _affinities_from_knn(self, indices, distances, n_threads: int):
         return _joint_from_conditional(np.asarray(indices), self._conditional(distances, n_threads), n_threads)
@@ -528,12 +782,7 @@ class TSNE:
             source = data if data is not None else np.empty((n, 0))
             Y = INITIALIZATIONS[init](np.asarray(source, np.float64), self.n_components, rng)
         else:
-            Y = np.array(init, dtype=np.float64)
-            if Y.shape != (n, self.n_components) or not np.all(np.isfinite(Y)):
-                raise ValueError(
-                    f"initialization must be finite with shape (n, n_components) = {(n, self.n_components)}, "
-                    f"got {Y.shape}"
-                )
+            Y = _check_initialization(init, (n, self.n_components))
         return np.ascontiguousarray(Y, dtype=np.float64)
 
     def fit(self, X: Any, y: Any = None) -> "TSNE":
@@ -544,14 +793,25 @@ class TSNE:
         scipy sparse matrix of affinities P. A cupy array (or CUDA torch
         tensor) runs the gradient descent on the GPU; the affinities are
         built on the CPU either way.
+
+        Every input is checked before any kernel reads it: k-NN indices are
+        integers in [0, n) without the point itself or a repeated neighbour,
+        and at least ``perplexity`` of them per point; distances finite and
+        non-negative; P square with every index in range and finite,
+        non-negative values (its diagonal is dropped: t-SNE has no
+        self-affinity). Bad input or parameters raise ValueError or
+        TypeError naming the argument; a run that diverges (an enormous
+        learning rate) raises FloatingPointError rather than return NaN.
         """
+        self._check_settings()  # before any work, whatever X is
         self._placement = _backend.Placement("cpu", _backend._identity)
         if not (scipy.sparse.issparse(X) or isinstance(X, tuple)):
             X, self._placement = _backend.to_backend(X)
             X = X.get() if _backend.is_cupy(X) else X  # affinities are built on the CPU
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
+        if not isinstance(self.initialization, str):  # checked before the affinities are built
+            _check_initialization(self.initialization, (_n_points(X), self.n_components))
         P, data, n = self._input_affinities(X, n_threads)
-        self._check_params(n)
         rng = np.random.default_rng(self.random_state)
         Y = self._initial_embedding(data, n, rng)
         on_gpu = self._placement.device == "cuda"
@@ -559,9 +819,12 @@ class TSNE:
             Y = _backend.require_cupy().asarray(Y)
         objective, step = self._objective_and_step(P, n_threads, on_gpu)
         Y, kl, n_iter = self._optimize(Y, objective, step)
+        embedding = np.asarray(Y.get() if _backend.is_cupy(Y) else Y, dtype=np.float32)
+        if not (np.isfinite(kl) and np.all(np.isfinite(embedding))):
+            raise FloatingPointError(_DIVERGED)
         self.affinities_ = P
         self._fit_X = None if self.metric == "precomputed" else data  # transform() searches it
-        self.embedding_ = np.asarray(Y.get() if _backend.is_cupy(Y) else Y, dtype=np.float32)
+        self.embedding_ = embedding
         self.kl_divergence_ = kl
         self.n_iter_ = n_iter
         return self
@@ -617,10 +880,18 @@ class TSNE:
                 "transform needs a TSNE fitted on an array of points (not on precomputed distances, "
                 "k-NN lists or affinities): call fit(X) first"
             )
-        new = check_matrix(_backend.to_backend(Y)[0], "Y")
+        check_positive_int(n_iter, "n_iter")
+        learning_rate = check_number(learning_rate, "learning_rate", low=0.0, low_inclusive=False)
+        new = _backend.to_backend(Y)[0]
+        new = new.get() if _backend.is_cupy(new) else new
+        exponent = getattr(self, "_input_exponent", 0)
+        if exponent:  # the fit scaled X by 2^exponent: Y lives in the same space
+            new = np.asarray(new)
+            if new.dtype.kind in "fiu":
+                new = np.ldexp(new.astype(np.float64) if new.dtype.kind != "f" else new, exponent)
+        new = check_matrix(new, "Y")
         if new.shape[1] != self._fit_X.shape[1]:
             raise ValueError(f"Y has {new.shape[1]} features but the fitted X has {self._fit_X.shape[1]}")
-        check_positive_int(n_iter, "n_iter")
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
         reference = self.embedding_.astype(np.float64)
         idx, dist = knn(self._fit_X, self._n_neighbors(len(reference)), queries=new, metric=self.metric,
@@ -639,8 +910,10 @@ class TSNE:
                                          float(self.dof), 1.0, forces, None, n_threads)
             push, norm = repulsion.against(reference, points)
             gradient = forces[n_ref:] - push / norm[:, None]
-            _core.tsne_gradient_step(points, gradient, update, gains, float(learning_rate),
-                                     self.momentum[1], _MIN_GAIN, False, n_threads)
+            _core.tsne_gradient_step(points, gradient, update, gains, learning_rate,
+                                     float(self.momentum[1]), _MIN_GAIN, False, n_threads)
+        if not np.all(np.isfinite(points)):
+            raise FloatingPointError(_DIVERGED)
         return points.astype(np.float32)
 
     def _phases(self):
@@ -649,9 +922,9 @@ class TSNE:
         late = self.n_iter
         if self.exaggeration is not None:
             late = min(self.n_iter, max(early, self.late_exaggeration_start or early))
-        phases = [(early, float(self.early_exaggeration), self.momentum[0]),
-                  (late - early, 1.0, self.momentum[1]),
-                  (self.n_iter - late, float(self.exaggeration or 1.0), self.momentum[1])]
+        phases = [(early, float(self.early_exaggeration), float(self.momentum[0])),
+                  (late - early, 1.0, float(self.momentum[1])),
+                  (self.n_iter - late, float(self.exaggeration or 1.0), float(self.momentum[1]))]
         return [phase for phase in phases if phase[0] > 0]
 
     def _optimize(self, Y: np.ndarray, objective, step):
@@ -682,6 +955,86 @@ class TSNE:
             if bar is not None:
                 bar.close()
         return Y, objective(Y, 1.0, with_kl=True)[1], iteration
+
+
+def _check_count(value: Any, name: str) -> int:
+    """An int >= 0 (numpy ints too; not bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value}")
+    return int(value)
+
+
+def _check_random_state(random_state: Any) -> None:
+    """None, a seed (int >= 0) or a numpy Generator / BitGenerator / SeedSequence."""
+    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.BitGenerator,
+                                                         np.random.SeedSequence)):
+        return
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, (int, np.integer)):
+        raise TypeError(
+            f"random_state must be None, an int seed or a numpy Generator, got {type(random_state).__name__}"
+        )
+    if random_state < 0:
+        raise ValueError(f"random_state must be a seed >= 0, got {random_state}")
+
+
+def _tsne_metric(metric: Any) -> str:
+    """The k-NN metric for t-SNE's affinities, or "precomputed". Inner
+    products are not distances (they are negative and their squares do not
+    rank neighbours), so they are refused."""
+    if metric == "precomputed":
+        return metric
+    name = _resolve_metric(metric)
+    if name == "inner_product":
+        choices = sorted(set(_KNN_METRICS) - {"inner_product"}) + ["precomputed"]
+        raise ValueError(f"metric={metric!r} is not a distance; t-SNE needs one of {choices}")
+    return name
+
+
+def _safe_exponent(X: np.ndarray) -> int:
+    """0, or the e for which 2^e brings the largest |value| of X near 1 when
+    that lies outside [2^-40, 2^40] (NaN and inf are left for the finiteness
+    check to report)."""
+    top = max(abs(float(X.max())), abs(float(X.min())))
+    if not np.isfinite(top) or top == 0 or 2.0 ** -_SAFE_EXPONENT <= top <= 2.0 ** _SAFE_EXPONENT:
+        return 0
+    return -int(np.frexp(top)[1])
+
+
+def _n_points(X: Any) -> int | None:
+    """How many points X holds, whatever form it takes (None when unknown)."""
+    if scipy.sparse.issparse(X):
+        return X.shape[0]
+    if isinstance(X, tuple) and len(X) == 2:
+        return np.shape(X[0])[0] if np.ndim(X[0]) >= 1 else None
+    shape = getattr(X, "shape", None)
+    return shape[0] if shape is not None and len(shape) >= 1 else None
+
+
+def _check_initialization(init: Any, shape: tuple) -> np.ndarray:
+    """A user's initial map: real, finite, of shape (n, n_components), within
+    +-1e10 (t-SNE maps span tens of units)."""
+    if _backend.is_cupy(init):
+        init = init.get()
+    elif _backend.is_torch(init):
+        init = init.detach().cpu().numpy()
+    Y = np.asarray(init)
+    if Y.dtype.kind not in "fiu":
+        raise TypeError(f"initialization must be an array of real numbers, got dtype {Y.dtype}")
+    if shape[0] is not None and Y.shape != tuple(shape) or Y.ndim != 2 or Y.shape[1] != shape[1]:
+        raise ValueError(
+            f"initialization must be finite with shape (n, n_components) = {tuple(shape)}, got {Y.shape}"
+        )
+    Y = Y.astype(np.float64)
+    if Y.size and not np.all(np.isfinite(Y)):
+        raise ValueError("initialization must be finite: it contains NaN or infinite values")
+    if Y.size and np.abs(Y).max() > _MAX_INIT_ABS:
+        raise ValueError(
+            f"initialization values must lie within +-{_MAX_INIT_ABS:g}, got {np.abs(Y).max():g}; t-SNE maps "
+            "span tens of units: rescale it, e.g. init / init[:, 0].std() * 1e-4"
+        )
+    return Y
 
 
 def _progress(total: int):

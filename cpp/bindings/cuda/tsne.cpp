@@ -6,6 +6,7 @@
 // device copy to check here), and the GIL is released while kernels are queued.
 #include <nanobind/stl/optional.h>
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 
@@ -38,6 +39,7 @@ void attractive_binding(Gpu<const std::int64_t, 1> indptr, Gpu<const std::int32_
                         double exaggeration, Embedding forces,
                         std::optional<Gpu<double, 1>> kl_terms, std::uintptr_t stream) {
     const int dim = embedding_dim(Y);
+    require(std::isfinite(dof) && dof > 0, "dof must be finite and positive");
     require(indptr.shape(0) == Y.shape(0) + 1, "indptr must have n + 1 entries");
     require(indices.shape(0) == weights.shape(0), "indices and weights must have the same length");
     require(Y.shape(0) <= INT32_MAX, "at most 2^31 - 1 points");
@@ -60,6 +62,7 @@ void attractive_binding(Gpu<const std::int64_t, 1> indptr, Gpu<const std::int32_
 void exact_repulsion_binding(ConstEmbedding Y, double dof, Embedding repulsion,
                              Gpu<double, 1> z_terms, std::uintptr_t stream) {
     const int dim = embedding_dim(Y);
+    require(std::isfinite(dof) && dof > 0, "dof must be finite and positive");
     require_same_shape(Y, repulsion, "repulsion must match the embedding");
     require(z_terms.shape(0) == Y.shape(0), "z_terms must have n entries");
     require_device(repulsion, Y);

@@ -3,6 +3,10 @@
 // interpolation that moves point charges onto an equispaced grid and grid
 // potentials back to the points; the grid convolution itself is an FFT done by
 // the caller. Embeddings are row-major (n, dim) doubles, dim in {1, 2, 3}.
+//
+// Every kernel runs its threads through ParallelWork: Ctrl-C ends it with
+// Interrupted, and an exception of any thread (std::bad_alloc, the
+// std::invalid_argument of a bad input below) is rethrown after the region.
 #pragma once
 
 #include <vector>
@@ -14,14 +18,16 @@ namespace latentcore {
 // Row i of `sq_distances` (n, k) holds squared distances to i's k neighbours;
 // writes p_{j|i} = exp(-beta_i d_ij) / sum, with beta_i found by bisection so
 // that the row's entropy equals log(perplexity) within `tol` (nats).
-// Several perplexities (multiscale) average their rows.
+// Several perplexities (multiscale) average their rows. A squared distance
+// that is NaN, infinite or negative throws std::invalid_argument.
 void perplexity_affinities(const float* sq_distances, size_type n, int k,
                            const double* perplexities, int n_perplexities, double tol,
                            double* conditional, int n_threads);
 
 // The joint affinities P = (P_{j|i} + P_{i|j}) / 2n of k-NN conditionals
 // (indices and values (n, k), every index in [0, n)): a symmetric CSR matrix
-// with sorted rows, summing to one.
+// with sorted rows, summing to one. A neighbour a row lists more than once
+// adds its conditionals into one entry (every column appears once per row).
 struct Csr {
     std::vector<std::int64_t> indptr;
     std::vector<index_t> indices;
@@ -36,6 +42,9 @@ Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, s
 // forces[i] = exaggeration * sum_j p_ij w_ij^(1/dof) (y_i - y_j), the
 // attractive part of the KL gradient. When kl_terms is not null it receives,
 // per row, sum_j p_ij log(p_ij / w_ij) (the KL divergence less log Z).
+// P is square, P.n_rows = the rows of Y, and its indptr runs monotonically
+// from 0 (the caller checks); a column outside [0, n_rows) throws
+// std::invalid_argument, and Y is never read outside its rows.
 void attractive_forces(const CsrGraph<float>& P, const double* Y, int dim, double dof,
                        double exaggeration, double* forces, double* kl_terms, int n_threads);
 
