@@ -253,3 +253,367 @@ class TestBadInput:
             TopKSAE(16, 2).fit(iter([]))
         with pytest.raises(ValueError, match="features"):
             TopKSAE(2, 2, batch_size=10).fit(iter([X[10:20, :4], X[20:30, :5]]))
+
+
+# ----------------------------------------------------------------------------- issue 12: adversarial input
+
+def assert_stops_on_ctrl_c(call):
+    """conftest.assert_interruptible, failing also when the call ended before
+    the signal (within 3 s under AddressSanitizer, which slows every item)."""
+    import os
+
+    from conftest import assert_interruptible
+
+    finished = []
+    within = 3.0 if "asan" in os.environ.get("LD_PRELOAD", "") else 1.0
+    assert_interruptible(lambda: (call(), finished.append(True)), within=within)
+    assert not finished, "the call ended before Ctrl-C was sent: make it longer"
+
+
+_SMALL_MODEL = '''
+import json, sys
+from pathlib import Path
+import numpy as np
+from latentcore import TopKSAE
+
+tmp = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__import__("tempfile").mkdtemp())
+rng = np.random.default_rng(0)
+X = rng.standard_normal((200, 16)).astype(np.float32)
+sae = TopKSAE(64, 4, batch_size=64, random_state=0, n_jobs=2).fit(X)
+expected = sae.encode(X).toarray()
+'''
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_a_crafted_file_whose_metadata_disagrees_with_its_tensors_is_refused(suffix):
+    """The issue's reproduction: n_latents 64 -> 4 in the metadata once gave
+    codes with column ids beyond their width, and toarray() corrupted the heap."""
+    from conftest import run_isolated
+
+    result = run_isolated(_SMALL_MODEL + f'''
+suffix = {suffix!r}
+path = tmp / ("crafted" + suffix)
+sae.save(path)
+if suffix == ".npz":
+    with np.load(path) as archive:
+        arrays = {{key: archive[key] for key in archive.files}}
+    meta = json.loads(str(arrays["metadata"]))
+    meta["params"]["n_latents"] = 4
+    arrays["metadata"] = np.array(json.dumps(meta))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+else:
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+    meta = json.loads(header["__metadata__"]["latentcore"])
+    meta["params"]["n_latents"] = 4
+    header["__metadata__"]["latentcore"] = json.dumps(meta)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + size:])
+try:
+    TopKSAE.load(path).encode(X).toarray()
+except ValueError as exc:
+    assert str(path) in str(exc) and "n_latents=4" in str(exc), str(exc)
+    print("refused")
+''')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "refused", result.stdout
+
+
+def test_changed_hyper_parameters_of_a_fitted_model_never_index_past_its_tensors():
+    from conftest import run_isolated
+
+    result = run_isolated(_SMALL_MODEL + '''
+for name, value in (("n_latents", 4), ("k", 65), ("k", 0), ("batch_size", 0), ("activation", "relu")):
+    saved = getattr(sae, name)
+    setattr(sae, name, value)
+    calls = {"encode": lambda: sae.encode(X).toarray(), "partial_fit": lambda: sae.partial_fit(X)}
+    if name == "n_latents":  # decode reads no other hyper-parameter
+        calls["decode"] = lambda: sae.decode(np.zeros((2, 64), np.float32))
+    for call_name, call in calls.items():
+        try:
+            call()
+        except (ValueError, TypeError) as exc:
+            assert name in str(exc), (name, str(exc))
+            print("refused", name, call_name)
+        else:
+            print("ACCEPTED", name, value, call_name)
+    setattr(sae, name, saved)
+assert np.array_equal(sae.encode(X).toarray(), expected)
+''')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ACCEPTED" not in result.stdout and result.stdout.count("refused") == 11, result.stdout
+
+
+def test_load_turns_every_damage_into_a_value_error_naming_the_file():
+    """Byte-mutation fuzzing: flipped, overwritten and truncated copies of a
+    saved model (fixed seeds), all loaded in one process, each either a
+    working model or a ValueError / OSError naming the file."""
+    from conftest import run_isolated
+
+    result = run_isolated(_SMALL_MODEL + '''
+outcomes = {}
+for suffix in (".npz", ".safetensors"):
+    original = tmp / ("model" + suffix)
+    sae.save(original)
+    raw = original.read_bytes()
+    mutants = np.random.default_rng(12 if suffix == ".npz" else 13)
+    for m in range(110):
+        data = bytearray(raw)
+        kind = ("flip", "overwrite", "truncate", "header")[m % 4]
+        if kind == "flip":
+            for _ in range(mutants.integers(1, 4)):
+                i = int(mutants.integers(len(data)))
+                data[i] ^= 1 << int(mutants.integers(8))
+        elif kind == "overwrite":
+            i = int(mutants.integers(len(data)))
+            data[i:i + 8] = mutants.integers(0, 256, 8, dtype=np.uint8).tobytes()
+        elif kind == "truncate":
+            data = data[:int(mutants.integers(len(data)))]
+        else:  # the header and metadata, where most structure lives
+            region = 600 if suffix == ".safetensors" else len(data)
+            i = int(mutants.integers(min(region, len(data))))
+            data[i] = int(mutants.integers(256))
+        path = tmp / f"mutant{m}{suffix}"
+        path.write_bytes(bytes(data))
+        try:
+            model = TopKSAE.load(path)
+            codes = model.encode(X[:20, :model.pre_bias_.shape[0]] if model.pre_bias_.shape[0] <= 16
+                                 else np.zeros((20, model.pre_bias_.shape[0]), np.float32))
+            assert codes.shape == (20, model.decoder_.shape[0]) and np.isfinite(codes.data).all()
+            assert model.decoder_.shape == model.encoder_.shape and model.k <= model.decoder_.shape[0]
+            outcome = "loaded"
+        except (ValueError, OSError) as exc:
+            outcome = type(exc).__name__ if str(path) in str(exc) else "UNNAMED " + repr(exc)[:300]
+        except Exception as exc:
+            outcome = "LEAKED " + repr(exc)[:300]
+        outcomes.setdefault(suffix, []).append(outcome)
+print(json.dumps(outcomes))
+''', timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    for suffix, seen in outcomes.items():
+        assert len(seen) == 110
+        bad = [o for o in seen if o not in ("loaded", "ValueError", "OSError")]
+        assert not bad, f"{suffix}: {bad[:5]}"
+        assert seen.count("ValueError") >= 30, (suffix, seen)  # the mutations did damage
+
+
+def test_load_of_missing_or_foreign_files(tmp_path, trained):
+    with pytest.raises(FileNotFoundError):
+        TopKSAE.load(tmp_path / "absent.npz")
+    with pytest.raises(ValueError, match="npz or .safetensors"):
+        TopKSAE.load(tmp_path / "model.pt")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="other.npz.*metadata"):
+        TopKSAE.load(tmp_path / "other.npz")
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.safetensors"):
+        TopKSAE.load(tmp_path / "empty.safetensors")
+    # A NaN in a tensor, a negative counter, a tensor in float64: refused.
+    path = tmp_path / "model.npz"
+    trained.save(path)
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    import json
+
+    for name, edit in (("encoder", lambda a: a["encoder"].__setitem__((0, 0), np.nan)),
+                       ("n_steps", lambda a: a.update(metadata=np.array(json.dumps(
+                           {**json.loads(str(a["metadata"])), "n_steps": -1})))),
+                       ("pre_bias", lambda a: a.update(pre_bias=a["pre_bias"].astype(np.float64))),
+                       ("learning_rate", lambda a: a.update(metadata=np.array(json.dumps(
+                           {**json.loads(str(a["metadata"])),
+                            "params": {**json.loads(str(a["metadata"]))["params"], "learning_rate": -1}}))))):
+        copy = {key: value.copy() for key, value in arrays.items()}
+        edit(copy)
+        np.savez(tmp_path / "bad.npz", **copy)
+        with pytest.raises(ValueError, match=name) as info:
+            TopKSAE.load(tmp_path / "bad.npz")
+        assert "bad.npz" in str(info.value)
+
+
+def test_numeric_hyper_parameters_accept_numpy_scalars_and_round_trip(rng, tmp_path):
+    X = rng.standard_normal((300, 8)).astype(np.float32)
+    kwargs = dict(batch_size=np.int64(100), learning_rate=np.float32(1e-3), betas=(np.float32(0.9), 0.999),
+                  eps=np.float64(1e-8), aux_coef=np.float32(0.5), k_aux=np.int32(3), dead_after=np.int64(50),
+                  random_state=np.int64(0), n_jobs=1)
+    sae = TopKSAE(np.int64(32), np.int32(3), **kwargs).fit(X)
+    plain = TopKSAE(32, 3, batch_size=100, learning_rate=float(np.float32(1e-3)), betas=(float(np.float32(0.9)), 0.999),
+                    eps=1e-8, aux_coef=0.5, k_aux=3, dead_after=50, random_state=0, n_jobs=1).fit(X)
+    np.testing.assert_array_equal(sae.decoder_, plain.decoder_)
+    sae.save(tmp_path / "m.safetensors")
+    loaded = TopKSAE.load(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(loaded.encode(X).toarray(), sae.encode(X).toarray())
+
+
+@pytest.mark.parametrize("kwargs,error,word", [
+    (dict(learning_rate=float("nan")), ValueError, "learning_rate"), (dict(learning_rate=0.0), ValueError, "learning_rate"),
+    (dict(learning_rate="fast"), TypeError, "learning_rate"), (dict(eps=0.0), ValueError, "eps"),
+    (dict(eps=float("inf")), ValueError, "eps"), (dict(aux_coef=float("inf")), ValueError, "aux_coef"),
+    (dict(betas=(0.9,)), ValueError, "betas"), (dict(betas=("a", 0.9)), ValueError, "betas"),
+    (dict(betas=(float("nan"), 0.9)), ValueError, "betas"), (dict(betas=0.9), ValueError, "betas"),
+    (dict(k_aux=0), ValueError, "k_aux"), (dict(dead_after=0), ValueError, "dead_after"),
+    (dict(dead_after=1.5), TypeError, "dead_after"), (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(n_epochs=0), ValueError, "n_epochs"), (dict(n_jobs=0), ValueError, "n_jobs"),
+    (dict(n_latents=2**31), ValueError, "n_latents"), (dict(k=2.0), TypeError, "k"),
+])
+def test_bad_hyper_parameters_name_the_argument(rng, kwargs, error, word):
+    X = rng.standard_normal((20, 4)).astype(np.float32)
+    kwargs = {"n_latents": 8, "k": 2, **kwargs}
+    with pytest.raises(error, match=word):
+        TopKSAE(**kwargs).fit(X)
+
+
+def test_k_at_its_bounds_one_sample_and_one_feature(rng):
+    for n_latents, k, shape in ((8, 8, (50, 4)), (8, 1, (50, 4)), (1, 1, (10, 3)), (16, 4, (1, 5)), (16, 4, (30, 1))):
+        X = rng.standard_normal(shape).astype(np.float32)
+        for activation in ("topk", "batchtopk"):
+            sae = TopKSAE(n_latents, k, activation=activation, batch_size=16, n_epochs=2, random_state=0).fit(X)
+            assert np.isfinite(sae.history_["fvu"]).all() and np.isfinite(sae.decoder_).all()
+            codes = sae.encode(X)
+            assert codes.shape == (shape[0], n_latents) and np.isfinite(codes.data).all()
+            assert (np.diff(codes.indptr) <= (k if activation == "topk" else 4 * k)).all()
+            assert sae.decode(codes).shape == shape
+    with pytest.raises(ValueError, match="k=9"):
+        TopKSAE(8, 9).fit(rng.standard_normal((5, 2)).astype(np.float32))
+
+
+def test_encoding_at_extreme_scales_is_right_or_a_clear_error(rng, trained):
+    """Pre-activations that overflow float32 were inf or NaN in the TopK
+    selection (NaN is never selected: a silent wrong code); now a ValueError.
+    Large finite ones are encoded exactly as the definition says."""
+    X = rng.standard_normal((50, N_FEATURES)).astype(np.float32)
+    # Along the signs of latent 0's encoder row: its pre-activation is 3e38 * |row|_1 > 3.4e38.
+    with pytest.raises(ValueError, match="overflow float32"):
+        trained.encode(np.sign(trained.encoder_[:1]) * np.float32(3e38) + trained.pre_bias_)
+    big = X * np.float32(1e30)
+    pre = (big.astype(np.float64) - trained.pre_bias_) @ trained.encoder_.T.astype(np.float64) + trained.encoder_bias_
+    codes = trained.encode(big).toarray()
+    top = np.argsort(-pre, axis=1)[:, :K]
+    expected = np.zeros_like(pre)
+    np.put_along_axis(expected, top, np.maximum(np.take_along_axis(pre, top, 1), 0), 1)
+    np.testing.assert_allclose(codes, expected, rtol=1e-4)
+    model = TopKSAE.__new__(TopKSAE)
+    model.__dict__.update(trained.__dict__)
+    model.encoder_ = trained.encoder_.copy()
+    model.encoder_[3, 0] = np.nan
+    with pytest.raises(ValueError, match="overflow float32"):
+        model.encode(X)
+    with pytest.raises(ValueError, match="codes"):
+        trained.decode(np.full((1, 128), np.nan, np.float32))
+    with pytest.raises(ValueError, match="overflow float32"):
+        trained.decode(np.full((1, 128), 3e38, np.float32))
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e-20])
+def test_training_on_data_of_any_finite_scale_has_finite_losses(scale):
+    """Its sums of squares once overflowed (or vanished) in float32: the FVU
+    read 0 or NaN, the gradient was 0."""
+    X, _ = planted(np.random.default_rng(1), 2000)
+    kwargs = dict(batch_size=250, n_epochs=2, random_state=0, n_jobs=2)
+    reference = TopKSAE(64, K, **kwargs).fit(X)
+    sae = TopKSAE(64, K, **kwargs).fit((X.astype(np.float64) * scale).astype(np.float32))
+    fvu = np.array(sae.history_["fvu"])
+    assert np.isfinite(fvu).all() and (fvu > 0).all()
+    np.testing.assert_allclose(fvu[0], reference.history_["fvu"][0], rtol=1e-3)  # the same start, same loss
+    assert np.isfinite(sae.encode(X * np.float32(scale)).data).all()
+    # Finite data whose pre-activations overflow float32: a clear error, not NaN.
+    signs = np.sign(np.random.default_rng(2).standard_normal((8, N_FEATURES))).astype(np.float32)
+    with pytest.raises(ValueError, match="overflow float32"):
+        TopKSAE(64, K, **kwargs).fit(np.vstack([signs, -signs]) * np.float32(3e38))
+    # Subnormal data: the loss's gradient does not fit in float32 either.
+    with pytest.raises(ValueError, match="rescale X"):
+        TopKSAE(64, K, **kwargs).fit((X.astype(np.float64) * 1e-44).astype(np.float32))
+
+
+def test_batches_of_changing_width_or_dtype_are_refused_naming_x(rng):
+    X = rng.standard_normal((30, 6)).astype(np.float32)
+    for chunks, error in (([X[:10], X[10:20, :5]], ValueError), ([X[:10], X[10:20].astype(np.int64)], TypeError),
+                          ([X[:10], X[10:20, 0]], ValueError)):
+        with pytest.raises(error, match="X"):
+            TopKSAE(8, 2, batch_size=4).fit(iter(chunks))
+        model = TopKSAE(8, 2, batch_size=4).fit(X)
+        with pytest.raises(error, match="X"):
+            model.partial_fit(iter(chunks))
+    with pytest.raises(ValueError, match="X must be a 2-D array"):  # ragged rows
+        TopKSAE(8, 2).fit([[1.0, 2.0], [3.0]])
+
+
+def test_sae_bindings_check_every_size():
+    """Whatever Python hands the autoencoder's bindings: a ValueError, never
+    an access outside the arrays."""
+    from conftest import run_isolated
+
+    result = run_isolated('''
+import numpy as np
+from latentcore import _core, _backend
+
+g = _backend.scipy_sgemm()
+f32 = lambda *s: np.zeros(s, np.float32)
+i32 = lambda *s: np.zeros(s, np.int32)
+x, W, b = f32(3, 4), f32(5, 4), f32(5)
+ids = i32(3, 2)
+calls = {
+    "encode weight width": lambda: _core.sae_topk_encode(x, f32(5, 3), b, g, f32(3, 2), i32(3, 2), 1),
+    "encode bias": lambda: _core.sae_topk_encode(x, W, f32(4), g, f32(3, 2), i32(3, 2), 1),
+    "encode k > n_latents": lambda: _core.sae_topk_encode(x, W, b, g, f32(3, 6), i32(3, 6), 1),
+    "encode k = 0": lambda: _core.sae_topk_encode(x, W, b, g, f32(3, 0), i32(3, 0), 1),
+    "encode index shape": lambda: _core.sae_topk_encode(x, W, b, g, f32(3, 2), i32(3, 3), 1),
+    "encode rows": lambda: _core.sae_topk_encode(x, W, b, g, f32(2, 2), i32(2, 2), 1),
+    "encode no features": lambda: _core.sae_topk_encode(f32(3, 0), f32(5, 0), b, g, f32(3, 2), i32(3, 2), 1),
+    "encode NaN bias": lambda: _core.sae_topk_encode(x, W, np.full(5, np.nan, np.float32), g, f32(3, 2), i32(3, 2), 1),
+    "encode NaN weight": lambda: _core.sae_topk_encode(x + 1, np.full((5, 4), np.nan, np.float32), b, g, f32(3, 2), i32(3, 2), 1),
+    "decode id": lambda: _core.sae_sparse_decode(np.full((3, 2), 5, np.int32), f32(3, 2), W, b[:0], f32(3, 4), 1),
+    "decode id -2": lambda: _core.sae_sparse_decode(np.full((3, 2), -2, np.int32), f32(3, 2), W, b[:0], f32(3, 4), 1),
+    "decode values": lambda: _core.sae_sparse_decode(ids, f32(3, 3), W, b[:0], f32(3, 4), 1),
+    "decode out": lambda: _core.sae_sparse_decode(ids, f32(3, 2), W, b[:0], f32(3, 5), 1),
+    "decode bias": lambda: _core.sae_sparse_decode(ids, f32(3, 2), W, f32(3), f32(3, 4), 1),
+    "backward id": lambda: _core.sae_sparse_decode_backward(np.full((3, 2), 7, np.int32), f32(3, 2), x, x, W, f32(5, 4), f32(5, 4), f32(5), 1),
+    "backward grad_out": lambda: _core.sae_sparse_decode_backward(ids, f32(3, 2), f32(2, 4), x, W, f32(5, 4), f32(5, 4), f32(5), 1),
+    "backward x_centered": lambda: _core.sae_sparse_decode_backward(ids, f32(3, 2), x, f32(3, 3), W, f32(5, 4), f32(5, 4), f32(5), 1),
+    "backward grad_decoder": lambda: _core.sae_sparse_decode_backward(ids, f32(3, 2), x, x, W, f32(4, 4), f32(5, 4), f32(5), 1),
+    "backward grad_encoder": lambda: _core.sae_sparse_decode_backward(ids, f32(3, 2), x, x, W, f32(5, 4), f32(5, 3), f32(5), 1),
+    "backward bias": lambda: _core.sae_sparse_decode_backward(ids, f32(3, 2), x, x, W, f32(5, 4), f32(5, 4), f32(4), 1),
+    "adam grad": lambda: _core.sae_adam_update(f32(10), f32(9), f32(10), f32(10), 1e-3, 0.9, 0.999, 1e-8, 1, 1),
+    "adam moment": lambda: _core.sae_adam_update(f32(10), f32(10), f32(10), f32(11), 1e-3, 0.9, 0.999, 1e-8, 1, 1),
+    "adam step": lambda: _core.sae_adam_update(f32(10), f32(10), f32(10), f32(10), 1e-3, 0.9, 0.999, 1e-8, 0, 1),
+}
+for name, call in calls.items():
+    try:
+        call()
+    except ValueError:
+        print("refused", name)
+    else:
+        print("ACCEPTED", name)
+print("done")
+''')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ACCEPTED" not in result.stdout and result.stdout.count("refused") == 23, result.stdout
+    assert "done" in result.stdout
+
+
+def test_ctrl_c_stops_fit_and_encode(rng):
+    X = rng.standard_normal((200_000, 64)).astype(np.float32)
+    model = TopKSAE(4096, 32, batch_size=1024, n_jobs=2, random_state=0)
+    assert_stops_on_ctrl_c(lambda: model.fit(X))
+    # The steps taken before Ctrl-C are kept, and the model is whole.
+    assert model.n_steps_ >= 1 and np.isfinite(model.decoder_).all()
+    np.testing.assert_allclose(np.linalg.norm(model.decoder_, axis=1), 1.0, atol=1e-5)
+    assert_stops_on_ctrl_c(lambda: model.encode(X))
+
+
+def test_a_missing_or_damaged_npy_path_as_x_is_a_value_error_naming_it(tmp_path, rng):
+    good = tmp_path / "X.npy"
+    np.save(good, rng.standard_normal((40, 4)).astype(np.float32))
+    raw = bytearray(good.read_bytes())
+    raw[20] ^= 0x40  # inside the header's dict: numpy's parser fails on it
+    (tmp_path / "bad.npy").write_bytes(bytes(raw))
+    for path in (tmp_path / "absent.npy", tmp_path / "bad.npy"):
+        with pytest.raises(ValueError, match=path.name) as info:
+            TopKSAE(8, 2, batch_size=10).fit(path)
+        assert "X" in str(info.value)
+    assert TopKSAE(8, 2, batch_size=10).fit(good).n_steps_ == 4

@@ -220,3 +220,403 @@ def test_dictionary_learning_streams_and_codes_with_lasso(rng):
         DictionaryLearning(8, method="ksvd").fit(X)
     with pytest.raises(RuntimeError, match="not fitted"):
         DictionaryLearning(8).transform(X)
+
+
+# ----------------------------------------------------------------------------- issue 12: adversarial input
+
+def unit_atoms(rng, n_atoms, n_features):
+    D = rng.standard_normal((n_atoms, n_features))
+    return (D / np.linalg.norm(D, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_numeric_parameters_accept_numpy_scalars(rng):
+    X, D, _ = planted(rng, 20, noise=0.01)
+    expected = sparse_encode(X, D, tol=0.5).toarray()
+    np.testing.assert_array_equal(sparse_encode(X, D, tol=np.float32(0.5)).toarray(), expected)
+    np.testing.assert_array_equal(sparse_encode(X, D, n_nonzero=np.int64(K)).toarray(),
+                                  sparse_encode(X, D, n_nonzero=K).toarray())
+    lasso = sparse_encode(X, D, method="lasso", alpha=0.01, max_iter=50).toarray()
+    np.testing.assert_array_equal(
+        sparse_encode(X, D, method="lasso", alpha=np.float64(0.01), max_iter=np.int32(50)).toarray(), lasso)
+
+
+@pytest.mark.parametrize("kwargs,error,word", [
+    ({"tol": float("nan")}, ValueError, "tol"), ({"tol": float("inf")}, ValueError, "tol"),
+    ({"tol": "0.5"}, TypeError, "tol"), ({"tol": True}, TypeError, "tol"),
+    ({"method": "lasso", "alpha": float("nan")}, ValueError, "alpha"),
+    ({"method": "lasso", "alpha": float("inf")}, ValueError, "alpha"),
+    ({"method": "lasso", "alpha": "big"}, TypeError, "alpha"),
+    ({"method": "lasso", "alpha": 0.1, "max_iter": 2**40}, ValueError, "max_iter"),
+    ({"method": "lasso", "alpha": 0.1, "max_iter": 2.5}, TypeError, "max_iter"),
+    ({"method": "lasso", "alpha": 0.1, "n_nonzero": 1.5}, TypeError, "n_nonzero"),
+    ({"n_nonzero": np.float32(3)}, TypeError, "n_nonzero"),
+])
+def test_bad_numeric_parameters_name_the_argument(rng, kwargs, error, word):
+    X, D, _ = planted(rng, 5)
+    with pytest.raises(error, match=word):
+        sparse_encode(X, D, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["omp", "lasso", "topk"])
+@pytest.mark.parametrize("scale", [2.0**100, 1e30, 1e-30, 2.0**-120])
+def test_codes_scale_with_signals_of_any_finite_magnitude(rng, method, scale):
+    """Codes are linear in the signal (LASSO: with alpha scaled alike), so
+    signals near float32's limits (whose float32 correlations would overflow or
+    vanish into subnormals) give the scaled codes of ordinary signals."""
+    X, D, _ = planted(rng, 40, noise=0.01)
+    kw = {"lasso": dict(alpha=0.01, tol=1e-8), "omp": dict(n_nonzero=K), "topk": dict(n_nonzero=K)}[method]
+    reference = sparse_encode(X, D, method=method, **kw).toarray().astype(np.float64)
+    Xs = (X.astype(np.float64) * scale).astype(np.float32)
+    if method == "lasso":
+        kw["alpha"] *= scale
+    codes = sparse_encode(Xs, D, method=method, **kw)
+    assert np.isfinite(codes.data).all()
+    # Far below 1 the float32 codes themselves lose bits (subnormals): compare in absolute terms there.
+    np.testing.assert_allclose(codes.toarray() / scale, reference, rtol=1e-4, atol=1e-5 + 2.0**-149 / scale)
+
+
+def test_codes_beyond_float32_are_a_clear_error_and_the_largest_finite_signals_work(rng):
+    D = unit_atoms(rng, 8, 4)
+    X = np.full((2, 4), 3e38, np.float32)  # |x| = 6e38: its code on the diagonal atom cannot be float32
+    diagonal = np.full((1, 4), 0.5, np.float32)
+    for method, kw in (("omp", dict(n_nonzero=1)), ("topk", dict(n_nonzero=1)), ("lasso", dict(alpha=0.0))):
+        with pytest.raises(ValueError, match="overflow float32"):
+            sparse_encode(X, diagonal, method=method, **kw)
+    # Extreme but representable: the codes on the identity dictionary are X
+    # (up to the 1e-45 that float32 cannot hold next to 3.4e38 in one signal).
+    X = np.array([[3.4e38, -3.4e38, 1e-45, 0.0]], np.float32)
+    for method, kw in (("omp", dict(n_nonzero=4)), ("topk", dict(n_nonzero=4)), ("lasso", dict(alpha=0.0))):
+        codes = sparse_encode(X, np.eye(4, dtype=np.float32), method=method, **kw).toarray()
+        np.testing.assert_allclose(codes, X, rtol=1e-6, atol=1e-30, err_msg=method)
+    codes = sparse_encode(rng.standard_normal((3, 4)).astype(np.float32) * np.float32(1e37), D, n_nonzero=2)
+    assert np.isfinite(codes.data).all()
+
+
+def test_k_at_its_bounds_one_signal_one_atom_one_feature(rng):
+    D = unit_atoms(rng, 6, 3)
+    X = rng.standard_normal((1, 3)).astype(np.float32)
+    for method in ("omp", "topk"):
+        for bad in (0, 7):
+            with pytest.raises(ValueError, match="n_nonzero"):
+                sparse_encode(X, D, method=method, n_nonzero=bad)
+        for k in (1, 3, 6):
+            codes = sparse_encode(X, D, method=method, n_nonzero=k)
+            assert codes.shape == (1, 6) and codes.nnz <= (min(k, 3) if method == "omp" else k)
+    # OMP with every atom allowed stops at n_features atoms: an exact fit.
+    codes = sparse_encode(X, D, n_nonzero=6)
+    np.testing.assert_allclose(codes @ D, X, atol=1e-5)
+    # topk keeps exactly the n_atoms correlations when k = n_atoms.
+    np.testing.assert_allclose(sparse_encode(X, D, method="topk", n_nonzero=6).toarray(), X @ D.T, atol=1e-6)
+    # One atom, one feature.
+    one = np.array([[-1.0]], np.float32)
+    for method, kw in (("omp", {}), ("topk", {}), ("lasso", dict(alpha=0.0))):
+        codes = sparse_encode(np.array([[2.5], [0.0]], np.float32), one, method=method, **kw).toarray()
+        np.testing.assert_allclose(codes, [[-2.5], [0.0]], err_msg=method)
+    # Several parallel atoms in one feature: OMP takes one, the next is dependent.
+    codes = sparse_encode(np.array([[3.0]], np.float32), np.array([[1.0], [-1.0], [1.0]], np.float32), n_nonzero=3)
+    assert codes.nnz == 1 and np.allclose((codes @ np.array([[1.0], [-1.0], [1.0]])), 3.0)
+
+
+def test_dictionaries_of_huge_tiny_or_subnormal_norms_normalize(rng):
+    from latentcore import SparseCoder
+
+    D = unit_atoms(rng, 16, 8)
+    X = rng.standard_normal((10, 8)).astype(np.float32)
+    expected = sparse_encode(X, D, n_nonzero=3).toarray()
+    scales = np.array([1e38, 1e-30, 1.0, 1e30] * 4)[:, None]
+    for scaled in ((D.astype(np.float64) * scales).astype(np.float32), D.astype(np.float64) * 1e300):
+        codes = sparse_encode(X, scaled, n_nonzero=3, normalize=True).toarray()
+        np.testing.assert_allclose(codes, expected, atol=1e-4)
+    # Subnormal atoms keep only a few bits of their direction: unit atoms still, finite codes.
+    tiny = (D.astype(np.float64) * 1e-44).astype(np.float32)
+    components = SparseCoder(tiny, normalize=True).fit().components_
+    np.testing.assert_allclose(np.linalg.norm(components.astype(np.float64), axis=1), 1.0, atol=1e-5)
+    assert np.isfinite(sparse_encode(X, tiny, n_nonzero=3, normalize=True).data).all()
+    with pytest.raises(ValueError, match="unit norm"):
+        sparse_encode(X, D * np.float32(1e30))
+    with pytest.raises(ValueError, match="zero"):
+        sparse_encode(X, np.vstack([D, np.zeros((1, 8), np.float32)]), normalize=True)
+
+
+def test_omp_with_only_a_tolerance_sizes_its_work_by_the_signal_dimension(rng):
+    """tol alone lets OMP take every atom; it can never take more than
+    n_features, so neither its outputs nor its per-thread scratch grow with
+    n_atoms^2 (the scratch was 20 GB per thread at 50k atoms)."""
+    D = unit_atoms(rng, 1500, 12)
+    X = rng.standard_normal((30, 12)).astype(np.float32)
+    codes = sparse_encode(X, D, tol=1e-4, n_jobs=2)
+    assert np.diff(codes.indptr).max() <= 12
+    residual = ((X.astype(np.float64) - codes @ D.astype(np.float64)) ** 2).sum(axis=1)
+    assert (residual <= 1e-4 * 1.01).all()
+    D64 = D.astype(np.float64)
+    reference = orthogonal_mp_gram(D64 @ D64.T, D64 @ X.astype(np.float64).T, tol=1e-4,
+                                   norms_squared=(X.astype(np.float64) ** 2).sum(axis=1)).T
+    assert np.mean(np.all((codes.toarray() != 0) == (reference != 0), axis=1)) >= 0.9
+
+
+_MEMORY_LIMIT = '''
+import resource
+import numpy as np
+from latentcore import _core, _backend, sparse_encode
+
+
+def vm_bytes():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
+
+
+def limit_to(extra):
+    """The address space limited to what is mapped now plus `extra` bytes."""
+    resource.setrlimit(resource.RLIMIT_AS, (vm_bytes() + extra, resource.RLIM_INFINITY))
+
+
+rng = np.random.default_rng(0)
+D = rng.standard_normal((64, 16)).astype(np.float32)
+D /= np.linalg.norm(D, axis=1, keepdims=True)
+sparse_encode(D[:4], D, tol=1e-3, n_jobs=2)  # OpenMP threads, BLAS buffers and arenas exist before the limit
+'''
+
+
+def test_memory_exhaustion_inside_a_parallel_region_is_a_memory_error():
+    """A std::bad_alloc in an OpenMP thread used to terminate the process
+    (rc 134); now the kernel raises MemoryError and the process goes on."""
+    from conftest import run_isolated
+
+    result = run_isolated(_MEMORY_LIMIT + '''
+n = 3000  # n_features = n_atoms: OMP's Cholesky scratch is n^2 doubles (72 MB) per thread
+Dn = np.eye(n, dtype=np.float32)
+gram = np.eye(n)
+x = np.zeros((1, n), np.float32)
+x[0, :3] = [3.0, 2.0, 1.0]
+support = np.empty((1, n), np.int32); coefs = np.empty((1, n), np.float32); count = np.empty(1, np.int32)
+limit_to(40 << 20)
+try:
+    _core.sparse_batch_omp(x, Dn, gram, _backend.scipy_sgemm(), 0.0, False, support, coefs, count, 2)
+except MemoryError:
+    print("MemoryError")
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+# And the process goes on: the same call now succeeds and is exact.
+_core.sparse_batch_omp(x, Dn, gram, _backend.scipy_sgemm(), 0.0, False, support, coefs, count, 2)
+assert count[0] == 3 and support[0, :3].tolist() == [0, 1, 2] and np.allclose(coefs[0, :3], [3, 2, 1])
+print("recovered")
+''', timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["MemoryError", "recovered"], result.stdout
+
+
+def test_memory_exhaustion_avoided_by_omp_sizing_its_scratch_by_n_features():
+    """Runs under RLIMIT_AS where n_atoms^2 doubles of scratch per thread would not fit."""
+    from conftest import run_isolated
+
+    result = run_isolated(_MEMORY_LIMIT + '''
+D = rng.standard_normal((6000, 16)).astype(np.float32)
+D /= np.linalg.norm(D, axis=1, keepdims=True)
+X = rng.standard_normal((40, 16)).astype(np.float32)
+# The Gram matrix (288 MB) and its float64 operands fit; 288 MB more per thread would not.
+limit_to(450 << 20)
+codes = sparse_encode(X, D, tol=1e-3, n_jobs=2)
+residual = ((X.astype(np.float64) - codes @ D.astype(np.float64)) ** 2).sum(axis=1)
+assert (residual <= 1e-3 * 1.01).all(), residual
+print("ok", codes.nnz)
+''', timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("ok"), result.stdout
+
+
+def test_lasso_init_is_validated_entry_by_entry():
+    """A csr init whose column index is out of range used to be written
+    through when densified (heap corruption); NaN in it gave NaN codes."""
+    from conftest import run_isolated
+
+    result = run_isolated('''
+import numpy as np, scipy.sparse
+from latentcore import sparse_encode
+
+rng = np.random.default_rng(0)
+D = rng.standard_normal((32, 16)); D = (D / np.linalg.norm(D, axis=1, keepdims=True)).astype(np.float32)
+X = rng.standard_normal((6, 16)).astype(np.float32)
+indptr = np.array([0, 1, 2, 3, 3, 3, 3])
+
+
+def csr(data, indices, ptr=indptr, shape=(6, 32)):
+    return scipy.sparse.csr_array((np.array(data, np.float32), np.array(indices), np.array(ptr)), shape=shape)
+
+
+bad = {
+    "column out of range": csr([1, 1, 1], [0, 5, 40]),
+    "negative column": csr([1, 1, 1], [0, -3, 4]),
+    "NaN": csr([np.nan, 1, 1], [0, 5, 4]),
+    "inf": csr([np.inf, 1, 1], [0, 5, 4]),
+    "dense NaN": np.full((6, 32), np.nan, np.float32),
+    "shape": csr([1, 1, 1], [0, 5, 4], shape=(6, 33)),
+    "dense shape": np.zeros((5, 32), np.float32),
+    "negative with positive=True": csr([-1, 1, 1], [0, 5, 4]),
+}
+coo = scipy.sparse.coo_array(csr([1, 1, 1], [0, 5, 4]))
+coo.col[1] = 1000  # tampered after construction
+bad["coo column out of range"] = coo
+for name, init in bad.items():
+    try:
+        sparse_encode(X, D, method="lasso", alpha=0.01, init=init, positive=name.startswith("negative with"))
+    except ValueError as exc:
+        assert "init" in str(exc), (name, str(exc))
+        print("refused", name)
+    else:
+        print("ACCEPTED", name)
+good = csr([0.5, 0.25, 0.125], [0, 5, 4])
+cold = sparse_encode(X, D, method="lasso", alpha=0.01, tol=1e-10).toarray()
+warm = sparse_encode(X, D, method="lasso", alpha=0.01, tol=1e-10, init=good).toarray()
+assert np.abs(warm - cold).max() < 1e-4
+print("warm ok")
+''', timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ACCEPTED" not in result.stdout and result.stdout.count("refused") == 9, result.stdout
+    assert "warm ok" in result.stdout
+
+
+def test_kernel_bindings_check_every_size():
+    """Whatever Python hands the sparse-coding bindings: a ValueError, never
+    an access outside the arrays."""
+    from conftest import run_isolated
+
+    result = run_isolated('''
+import numpy as np
+from latentcore import _core, _backend
+
+g = _backend.scipy_sgemm()
+f32 = lambda *s: np.zeros(s, np.float32)
+i32 = lambda *s: np.zeros(s, np.int32)
+x, D, gram = f32(3, 4), np.eye(4, dtype=np.float32), np.eye(4)
+calls = {
+    "omp dictionary width": lambda: _core.sparse_batch_omp(x, f32(4, 5), gram, g, 0.0, False, i32(3, 2), f32(3, 2), i32(3), 1),
+    "omp gram": lambda: _core.sparse_batch_omp(x, D, np.eye(3), g, 0.0, False, i32(3, 2), f32(3, 2), i32(3), 1),
+    "omp support too wide": lambda: _core.sparse_batch_omp(x, D, gram, g, 0.0, False, i32(3, 5), f32(3, 5), i32(3), 1),
+    "omp coefs rows": lambda: _core.sparse_batch_omp(x, D, gram, g, 0.0, False, i32(3, 2), f32(2, 2), i32(3), 1),
+    "omp count": lambda: _core.sparse_batch_omp(x, D, gram, g, 0.0, False, i32(3, 2), f32(3, 2), i32(2), 1),
+    "omp no features": lambda: _core.sparse_batch_omp(f32(3, 0), f32(4, 0), gram, g, 0.0, False, i32(3, 2), f32(3, 2), i32(3), 1),
+    "omp no atoms": lambda: _core.sparse_batch_omp(x, f32(0, 4), np.eye(0), g, 0.0, False, i32(3, 1), f32(3, 1), i32(3), 1),
+    "omp NaN tol": lambda: _core.sparse_batch_omp(x, D, gram, g, float("nan"), False, i32(3, 2), f32(3, 2), i32(3), 1),
+    "lasso codes": lambda: _core.sparse_lasso_cd(x, D, gram, g, 0.1, False, 1e-4, 10, f32(3, 3), 1),
+    "lasso gram diagonal": lambda: _core.sparse_lasso_cd(x, D, np.zeros((4, 4)), g, 0.1, False, 1e-4, 10, f32(3, 4), 1),
+    "lasso NaN alpha": lambda: _core.sparse_lasso_cd(x, D, gram, g, float("nan"), False, 1e-4, 10, f32(3, 4), 1),
+    "topk k": lambda: _core.sparse_topk(x, D, g, False, i32(3, 5), f32(3, 5), 1),
+    "topk values": lambda: _core.sparse_topk(x, D, g, False, i32(3, 2), f32(3, 3), 1),
+    "topk rows": lambda: _core.sparse_topk(x, D, g, False, i32(2, 2), f32(2, 2), 1),
+    "update A": lambda: _core.sparse_update_dictionary(np.eye(3), np.zeros((4, 4)), D.copy(), 0.0, i32(4), 1),
+    "update B": lambda: _core.sparse_update_dictionary(np.eye(4), np.zeros((4, 3)), D.copy(), 0.0, i32(4), 1),
+    "update unused": lambda: _core.sparse_update_dictionary(np.eye(4), np.zeros((4, 4)), D.copy(), 0.0, i32(3), 1),
+}
+for name, call in calls.items():
+    try:
+        call()
+    except ValueError:
+        print("refused", name)
+    else:
+        print("ACCEPTED", name)
+# An alpha so large it overflows once scaled by n_features: every code is zero.
+codes = np.ones((3, 4), np.float32)
+_core.sparse_lasso_cd(np.ones((3, 4), np.float32), D, gram, g, 1e308, False, 1e-4, 10, codes, 1)
+assert (codes == 0).all()
+print("done")
+''')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ACCEPTED" not in result.stdout and result.stdout.count("refused") == 17, result.stdout
+    assert "done" in result.stdout
+
+
+def test_sparse_coder_and_dictionary_learning_validate_codes_and_parameters(rng):
+    from latentcore import DictionaryLearning, SparseCoder
+
+    X, D, _ = planted(rng, 30)
+    coder = SparseCoder(D, n_nonzero=K)
+    bad = np.zeros((2, N_ATOMS), np.float32)
+    bad[0, 3] = np.nan
+    with pytest.raises(ValueError, match="codes"):
+        coder.inverse_transform(bad)
+    with pytest.raises(ValueError, match="overflow float32"):
+        coder.inverse_transform(np.full((1, N_ATOMS), 3e38, np.float32))
+    np.testing.assert_allclose(coder.inverse_transform([[0.0] * N_ATOMS]), np.zeros((1, N_FEATURES)))
+    for kwargs, error, word in [
+        (dict(n_atoms=8, batch_size=0), ValueError, "batch_size"), (dict(n_atoms=8, n_epochs=0), ValueError, "n_epochs"),
+        (dict(n_atoms=8, n_nonzero=9), ValueError, "n_nonzero"), (dict(n_atoms=8, n_nonzero=2.5), TypeError, "n_nonzero"),
+        (dict(n_atoms=8, method="lasso"), ValueError, "alpha"),
+        (dict(n_atoms=8, method="lasso", alpha=float("nan")), ValueError, "alpha"),
+        (dict(n_atoms=2**31), ValueError, "n_atoms"), (dict(n_atoms=8.0), TypeError, "n_atoms"),
+    ]:
+        with pytest.raises(error, match=word):
+            DictionaryLearning(**kwargs).fit(X)
+    dl = DictionaryLearning(8, n_nonzero=np.int64(2), alpha=None, batch_size=np.int32(10), random_state=0).fit(X)
+    dl.n_atoms = 9
+    with pytest.raises(ValueError, match="n_atoms"):
+        dl.partial_fit(X)
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30, 3e37])
+def test_dictionary_learning_at_any_scale_learns_the_same_atoms(scale):
+    """Its atoms once came from float32 norms that overflowed (1e30: every atom
+    zero, and an error that named an option DictionaryLearning lacks)."""
+    from latentcore import DictionaryLearning
+
+    X, _ = dictionary_data(np.random.default_rng(3), n=2000)
+    kwargs = dict(n_nonzero=4, n_epochs=2, random_state=0, n_jobs=2)
+    reference = DictionaryLearning(64, **kwargs).fit(X)
+    scaled = DictionaryLearning(64, **kwargs).fit((X.astype(np.float64) * scale).astype(np.float32))
+    assert np.isfinite(scaled.components_).all() and np.isfinite(scaled.history_["fvu"]).all()
+    # Scaling by a non-power of two rounds every value: the atoms drift a little, not apart.
+    assert np.abs(scaled.components_ - reference.components_).max() < (1e-5 if scale != 3e37 else 0.05)
+    np.testing.assert_allclose(scaled.history_["fvu"], reference.history_["fvu"], rtol=1e-2)
+    codes = scaled.transform((X[:20].astype(np.float64) * scale).astype(np.float32))
+    assert np.isfinite(codes.data).all() and np.abs(codes.data).max() > 0
+
+
+def test_dictionary_learning_on_one_signal_one_feature_and_one_atom():
+    from latentcore import DictionaryLearning
+
+    for X, n_atoms in ((np.array([[3.0, -4.0]], np.float32), 3), (np.arange(1, 8, dtype=np.float32)[:, None], 1),
+                       (np.zeros((5, 2), np.float32), 2)):
+        for method, kw in (("omp", {}), ("lasso", dict(alpha=0.01))):
+            dl = DictionaryLearning(n_atoms, method=method, batch_size=4, random_state=0, **kw).fit(X)
+            assert np.isfinite(dl.components_).all() and np.isfinite(dl.history_["fvu"]).all()
+            np.testing.assert_allclose(np.linalg.norm(dl.components_, axis=1), 1.0, atol=1e-5)
+
+
+# Ctrl-C: every public call stops within a second (uninterrupted, each runs several seconds).
+
+def assert_stops_on_ctrl_c(call):
+    """conftest.assert_interruptible, failing also when the call ended before
+    the signal (within 3 s under AddressSanitizer, which slows every item)."""
+    import os
+
+    from conftest import assert_interruptible
+
+    finished = []
+    within = 3.0 if "asan" in os.environ.get("LD_PRELOAD", "") else 1.0
+    assert_interruptible(lambda: (call(), finished.append(True)), within=within)
+    assert not finished, "the call ended before Ctrl-C was sent: make it longer"
+
+
+def test_ctrl_c_stops_omp(rng):
+    D, X = unit_atoms(rng, 2048, 256), rng.standard_normal((6000, 256)).astype(np.float32)
+    assert_stops_on_ctrl_c(lambda: sparse_encode(X, D, n_nonzero=64, n_jobs=2))
+
+
+def test_ctrl_c_stops_lasso_inside_one_signal(rng):
+    """At a tiny alpha one signal sweeps for seconds: the kernel polls inside it."""
+    D, X = unit_atoms(rng, 512, 128), rng.standard_normal((4, 128)).astype(np.float32)
+    assert_stops_on_ctrl_c(lambda: sparse_encode(X, D, method="lasso", alpha=1e-6, tol=1e-12, max_iter=10**6,
+                                               n_jobs=2))
+
+
+def test_ctrl_c_stops_topk_and_the_sparse_coder(rng):
+    from latentcore import SparseCoder
+
+    D, X = unit_atoms(rng, 4096, 256), rng.standard_normal((60000, 256)).astype(np.float32)
+    assert_stops_on_ctrl_c(lambda: sparse_encode(X, D, method="topk", n_nonzero=32, n_jobs=2))
+    assert_stops_on_ctrl_c(lambda: SparseCoder(D, n_nonzero=64, n_jobs=2).transform(X))
+
+
+def test_ctrl_c_stops_dictionary_learning(rng):
+    from latentcore import DictionaryLearning
+
+    X = rng.standard_normal((20000, 256)).astype(np.float32)
+    assert_stops_on_ctrl_c(lambda: DictionaryLearning(1024, n_nonzero=32, n_epochs=100, n_jobs=2).fit(X))

@@ -1,6 +1,8 @@
 // Binding of the TopK autoencoder kernels. python/latentcore/sae.py validates
-// and orchestrates; here shapes and latent ids are checked so that no call
-// leaves its arrays.
+// and orchestrates; here every size is checked against the others, every
+// latent id against the decoder and every narrowing cast, so that no call
+// leaves its arrays whatever Python hands it.
+#include <cmath>
 #include <cstdint>
 
 #include "arrays.hpp"
@@ -8,6 +10,7 @@
 
 namespace nb = nanobind;
 using namespace latentcore;
+using bindings::narrow;
 using bindings::require;
 
 namespace {
@@ -28,15 +31,17 @@ void encode_binding(Cpu::Mat<const float> x, Cpu::Mat<const float> weight, Cpu::
                     nb::capsule sgemm, Cpu::Mat<float> value, Cpu::Mat<index_t> index, int n_threads) {
     const size_t n = x.shape(0), n_latents = weight.shape(0), k = value.shape(1);
     require(weight.shape(1) == x.shape(1), "weight must be (n_latents, n_features) with X's n_features");
+    require(x.shape(1) >= 1, "X needs at least one feature");
     require(bias.shape(0) == n_latents, "bias needs n_latents entries");
     require(k >= 1 && k <= n_latents, "k must be between 1 and n_latents");
     require(value.shape(0) == n && index.shape(0) == n && index.shape(1) == k, "value and index must be (n, k)");
-    require(n_latents <= INT32_MAX && x.shape(1) <= INT32_MAX, "at most 2^31 - 1 latents and features");
+    const int latents = narrow<int>(n_latents, "n_latents"), features = narrow<int>(x.shape(1), "n_features");
+    for (size_t l = 0; l < n_latents; ++l) require(std::isfinite(bias.data()[l]), "bias must be finite");
+    require(sgemm.data() != nullptr, "sgemm must hold a function");
     const auto gemm = reinterpret_cast<Sgemm>(sgemm.data());
     nb::gil_scoped_release release;
-    topk_encode(x.data(), static_cast<size_type>(n), static_cast<int>(x.shape(1)), weight.data(),
-                static_cast<int>(n_latents), bias.data(), static_cast<int>(k), gemm, value.data(), index.data(),
-                n_threads);
+    topk_encode(x.data(), static_cast<size_type>(n), features, weight.data(), latents, bias.data(),
+                static_cast<int>(k), gemm, value.data(), index.data(), n_threads);
 }
 
 void decode_binding(Cpu::Mat<const index_t> index, Cpu::Mat<const float> value, Cpu::Mat<const float> decoder,
@@ -45,10 +50,10 @@ void decode_binding(Cpu::Mat<const index_t> index, Cpu::Mat<const float> value, 
     require_codes(index, value, decoder.shape(0));
     require(out.shape(0) == index.shape(0) && out.shape(1) == decoder.shape(1), "out must be (batch, n_features)");
     require(bias.shape(0) == 0 || bias.shape(0) == decoder.shape(1), "bias needs n_features entries, or none");
+    const int k = narrow<int>(index.shape(1), "k"), features = narrow<int>(decoder.shape(1), "n_features");
     nb::gil_scoped_release release;
-    sparse_decode(index.data(), value.data(), static_cast<size_type>(index.shape(0)), static_cast<int>(index.shape(1)),
-                  decoder.data(), static_cast<int>(decoder.shape(1)), bias.shape(0) ? bias.data() : nullptr,
-                  out.data(), n_threads);
+    sparse_decode(index.data(), value.data(), static_cast<size_type>(index.shape(0)), k, decoder.data(), features,
+                  bias.shape(0) ? bias.data() : nullptr, out.data(), n_threads);
 }
 
 void backward_binding(Cpu::Mat<const index_t> index, Cpu::Mat<const float> value, Cpu::Mat<const float> grad_out,
@@ -62,11 +67,12 @@ void backward_binding(Cpu::Mat<const index_t> index, Cpu::Mat<const float> value
     bindings::require_same_shape(grad_decoder, decoder, "grad_decoder must have the decoder's shape");
     bindings::require_same_shape(grad_encoder, decoder, "grad_encoder must have the decoder's shape");
     require(grad_encoder_bias.shape(0) == n_latents, "grad_encoder_bias needs n_latents entries");
+    const int k = narrow<int>(index.shape(1), "k"), latents = narrow<int>(n_latents, "n_latents"),
+              features = narrow<int>(n_features, "n_features");
     nb::gil_scoped_release release;
-    sparse_decode_backward(index.data(), value.data(), static_cast<size_type>(batch), static_cast<int>(index.shape(1)),
-                           grad_out.data(), x_centered.data(), decoder.data(), static_cast<int>(n_latents),
-                           static_cast<int>(n_features), grad_decoder.data(), grad_encoder.data(),
-                           grad_encoder_bias.data(), n_threads);
+    sparse_decode_backward(index.data(), value.data(), static_cast<size_type>(batch), k, grad_out.data(),
+                           x_centered.data(), decoder.data(), latents, features, grad_decoder.data(),
+                           grad_encoder.data(), grad_encoder_bias.data(), n_threads);
 }
 
 void adam_binding(nb::ndarray<float, nb::c_contig, nb::device::cpu> param,

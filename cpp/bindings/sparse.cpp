@@ -1,5 +1,6 @@
 // Binding of the sparse-coding kernels. python/latentcore/sparse.py validates
-// and documents; here shapes are checked so that no call leaves its arrays.
+// and documents; here every size is checked against the others (and every
+// narrowing cast) so that no call leaves its arrays, whatever it is handed.
 #include <cstdint>
 
 #include "arrays.hpp"
@@ -7,6 +8,7 @@
 
 namespace nb = nanobind;
 using namespace latentcore;
+using bindings::narrow;
 using bindings::require;
 
 namespace {
@@ -15,18 +17,19 @@ using Cpu = bindings::Arrays<nb::device::cpu>;
 
 // The signals as rows of X with the dictionary and SGEMM (see SparseSignals).
 SparseSignals signals_of(const Cpu::Mat<const float>& x, const Cpu::Mat<const float>& dictionary,
-                         const Cpu::Mat<const double>& gram, nb::capsule sgemm) {
+                         const Cpu::Mat<const double>* gram, nb::capsule sgemm) {
     const size_t n_atoms = dictionary.shape(0);
     require(dictionary.shape(1) == x.shape(1), "dictionary must be (n_atoms, n_features) with X's n_features");
-    require(gram.shape(0) == n_atoms && gram.shape(1) == n_atoms, "gram must be (n_atoms, n_atoms)");
-    require(n_atoms >= 1 && n_atoms <= INT32_MAX && x.shape(1) <= INT32_MAX,
-            "between 1 and 2^31 - 1 atoms, at most 2^31 - 1 features");
+    if (gram) require(gram->shape(0) == n_atoms && gram->shape(1) == n_atoms, "gram must be (n_atoms, n_atoms)");
+    require(n_atoms >= 1, "the dictionary needs at least one atom");
+    require(x.shape(1) >= 1, "signals need at least one feature");
     SparseSignals s;
-    s.n = static_cast<size_type>(x.shape(0));
-    s.n_atoms = static_cast<int>(n_atoms);
-    s.n_features = static_cast<int>(x.shape(1));
+    s.n = narrow<size_type>(x.shape(0), "the number of signals");
+    s.n_atoms = narrow<int>(n_atoms, "n_atoms");
+    s.n_features = narrow<int>(x.shape(1), "n_features");
     s.x = x.data();
     s.dictionary = dictionary.data();
+    require(sgemm.data() != nullptr, "sgemm must hold a function");
     s.sgemm = reinterpret_cast<Sgemm>(sgemm.data());
     return s;
 }
@@ -34,11 +37,12 @@ SparseSignals signals_of(const Cpu::Mat<const float>& x, const Cpu::Mat<const fl
 void omp_binding(Cpu::Mat<const float> x, Cpu::Mat<const float> dictionary, Cpu::Mat<const double> gram,
                  nb::capsule sgemm, double tol, bool positive, Cpu::Mat<index_t> support, Cpu::Mat<float> coefs,
                  Cpu::Vec<index_t> count, int n_threads) {
-    const SparseSignals s = signals_of(x, dictionary, gram, sgemm);
+    const SparseSignals s = signals_of(x, dictionary, &gram, sgemm);
     const size_t n = x.shape(0), k = support.shape(1);
     require(k >= 1 && k <= static_cast<size_t>(s.n_atoms), "support needs 1 to n_atoms columns");
     require(support.shape(0) == n && coefs.shape(0) == n && coefs.shape(1) == k && count.shape(0) == n,
             "support, coefs and count need one row per signal");
+    require(!(tol != tol), "tol must not be NaN");
     nb::gil_scoped_release release;
     batch_omp(s, gram.data(), static_cast<int>(k), tol, positive, support.data(), coefs.data(), count.data(),
               n_threads);
@@ -47,7 +51,7 @@ void omp_binding(Cpu::Mat<const float> x, Cpu::Mat<const float> dictionary, Cpu:
 int lasso_binding(Cpu::Mat<const float> x, Cpu::Mat<const float> dictionary, Cpu::Mat<const double> gram,
                   nb::capsule sgemm, double alpha, bool positive, double tol, int max_iter, Cpu::Mat<float> codes,
                   int n_threads) {
-    const SparseSignals s = signals_of(x, dictionary, gram, sgemm);
+    const SparseSignals s = signals_of(x, dictionary, &gram, sgemm);
     require(codes.shape(0) == x.shape(0) && codes.shape(1) == static_cast<size_t>(s.n_atoms),
             "codes must be (n, n_atoms)");
     require(alpha >= 0 && tol >= 0 && max_iter >= 1, "alpha, tol and max_iter out of range");
@@ -57,15 +61,27 @@ int lasso_binding(Cpu::Mat<const float> x, Cpu::Mat<const float> dictionary, Cpu
     return lasso_cd(s, gram.data(), alpha, positive, tol, max_iter, codes.data(), n_threads);
 }
 
+void topk_binding(Cpu::Mat<const float> x, Cpu::Mat<const float> dictionary, nb::capsule sgemm, bool positive,
+                  Cpu::Mat<index_t> index, Cpu::Mat<float> values, int n_threads) {
+    const SparseSignals s = signals_of(x, dictionary, nullptr, sgemm);
+    const size_t n = x.shape(0), k = index.shape(1);
+    require(k >= 1 && k <= static_cast<size_t>(s.n_atoms), "k must be between 1 and n_atoms");
+    require(index.shape(0) == n && values.shape(0) == n && values.shape(1) == k,
+            "index and values must be (n, k)");
+    nb::gil_scoped_release release;
+    topk_correlations(s, static_cast<int>(k), positive, index.data(), values.data(), n_threads);
+}
+
 int update_binding(Cpu::Mat<const double> A, Cpu::Mat<const double> B, Cpu::Mat<float> dictionary,
                    double min_usage, Cpu::Vec<index_t> unused, int n_threads) {
     const size_t n_atoms = dictionary.shape(0), n_features = dictionary.shape(1);
     require(A.shape(0) == n_atoms && A.shape(1) == n_atoms, "A must be (n_atoms, n_atoms)");
     require(B.shape(0) == n_atoms && B.shape(1) == n_features, "B must be (n_atoms, n_features)");
     require(unused.shape(0) == n_atoms, "unused needs n_atoms entries");
+    const int atoms = narrow<int>(n_atoms, "n_atoms"), features = narrow<int>(n_features, "n_features");
     nb::gil_scoped_release release;
-    return update_dictionary(A.data(), B.data(), dictionary.data(), static_cast<int>(n_atoms),
-                             static_cast<int>(n_features), min_usage, unused.data(), n_threads);
+    return update_dictionary(A.data(), B.data(), dictionary.data(), atoms, features, min_usage, unused.data(),
+                             n_threads);
 }
 
 }  // namespace
@@ -76,6 +92,9 @@ void bind_sparse(nb::module_& m) {
     m.def("sparse_lasso_cd", &lasso_binding, nb::arg("x"), nb::arg("dictionary"), nb::arg("gram"), nb::arg("sgemm"),
           nb::arg("alpha"), nb::arg("positive"), nb::arg("tol"), nb::arg("max_iter"),
           nb::arg("codes"), nb::arg("n_threads"));
+    m.def("sparse_topk", &topk_binding, nb::arg("x"), nb::arg("dictionary"), nb::arg("sgemm"), nb::arg("positive"),
+          nb::arg("index"), nb::arg("values"), nb::arg("n_threads"));
+    m.def("sparse_omp_capacity", &omp_capacity, nb::arg("max_nonzero"), nb::arg("n_features"));
     m.def("sparse_update_dictionary", &update_binding, nb::arg("A"), nb::arg("B"), nb::arg("dictionary"),
           nb::arg("min_usage"), nb::arg("unused"), nb::arg("n_threads"));
 }

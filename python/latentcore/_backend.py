@@ -23,6 +23,10 @@ except ImportError:  # pragma: no cover - depends on the build
     _cuda = None
 
 
+#: The most threads one kernel call starts (n_jobs above it is refused).
+MAX_THREADS = 1024
+
+
 def default_threads() -> int:
     """CPU cores this process may use."""
     try:
@@ -41,6 +45,8 @@ def resolve_n_jobs(n_jobs: int | None) -> int:
         raise ValueError("n_jobs must not be 0: use None or -1 for all cores, or a positive count")
     if n_jobs < 0:
         return max(1, default_threads() + 1 + int(n_jobs))
+    if n_jobs > MAX_THREADS:  # OpenMP would try to start them all
+        raise ValueError(f"n_jobs={n_jobs} is more threads than latentcore starts (at most {MAX_THREADS})")
     return int(n_jobs)
 
 

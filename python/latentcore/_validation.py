@@ -20,7 +20,10 @@ def check_matrix(x: Any, name: str, *, xp=np, allow_empty: bool = False):
     """
     if xp is np and not isinstance(x, np.ndarray):
         if hasattr(x, "__array__") or isinstance(x, (list, tuple)):
-            x = np.asarray(x)
+            try:
+                x = np.asarray(x)
+            except (ValueError, TypeError) as error:  # ragged nested lists, say
+                raise ValueError(f"{name} cannot be read as an array: {error}") from None
         else:
             raise TypeError(f"{name} must be an array, got {type(x).__name__}")
     dtype = np.dtype(x.dtype)

@@ -11,8 +11,11 @@ spends three of its four GEMMs on that sparse part.
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -20,10 +23,10 @@ import numpy as np
 import scipy.sparse
 
 from . import _backend, _core
-from ._validation import check_choice, check_matrix, check_positive_int
-from .io import atomic_write, write_npz_atomic
+from ._validation import check_choice, check_matrix, check_number, check_positive_int
+from .io import atomic_write, read_matrix, write_npz_atomic
 from .knn import largest_products_cuda
-from .sparse import rows_to_csr
+from .sparse import _check_codes, rows_to_csr
 
 __all__ = ["TopKSAE"]
 
@@ -32,6 +35,29 @@ __all__ = ["TopKSAE"]
 _BATCHTOPK_ROW_CAP = 4
 # Parameters and optimizer state, in the order they are saved.
 _PARAMETERS = ("encoder", "encoder_bias", "decoder", "pre_bias")
+# The kernels take int sizes.
+_INT32_MAX = 2**31 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+# What the C++ encoder reports when a pre-activation is not finite.
+_OVERFLOW = "pre-activations overflow float32"
+
+
+def _overflow_error(training: bool) -> ValueError:
+    fix = ("rescale X (e.g. divide it by its largest absolute value), or lower learning_rate if the training "
+           "diverged" if training else "rescale X, e.g. divide it by its largest absolute value")
+    return ValueError(f"the pre-activations (X - pre_bias) @ encoder.T + encoder_bias overflow float32 "
+                      f"(NaN or infinite); {fix}")
+
+
+def _sum_of_squares(a, xp, centered: bool = False) -> float:
+    """sum(a^2), or with centered the sum of squared deviations from the mean
+    row, in float64: squares of finite float32 values overflow float32 beyond
+    1.8e19, and deviations beyond 1.7e38."""
+    a = a.astype(xp.float64)
+    if centered:
+        a -= a.mean(axis=0)
+    return float((a ** 2).sum())
 
 
 class _Kernels:
@@ -60,16 +86,26 @@ class _Kernels:
     def _stream(self) -> int:
         return self.xp.cuda.get_current_stream().ptr
 
-    def largest(self, x, weight, bias, k: int):
-        """The k largest of x @ weight.T + bias per row, descending, as (values, index)."""
+    def largest(self, x, weight, bias, k: int, training: bool = False):
+        """The k largest of x @ weight.T + bias per row, descending, as
+        (values, index); a ValueError when a pre-activation is not finite."""
         if self.device == "cpu":
             values = np.empty((x.shape[0], k), np.float32)
             index = np.empty((x.shape[0], k), np.int32)
             # The callers turn BLAS threading off (single_threaded_blas): each
             # OpenMP thread runs its own blocks' SGEMM.
-            _core.sae_topk_encode(x, weight, bias, _backend.scipy_sgemm(), values, index, self.n_threads)
+            try:
+                _core.sae_topk_encode(x, weight, bias, _backend.scipy_sgemm(), values, index, self.n_threads)
+            except ValueError as exc:
+                if _OVERFLOW in str(exc):
+                    raise _overflow_error(training) from None
+                raise
             return values, index
-        return largest_products_cuda(x, weight, k, bias=bias)
+        values, index = largest_products_cuda(x, weight, k, bias=bias)
+        # The GPU selection is shared with k-NN: the values it kept are checked here.
+        if not bool(self.xp.isfinite(values).all()) or not bool(self.xp.isfinite(x).all()):
+            raise _overflow_error(training)
+        return values, index
 
     def decode(self, index, values, decoder, bias, out=None):
         out = self.xp.empty((index.shape[0], decoder.shape[1]), self.xp.float32) if out is None else out
@@ -206,8 +242,9 @@ class TopKSAE:
             iterable (e.g. a generator of activation batches, torch tensors
             included) is read once, its chunks regrouped into ``batch_size``.
 
-        Interrupting (Ctrl-C) stops between two steps and keeps the model
-        trained so far, fitted attributes included.
+        Interrupting (Ctrl-C) stops within a second and keeps the model
+        trained so far, fitted attributes included (a step interrupted while
+        it updates the parameters keeps the part of its update already made).
         """
         for name in ("encoder_", "n_samples_seen_"):
             self.__dict__.pop(name, None)
@@ -221,16 +258,20 @@ class TopKSAE:
     def partial_fit(self, X: Any, y: Any = None) -> "TopKSAE":
         """One pass over X (an array or an iterable of arrays), in order,
         continuing the training (initializing on the first call)."""
-        if not hasattr(self, "encoder_"):
-            self._check_params()
+        self._check_params()
+        if hasattr(self, "encoder_"):
+            self._check_fitted_shapes()
         self._train(_as_source(X), 1, np.random.default_rng(self.random_state), shuffle=False)
         return self
 
     def _check_params(self) -> None:
-        check_positive_int(self.n_latents, "n_latents")
+        """Every hyper-parameter, each error naming its argument."""
+        n_latents = check_positive_int(self.n_latents, "n_latents")
+        if n_latents > _INT32_MAX:
+            raise ValueError(f"n_latents must be at most {_INT32_MAX}, got {n_latents}")
         k = check_positive_int(self.k, "k")
-        if k > self.n_latents:
-            raise ValueError(f"k={k} exceeds n_latents={self.n_latents}")
+        if k > n_latents:
+            raise ValueError(f"k={k} exceeds n_latents={n_latents}")
         check_choice(self.activation, "activation", {"topk", "batchtopk"})
         check_positive_int(self.batch_size, "batch_size")
         check_positive_int(self.n_epochs, "n_epochs")
@@ -238,16 +279,36 @@ class TopKSAE:
             check_positive_int(self.k_aux, "k_aux")
         if self.dead_after is not None:
             check_positive_int(self.dead_after, "dead_after")
-        for name in ("learning_rate", "eps"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if not (isinstance(self.aux_coef, (int, float)) and np.isfinite(self.aux_coef) and self.aux_coef >= 0):
-            raise ValueError(f"aux_coef must be a finite number >= 0, got {self.aux_coef!r}")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.learning_rate is not None:
+            check_number(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
+        check_number(self.eps, "eps", low=0.0, low_inclusive=False)
+        check_number(self.aux_coef, "aux_coef", low=0.0)
+        betas = self.betas
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        for i, beta in enumerate(betas):
+            try:
+                check_number(beta, f"betas[{i}]", low=0.0, high=1.0, high_inclusive=False)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"betas must be two numbers in [0, 1): {exc}") from None
         if self.device is not None:
             check_choice(self.device, "device", {"cpu", "cuda"})
+        _backend.resolve_n_jobs(self.n_jobs)
+
+    def _check_fitted_shapes(self) -> tuple[int, int]:
+        """(n_latents, n_features) of the fitted parameters, checked against
+        each other and against the hyper-parameters that index them."""
+        encoder, decoder = self.encoder_, self.decoder_
+        if encoder.ndim != 2 or decoder.shape != encoder.shape or self.encoder_bias_.shape != encoder.shape[:1] \
+                or self.pre_bias_.shape != encoder.shape[1:]:
+            raise ValueError("the fitted parameters disagree in shape: encoder_ and decoder_ must be "
+                             "(n_latents, n_features), encoder_bias_ (n_latents,) and pre_bias_ (n_features,)")
+        n_latents = encoder.shape[0]
+        if self.n_latents != n_latents:
+            raise ValueError(f"n_latents={self.n_latents} but the fitted parameters have {n_latents} latents")
+        if self.k > n_latents:
+            raise ValueError(f"k={self.k} exceeds the {n_latents} latents")
+        return encoder.shape
 
     def _train(self, source, epochs: int, rng: np.random.Generator, shuffle: bool) -> None:
         kernels = None
@@ -281,6 +342,7 @@ class TopKSAE:
                          for name, pair in self._saved_moments.items()}
         self._last_fired = _backend.to_device(self._last_fired, device)
         self._grads = {name: kernels.xp.zeros_like(p) for name, p in self._state.items()}
+        self._updating = False
         return kernels
 
     def _initialize(self, x: np.ndarray, rng: np.random.Generator) -> None:
@@ -290,7 +352,8 @@ class TopKSAE:
         decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
         self.encoder_, self.decoder_ = decoder.copy(), decoder
         self.encoder_bias_ = np.zeros(self.n_latents, np.float32)
-        self.pre_bias_ = x.mean(axis=0).astype(np.float32)
+        # Summed in float64: a float32 sum of large finite values overflows.
+        self.pre_bias_ = x.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.n_samples_seen_ = 0
         self.n_steps_ = 0
         self.threshold_ = 0.0
@@ -300,7 +363,7 @@ class TopKSAE:
         """Zero Adam moments, every latent counted as just fired, an empty history."""
         self._saved_moments = {name: (np.zeros_like(getattr(self, name + "_")),
                                       np.zeros_like(getattr(self, name + "_"))) for name in _PARAMETERS}
-        self._last_fired = np.full(self.n_latents, self.n_samples_seen_, np.int64)
+        self._last_fired = np.full(self.encoder_.shape[0], self.n_samples_seen_, np.int64)
         self.history_ = {"samples": [], "fvu": [], "l0": [], "dead": []}
 
     def _prepare(self, batch, kernels: _Kernels):
@@ -312,43 +375,53 @@ class TopKSAE:
         return x
 
     def _select(self, x_centered, encoder, encoder_bias, k: int, kernels: _Kernels, training: bool):
-        """ReLU'd top-k (or batch top-k) codes as (values, index), index -1 padding."""
+        """ReLU'd top-k (or batch top-k) codes as (values, index, cut), index
+        -1 padding; cut is the batch's BatchTopK cut-off when training
+        (else None), for the caller to fold into threshold_."""
         xp = kernels.xp
+        cut = None
         if self.activation == "topk":
-            values, index = kernels.largest(x_centered, encoder, encoder_bias, k)
+            values, index = kernels.largest(x_centered, encoder, encoder_bias, k, training)
         else:
             cap = min(encoder.shape[0], _BATCHTOPK_ROW_CAP * k, kernels.max_k)
-            values, index = kernels.largest(x_centered, encoder, encoder_bias, cap)
+            values, index = kernels.largest(x_centered, encoder, encoder_bias, cap, training)
             if training:
                 budget = min(k * x_centered.shape[0], values.size)
                 cut = float(xp.partition(values.ravel(), values.size - budget)[values.size - budget])
                 cut = max(cut, 0.0)
-                # The running mean of the cut-offs is the inference threshold.
-                self.threshold_ += (cut - self.threshold_) / (self.n_steps_ + 1)
                 values = xp.where(values >= cut, values, 0.0).astype(xp.float32)
             else:
                 values = xp.where(values > self.threshold_, values, 0.0).astype(xp.float32)
-        return _kept(values, index, xp)
+        return (*_kept(values, index, xp), cut)
 
     def _step(self, x, kernels: _Kernels) -> tuple[float, float, float]:
+        """One Adam step. Nothing of the model changes before its update
+        phase (the counters, Adam and the renormalization), so an error or an
+        interrupt before it leaves the model as the previous step left it."""
         xp, state = kernels.xp, self._state
         n, n_features = x.shape
         x_centered = x - state["pre_bias"]
-        values, index = self._select(x_centered, state["encoder"], state["encoder_bias"], self.k, kernels, True)
+        values, index, cut = self._select(x_centered, state["encoder"], state["encoder_bias"], self.k, kernels, True)
         recon = kernels.decode(index, values, state["decoder"], state["pre_bias"], kernels.buffer("recon", x.shape))
         error = recon - x
-        total = float(((x - x.mean(axis=0)) ** 2).sum()) or 1.0
-        fvu = float((error ** 2).sum()) / total
+        # Sums of squares in float64: in float32 they overflow for data beyond ~1e19.
+        total = _sum_of_squares(x, xp, centered=True) or 1.0
+        fvu = _sum_of_squares(error, xp) / total
+        if not math.isfinite(fvu):
+            raise _overflow_error(True)
         grads = self._grads
         for name in ("decoder", "encoder", "encoder_bias"):
             grads[name].fill(0.0)
-        grad_out = error * np.float32(2.0 / total)
+        grad_out = _times(error, 2.0 / total)
+        if grad_out is None:
+            raise ValueError(f"X varies too little for float32 training (its sum of squared deviations is "
+                             f"{total:.3g}): rescale X, e.g. multiply it by 1e20")
         kernels.backward(index, values, grad_out, x_centered, state["decoder"], grads)
 
-        self.n_samples_seen_ += n
-        fired = index[index >= 0]
-        self._last_fired[fired] = self.n_samples_seen_
-        dead = self.n_samples_seen_ - self._last_fired > self._dead_after()
+        seen = self.n_samples_seen_ + n
+        last_fired = self._last_fired.copy()
+        last_fired[index[index >= 0]] = seen
+        dead = seen - last_fired > self._dead_after()
         dead_ids = xp.flatnonzero(dead).astype(xp.int32)
         if self.aux_coef > 0 and dead_ids.size:
             self._auxk_backward(x_centered, -error, dead_ids, kernels, grads)
@@ -357,11 +430,23 @@ class TopKSAE:
         # Unit-norm decoder rows: only the tangential part of their gradient counts.
         decoder = state["decoder"]
         grads["decoder"] -= (grads["decoder"] * decoder).sum(axis=1, keepdims=True) * decoder
+
+        # The update phase.
+        self._updating = True
+        self.n_samples_seen_ = seen
+        self._last_fired = last_fired
+        if cut is not None:  # the running mean of the cut-offs is the inference threshold
+            self.threshold_ += (cut - self.threshold_) / (self.n_steps_ + 1)
         self.n_steps_ += 1
         lr = self._learning_rate()
         for name in _PARAMETERS:
             kernels.adam(state[name], grads[name], *self._moments[name], lr, self.betas, self.eps, self.n_steps_)
-        decoder /= xp.linalg.norm(decoder, axis=1, keepdims=True)
+        norms = xp.linalg.norm(decoder, axis=1, keepdims=True)
+        decoder /= norms
+        self._updating = False
+        if not bool(xp.isfinite(norms).all()) or not bool((norms > 0).all()):
+            raise ValueError(f"the training diverged at step {self.n_steps_} (non-finite or zero decoder rows); "
+                             "lower learning_rate, or rescale X")
 
         l0 = float((values > 0).sum()) / n
         dead_fraction = float(dead.sum()) / dead.size
@@ -375,12 +460,13 @@ class TopKSAE:
         xp, state = kernels.xp, self._state
         k_aux = min(self.k_aux or max(1, x_centered.shape[1] // 2), int(dead_ids.size), kernels.max_k)
         values, local = kernels.largest(x_centered, xp.ascontiguousarray(state["encoder"][dead_ids]),
-                                        xp.ascontiguousarray(state["encoder_bias"][dead_ids]), k_aux)
+                                        xp.ascontiguousarray(state["encoder_bias"][dead_ids]), k_aux, True)
         values, index = _kept(values, dead_ids[local], xp)
         aux_error = kernels.decode(index, values, state["decoder"], None) - residual
-        total = float(((residual - residual.mean(axis=0)) ** 2).sum()) or 1.0
-        kernels.backward(index, values, aux_error * np.float32(2.0 * self.aux_coef / total), x_centered,
-                         state["decoder"], grads)
+        total = _sum_of_squares(residual, xp, centered=True) or 1.0
+        grad_aux = _times(aux_error, 2.0 * self.aux_coef / total)
+        if grad_aux is not None:  # else a residual too small for float32 gradients: no AuxK this step
+            kernels.backward(index, values, grad_aux, x_centered, state["decoder"], grads)
 
     def _dead_after(self) -> int:
         return self.dead_after or 1000 * self.n_latents // self.k
@@ -390,13 +476,17 @@ class TopKSAE:
 
     def _publish(self, kernels: _Kernels) -> None:
         """Fitted attributes on the host; the optimizer state kept for partial_fit."""
+        if self._updating:  # interrupted inside Adam: the decoder rows were not renormalized yet
+            decoder = self._state["decoder"]
+            norms = kernels.xp.linalg.norm(decoder, axis=1, keepdims=True)
+            decoder /= kernels.xp.where(norms > 0, norms, 1.0)
         host = {name: _backend.to_device(value, "cpu") for name, value in self._state.items()}
         for name, value in host.items():
             setattr(self, name + "_", value)
         self._saved_moments = {name: tuple(_backend.to_device(m, "cpu") for m in pair)
                                for name, pair in self._moments.items()}
         self._last_fired = _backend.to_device(self._last_fired, "cpu")
-        del self._state, self._moments, self._grads
+        del self._state, self._moments, self._grads, self._updating
         self.history_ = {key: list(values) for key, values in self.history_.items()}
 
     @property
@@ -415,22 +505,28 @@ class TopKSAE:
 
         numpy and CPU torch input give a ``scipy.sparse.csr_array``; cupy (or
         a CUDA torch tensor) runs on the GPU and gives a ``cupyx`` csr_matrix.
+        A ValueError when X is so large that its pre-activations overflow
+        float32. Ctrl-C stops within a second.
         """
         self._fitted()
+        n_latents, n_features = self._check_fitted_shapes()
+        check_positive_int(self.k, "k")
+        batch_size = check_positive_int(self.batch_size, "batch_size")
+        check_choice(self.activation, "activation", {"topk", "batchtopk"})
         x, placement = _backend.to_backend(X)
         device = placement.device
         kernels = _Kernels(device, _backend.resolve_n_jobs(self.n_jobs))
         x = check_matrix(x, "X", xp=kernels.xp)
-        if x.shape[1] != self.decoder_.shape[1]:
-            raise ValueError(f"X has {x.shape[1]} features but the autoencoder has {self.decoder_.shape[1]}")
+        if x.shape[1] != n_features:
+            raise ValueError(f"X has {x.shape[1]} features but the autoencoder has {n_features}")
         params = {name: _backend.to_device(getattr(self, name + "_"), device) for name in _PARAMETERS}
         blocks = []
         with _backend.single_threaded_blas():
-            for first in range(0, x.shape[0], self.batch_size):
-                x_centered = x[first:first + self.batch_size] - params["pre_bias"]
-                values, index = self._select(x_centered, params["encoder"], params["encoder_bias"], self.k,
-                                             kernels, False)
-                blocks.append(rows_to_csr(index, values, None, self.n_latents))
+            for first in range(0, x.shape[0], batch_size):
+                x_centered = x[first:first + batch_size] - params["pre_bias"]
+                values, index, _ = self._select(x_centered, params["encoder"], params["encoder_bias"], self.k,
+                                                kernels, False)
+                blocks.append(rows_to_csr(index, values, None, n_latents))
         if device == "cuda":
             import cupyx.scipy.sparse as cusparse
 
@@ -447,15 +543,23 @@ class TopKSAE:
 
         cupy / cupyx codes decode on the GPU and come back as cupy."""
         self._fitted()
-        if codes.ndim != 2 or codes.shape[1] != self.n_latents:
-            raise ValueError(f"codes must be (n, {self.n_latents}), got shape {tuple(codes.shape)}")
+        n_latents, _ = self._check_fitted_shapes()
+        if getattr(codes, "ndim", None) != 2 or codes.shape[1] != n_latents:
+            raise ValueError(f"codes must be (n, {n_latents}), got shape {tuple(getattr(codes, 'shape', ()))}")
         on_gpu = _backend.is_cupy(codes) or type(codes).__module__.startswith("cupyx")
         if on_gpu:
             cp = _backend.require_cupy()
-            return (codes @ cp.asarray(self.decoder_) + cp.asarray(self.pre_bias_)).astype(cp.float32)
+            out = (codes @ cp.asarray(self.decoder_) + cp.asarray(self.pre_bias_)).astype(cp.float32)
+            if not bool(cp.isfinite(out).all()):
+                raise ValueError("codes must be finite, and small enough that the signals fit in float32")
+            return out
         if _backend.is_torch(codes):
             codes = _backend.to_backend(codes)[0]
-        return np.asarray(codes @ self.decoder_ + self.pre_bias_, dtype=np.float32)
+        codes = _check_codes(codes, n_latents)
+        out = np.asarray(codes @ self.decoder_.astype(np.float64) + self.pre_bias_, dtype=np.float64)
+        if out.size and not (np.abs(out).max() <= _FLOAT32_MAX):
+            raise ValueError("the signals decoded from these codes overflow float32; the codes are too large")
+        return out.astype(np.float32)
 
     inverse_transform = decode
 
@@ -468,7 +572,7 @@ class TopKSAE:
         self._fitted()
         path = Path(path)
         tensors = {name: np.ascontiguousarray(getattr(self, name + "_"), np.float32) for name in _PARAMETERS}
-        meta = {"format": "latentcore.TopKSAE/1", "params": _json_params(self),
+        meta = {"format": _FORMAT, "params": _json_params(self),
                 "threshold": self.threshold_, "n_samples_seen": self.n_samples_seen_, "n_steps": self.n_steps_}
         if path.suffix == ".npz":
             write_npz_atomic(path, **tensors, metadata=np.array(json.dumps(meta)))
@@ -480,28 +584,77 @@ class TopKSAE:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TopKSAE":
         """An autoencoder written by :meth:`save`, ready to encode and decode
-        (``partial_fit`` continues with fresh Adam moments)."""
+        (``partial_fit`` continues with fresh Adam moments).
+
+        Every tensor's dtype and shape is checked against the metadata and
+        the others, and every value and hyper-parameter is checked, before
+        anything is built: a damaged or crafted file raises ValueError naming
+        it (OSError when it cannot be opened)."""
         path = Path(path)
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                if "metadata" not in archive:
-                    raise ValueError(f"{path} is not a TopKSAE archive (no metadata entry)")
-                meta = json.loads(str(archive["metadata"]))
-                tensors = {name: archive[name] for name in _PARAMETERS}
-        elif path.suffix == ".safetensors":
-            tensors, header = _read_safetensors(path)
-            if "latentcore" not in header:
-                raise ValueError(f"{path} holds no latentcore metadata")
-            meta = json.loads(header["latentcore"])
-        else:
+        if path.suffix not in (".npz", ".safetensors"):
             raise ValueError(f"load reads .npz or .safetensors, got {path.name!r}")
-        params = meta["params"]
+        with open(path, "rb") as f:  # a missing or unreadable file: OSError naming it
+            try:
+                size = os.fstat(f.fileno()).st_size
+                tensors, meta = _read_npz(f, size) if path.suffix == ".npz" else _read_safetensors_file(f, size)
+                return cls._from_file_parts(tensors, meta)
+            except MemoryError:  # sizes are checked against the file first: a genuine lack of memory
+                raise
+            except OSError as exc:
+                if exc.errno not in (None, errno.EINVAL):  # the system's answer about the file (EIO, ...)
+                    raise OSError(exc.errno, f"cannot read {path}: {exc.strerror or exc}") from exc
+                raise ValueError(f"{path} is not a valid TopKSAE file: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 -- every other failure is a damaged file
+                raise ValueError(f"{path} is not a valid TopKSAE file: {exc}") from None
+
+    @classmethod
+    def _from_file_parts(cls, tensors: dict, meta: Any) -> "TopKSAE":
+        if not isinstance(meta, dict):
+            raise ValueError("its metadata is not a JSON object")
+        if meta.get("format", _FORMAT) != _FORMAT:
+            raise ValueError(f"its format is {meta.get('format')!r}, not {_FORMAT!r}")
+        params = meta.get("params")
+        if not isinstance(params, dict) or "n_latents" not in params or "k" not in params:
+            raise ValueError("its metadata has no hyper-parameters (params with n_latents and k)")
+        unknown = set(params) - set(_LOADED_PARAMS)
+        if unknown:
+            raise ValueError(f"unknown hyper-parameters {sorted(unknown)}")
+        params = dict(params)
+        if isinstance(params.get("betas"), list):
+            params["betas"] = tuple(params["betas"])
+        random_state = params.get("random_state")
+        if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, int)
+                                         or random_state < 0):
+            raise ValueError(f"random_state must be null or an int >= 0, got {random_state!r}")
+        for name in ("shuffle", "verbose"):
+            if not isinstance(params.get(name, False), bool):
+                raise ValueError(f"{name} must be true or false, got {params[name]!r}")
         sae = cls(params.pop("n_latents"), params.pop("k"), **params)
+        sae._check_params()
+        n_latents = sae.n_latents
+        encoder = tensors["encoder"]
+        if encoder.ndim != 2 or encoder.shape[0] != n_latents or encoder.shape[1] < 1:
+            raise ValueError(f"tensor encoder has shape {encoder.shape}, not (n_latents={n_latents}, n_features)")
+        n_features = encoder.shape[1]
+        expected = {"encoder": (n_latents, n_features), "decoder": (n_latents, n_features),
+                    "encoder_bias": (n_latents,), "pre_bias": (n_features,)}
+        for name, shape in expected.items():
+            tensor = tensors[name]
+            if tensor.dtype != np.float32:
+                raise ValueError(f"tensor {name} has dtype {tensor.dtype}, not float32")
+            if tensor.shape != shape:
+                raise ValueError(f"tensor {name} has shape {tensor.shape}, not {shape} (n_latents={n_latents}, "
+                                 f"n_features={n_features})")
+            if not np.isfinite(tensor).all():
+                raise ValueError(f"tensor {name} holds NaN or infinite values")
         for name in _PARAMETERS:
             setattr(sae, name + "_", np.ascontiguousarray(tensors[name], np.float32))
-        sae.threshold_ = float(meta["threshold"])
-        sae.n_samples_seen_ = int(meta["n_samples_seen"])
-        sae.n_steps_ = int(meta["n_steps"])
+        sae.threshold_ = check_number(meta.get("threshold"), "threshold", low=0.0)
+        for name in ("n_samples_seen", "n_steps"):
+            value = meta.get(name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+            setattr(sae, name + "_", value)
         sae._fresh_optimizer()
         return sae
 
@@ -513,13 +666,35 @@ def _kept(values, index, xp):
     return values, xp.ascontiguousarray(xp.where(values > 0, index, -1).astype(xp.int32))
 
 
+def _times(a, factor: float):
+    """a * factor in float32, also when factor itself lies outside float32's
+    normal range (the loss of data at a scale of 1e20 is normalized by 1e40
+    or more): in two steps then, each factor representable. None when the
+    product does not fit in float32 (data at a scale near 1e-38)."""
+    if _FLOAT32_TINY <= factor <= _FLOAT32_MAX:
+        return a * np.float32(factor)
+    root = math.sqrt(factor)
+    if not _FLOAT32_TINY <= root <= _FLOAT32_MAX:
+        return None
+    out = (a * np.float32(root)) * np.float32(root)
+    return out if bool((abs(out) <= _FLOAT32_MAX).all()) else None
+
+
+_FORMAT = "latentcore.TopKSAE/1"
+_SAVED_PARAMS = ("n_latents", "k", "activation", "batch_size", "n_epochs", "learning_rate", "betas", "eps",
+                 "k_aux", "aux_coef", "dead_after", "shuffle", "n_jobs", "verbose", "device")
+_LOADED_PARAMS = _SAVED_PARAMS + ("random_state",)
+
+
 def _json_params(sae: TopKSAE) -> dict:
-    names = ("n_latents", "k", "activation", "batch_size", "n_epochs", "learning_rate", "betas", "eps",
-             "k_aux", "aux_coef", "dead_after", "shuffle", "n_jobs", "verbose", "device")
-    params = {name: getattr(sae, name) for name in names}
-    params["betas"] = list(params["betas"])
-    if not isinstance(sae.random_state, np.random.Generator):
-        params["random_state"] = sae.random_state
+    def plain(value):  # numpy scalars (np.float32(3e-3), np.int64(8)) as JSON numbers
+        return value.item() if isinstance(value, np.generic) else value
+
+    params = {name: plain(getattr(sae, name)) for name in _SAVED_PARAMS}
+    params["betas"] = [plain(b) for b in params["betas"]]
+    seed = sae.random_state  # a Generator (or other state) cannot be saved: it is left out
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+        params["random_state"] = plain(seed)
     return params
 
 
@@ -528,15 +703,22 @@ def _as_source(X: Any):
     """An array (numpy, memmap, cupy), or an iterator of batches."""
     if isinstance(X, (str, os.PathLike)):
         path = Path(X)
-        if path.suffix != ".npy":
+        if path.suffix.lower() != ".npy":
             raise ValueError(f"a path given as X must be a .npy file, got {path.name!r}")
-        return np.load(path, mmap_mode="r")
+        try:  # memory-mapped; a missing or damaged file is a ValueError (OSError: unreadable) naming it
+            return read_matrix(path)
+        except ValueError as exc:
+            raise ValueError(f"X is the path of a file that cannot be read as a matrix: {exc}") from None
     if isinstance(X, np.ndarray) or _backend.is_cupy(X):
         return X
     if _backend.is_torch(X):
         return _backend.to_backend(X)[0]
     if isinstance(X, (list, tuple)) and X and not hasattr(X[0], "shape"):
-        return np.asarray(X)
+        try:
+            return np.asarray(X)
+        except ValueError as exc:  # ragged rows
+            raise ValueError(f"X must be a 2-D array (n_samples, n_features), with rows of one length: {exc}") \
+                from None
     if hasattr(X, "__iter__"):
         return iter(X)
     raise TypeError(f"X must be an array, a .npy path or an iterable of arrays, got {type(X).__name__}")
@@ -575,13 +757,21 @@ def _array_batches(X, batch_size: int, epochs: int, rng, shuffle: bool) -> Itera
 
 
 def _regrouped(chunks: Iterable, batch_size: int) -> Iterator:
-    """Chunks of any size regrouped into batches of batch_size (the last one shorter)."""
-    pending, held = [], 0
-    for chunk in chunks:
+    """Chunks of any size regrouped into batches of batch_size (the last one
+    shorter); every chunk a 2-D float array with the first one's width."""
+    pending, held, width = [], 0, None
+    for number, chunk in enumerate(chunks):
         chunk, _ = _backend.to_backend(chunk)
         if getattr(chunk, "ndim", None) != 2:
             raise ValueError(f"each batch of X must be 2-D (n, n_features), got {type(chunk).__name__} "
                              f"of shape {getattr(chunk, 'shape', None)}")
+        if np.dtype(chunk.dtype).kind != "f":
+            raise TypeError(f"batch {number} of X holds {chunk.dtype} values; X must hold floating-point values")
+        if width is None:
+            width = chunk.shape[1]
+        elif chunk.shape[1] != width:
+            raise ValueError(f"batch {number} of X has {chunk.shape[1]} features but the batches before it "
+                             f"have {width}; every batch needs the same n_features")
         first = 0
         while chunk.shape[0] - first >= batch_size - held:
             take = batch_size - held
@@ -648,18 +838,85 @@ def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dic
             f.write(np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes())
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        if size <= 0 or size > 100 * 2**20:
-            raise ValueError(f"{path} is not a safetensors file (header size {size})")
-        header = json.loads(f.read(size))
-        data = f.read()
-    metadata = header.pop("__metadata__", {}) or {}
+# Bytes of a safetensors JSON header at most (the format's own limit is 100 MB).
+_MAX_HEADER = 100 * 2**20
+
+
+def _read_safetensors_file(f, size: int) -> tuple[dict[str, np.ndarray], Any]:
+    """The four tensors and the metadata of a safetensors file, every
+    header field checked against the file before it is used."""
+    if size < 8:
+        raise ValueError(f"it is {size} bytes long, shorter than a safetensors header")
+    header_size = int.from_bytes(f.read(8), "little")
+    if not 2 <= header_size <= min(_MAX_HEADER, size - 8):
+        raise ValueError(f"its header size {header_size} does not fit a {size}-byte file")
+    header = json.loads(f.read(header_size))
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object")
+    data = f.read()
+    metadata = header.pop("__metadata__", None)
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("latentcore"), str):
+        raise ValueError("it holds no latentcore metadata")
     tensors = {}
-    for name, entry in header.items():
-        if entry["dtype"] != "F32":
-            raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}; TopKSAE files hold F32")
-        begin, end = entry["data_offsets"]
-        tensors[name] = np.frombuffer(data[begin:end], "<f4").reshape(entry["shape"])
-    return tensors, metadata
+    for name in _PARAMETERS:
+        entry = header.get(name)
+        if not isinstance(entry, dict):
+            raise ValueError(f"it has no tensor {name!r}")
+        if entry.get("dtype") != "F32":
+            raise ValueError(f"tensor {name!r} has dtype {entry.get('dtype')!r}; TopKSAE files hold F32")
+        shape, offsets = entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            raise ValueError(f"tensor {name!r} has an invalid shape {shape!r}")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(
+                isinstance(o, int) and not isinstance(o, bool) for o in offsets):
+            raise ValueError(f"tensor {name!r} has invalid data_offsets {offsets!r}")
+        begin, end = offsets
+        if not 0 <= begin <= end <= len(data) or end - begin != 4 * math.prod(shape):
+            raise ValueError(f"tensor {name!r} of shape {shape} has data_offsets {offsets} outside its "
+                             f"{len(data)} bytes of data or of the wrong length")
+        tensors[name] = np.frombuffer(data, "<f4", count=(end - begin) // 4, offset=begin).reshape(shape)
+    return tensors, json.loads(metadata["latentcore"])
+
+
+def _npy_header(archive: zipfile.ZipFile, member: str) -> tuple[tuple, np.dtype]:
+    """(shape, dtype) from the header of a .npy member, read alone."""
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"entry {member!r} has .npy format version {version}")
+    return shape, np.dtype(dtype)
+
+
+def _read_npz(f, size: int) -> tuple[dict[str, np.ndarray], Any]:
+    """The four tensors and the metadata of a .npz archive: each entry's
+    header is read and checked (dtype, and bytes that the entry holds)
+    before its data is, so a crafted header cannot ask for any memory."""
+    with zipfile.ZipFile(f) as archive:
+        members = {}
+        for name in ("metadata",) + _PARAMETERS:
+            member = name + ".npy"
+            try:
+                info = archive.getinfo(member)
+            except KeyError:
+                raise ValueError(f"it has no {name!r} entry") from None
+            shape, dtype = _npy_header(archive, member)
+            if name == "metadata":
+                if shape != () or dtype.kind != "U":
+                    raise ValueError("its metadata entry is not a string")
+            elif dtype != np.dtype("<f4") or len(shape) not in (1, 2):
+                raise ValueError(f"entry {name!r} is {dtype} of shape {shape}, not a float32 vector or matrix")
+            needed = math.prod(shape) * dtype.itemsize
+            if needed > info.file_size or (info.compress_type == zipfile.ZIP_STORED and needed > size):
+                raise ValueError(f"entry {name!r} claims {needed} bytes but holds {info.file_size}")
+            members[name] = member
+        arrays = {}
+        for name, member in members.items():
+            with archive.open(member) as stream:
+                arrays[name] = np.lib.format.read_array(stream, allow_pickle=False)
+    meta = json.loads(str(arrays.pop("metadata")[()]))
+    return arrays, meta

@@ -9,6 +9,7 @@ factor in double precision, in parallel over signals. Codes come out as
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -16,32 +17,100 @@ import scipy.sparse
 
 from . import _backend, _core
 from .knn import largest_products_cuda
-from ._validation import check_choice, check_matrix, check_positive_int
+from ._validation import check_choice, check_matrix, check_number, check_positive_int
 
 __all__ = ["DictionaryLearning", "SparseCoder", "sparse_encode"]
 
 # Atoms whose norm is further than this from 1 are not unit norm.
 _UNIT_NORM_TOL = 1e-4
-# Signals per kernel call: bounds the correlation block and lets Ctrl-C in.
+# Signals per kernel call at most: bounds the output block and lets Ctrl-C in
+# between calls (the kernels also poll for it themselves).
 _SIGNALS_PER_CALL = 1 << 13
+# LASSO codes are dense while they are computed: at most this many per call.
+_LASSO_BLOCK_ENTRIES = 1 << 24
+# Signals whose largest |value| lies outside [2^-60, 2^60] are coded at a
+# power-of-two scale that brings it near 1 (exact), and their codes scaled
+# back: float32 correlations of finite signals then never overflow nor
+# vanish into subnormals.
+_SAFE_EXPONENT = 60
+# The kernels take int counts.
+_INT32_MAX = 2**31 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _unit_dictionary(dictionary: Any, n_features: int, normalize: bool) -> np.ndarray:
-    D = check_matrix(dictionary, "dictionary")
-    if D.shape[1] != n_features:
+def _row_norms(M: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the rows of M in float64, without overflow or
+    underflow whatever the scale (each row is divided by its largest |value|)."""
+    if M.dtype == np.float32:  # squared float32 values (at most 1.2e77) cannot overflow float64
+        return np.linalg.norm(M.astype(np.float64), axis=1)
+    M = np.asarray(M, dtype=np.float64)
+    largest = np.abs(M).max(axis=1) if M.shape[1] else np.zeros(M.shape[0])
+    safe = np.where(largest > 0, largest, 1.0)
+    return largest * np.linalg.norm(M / safe[:, None], axis=1)
+
+
+def _unit_dictionary(dictionary: Any, n_features: int | None, normalize: bool) -> np.ndarray:
+    if normalize and isinstance(dictionary, np.ndarray) and dictionary.dtype == np.float64 \
+            and dictionary.ndim == 2 and dictionary.size and np.isfinite(dictionary).all():
+        # float64 atoms are normalized before they become float32: their
+        # values may lie beyond float32's range while their directions do not.
+        D = dictionary
+    else:
+        D = check_matrix(dictionary, "dictionary")
+    if n_features is not None and D.shape[1] != n_features:
         raise ValueError(f"dictionary has atoms of dimension {D.shape[1]} but X has {n_features} features; "
                          "the dictionary is (n_atoms, n_features)")
-    norms = np.linalg.norm(D.astype(np.float64), axis=1)
+    if D.shape[0] > _INT32_MAX:
+        raise ValueError(f"the dictionary has {D.shape[0]} atoms; at most {_INT32_MAX} are supported")
+    norms = _row_norms(D)
     if normalize:
         if (norms == 0).any():
             raise ValueError(f"dictionary atom {int(np.flatnonzero(norms == 0)[0])} is zero and cannot be normalized")
-        return (D / norms[:, None]).astype(np.float32)
+        return np.ascontiguousarray((D / norms[:, None]).astype(np.float32))
     off = np.abs(norms - 1.0) > _UNIT_NORM_TOL
     if off.any():
         atom = int(np.flatnonzero(off)[0])
         raise ValueError(f"dictionary atoms must have unit norm (atom {atom} has norm {norms[atom]:.6g}); "
                          "pass normalize=True to rescale them")
     return D
+
+
+def _check_max_iter(max_iter: Any) -> int:
+    max_iter = check_positive_int(max_iter, "max_iter")
+    if max_iter > _INT32_MAX:
+        raise ValueError(f"max_iter must be at most {_INT32_MAX}, got {max_iter}")
+    return max_iter
+
+
+def _check_alpha(alpha: Any, method: str) -> float | None:
+    if alpha is None:
+        if method == "lasso":
+            raise ValueError("alpha (the L1 weight, a number >= 0) is required for method='lasso'")
+        return None
+    return check_number(alpha, "alpha", low=0.0)
+
+
+def _scale_exponent(X: np.ndarray) -> int:
+    """0, or the power of two e such that X * 2^e has its largest |value| in
+    [0.5, 1), when that value lies outside [2^-60, 2^60] (see _SAFE_EXPONENT)."""
+    if X.size == 0:
+        return 0
+    largest = max(float(X.max()), -float(X.min()))
+    if largest == 0.0 or 2.0**-_SAFE_EXPONENT <= largest <= 2.0**_SAFE_EXPONENT:
+        return 0
+    return -math.frexp(largest)[1]
+
+
+def _unscaled(values: np.ndarray, scale: float, X: np.ndarray) -> np.ndarray:
+    """Codes computed on X (the signals times scale), brought back to the
+    signals' scale in float32; a ValueError when they do not fit in float32."""
+    if scale != 1.0:
+        values = values.astype(np.float64) / scale
+    if values.size and not (np.abs(values).max() <= _FLOAT32_MAX):
+        largest = max(float(X.max()), -float(X.min())) / scale
+        raise ValueError(f"the codes of X overflow float32 (the largest |X| is {largest:.3g}); "
+                         "rescale X first, e.g. divide it by its largest absolute value")
+    return values.astype(np.float32, copy=False)
 
 
 def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: int | None = None,
@@ -66,7 +135,9 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
         TopK autoencoder with tied weights, one GEMM and a selection.
     n_nonzero : int, optional
         OMP and topk: atoms per signal at most; default: 10% of n_features
-        (at least 1), or, for OMP, every atom when ``tol`` is given.
+        (at least 1), or, for OMP, every atom when ``tol`` is given. OMP
+        never selects more than n_features atoms (beyond that the next atom
+        is a combination of the chosen ones).
     alpha : float
         LASSO: the L1 weight (required, >= 0).
     tol : float, optional
@@ -91,6 +162,15 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     scipy.sparse.csr_array of shape (n_signals, n_atoms), float32
         Row i holds signal i's coefficients: X[i] ~ codes[i] @ dictionary.
 
+    Raises
+    ------
+    ValueError
+        Bad parameters or arrays (each named), or codes beyond float32's
+        range. Signals of any finite scale are coded correctly: those with
+        values beyond 2^60 or below 2^-60 are coded at a power-of-two scale.
+    KeyboardInterrupt
+        Ctrl-C stops the call within a second.
+
     Examples
     --------
     >>> import numpy as np, latentcore
@@ -101,8 +181,12 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     (array([3], dtype=int32), array([2.], dtype=float32))
     """
     check_choice(method, "method", {"omp", "lasso", "topk"})
-    if tol is not None and not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    if tol is not None:
+        tol = check_number(tol, "tol", low=0.0)
+    max_iter = _check_max_iter(max_iter)
+    alpha = _check_alpha(alpha, method)
+    if init is not None and method != "lasso":
+        raise ValueError(f"init (warm start) applies to method='lasso' only, not {method!r}")
     X, placement = _backend.to_backend(X)
     if placement.device == "cuda":
         return _encode_cuda(X, dictionary, method=method, n_nonzero=n_nonzero, alpha=alpha, tol=tol,
@@ -110,15 +194,26 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     X = check_matrix(X, "X")
     D = _unit_dictionary(dictionary, X.shape[1], normalize)
     n_threads = _backend.resolve_n_jobs(n_jobs)
-    gram = D.astype(np.float64) @ D.T.astype(np.float64) if method != "topk" else None
-    if init is not None and method != "lasso":
-        raise ValueError(f"init (warm start) applies to method='lasso' only, not {method!r}")
     if method == "lasso":
-        return _lasso(X, D, gram, alpha, 1e-4 if tol is None else float(tol), positive, max_iter, init, n_threads)
-    n_nonzero = _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], tol if method == "omp" else None)
+        init = None if init is None else _check_init(init, X.shape[0], D.shape[0], bool(positive))
+        if n_nonzero is not None:  # unused by LASSO, but never a wrong value
+            _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], None)
+    else:
+        n_nonzero = _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], tol if method == "omp" else None)
+    exponent = _scale_exponent(X)
+    scale = math.ldexp(1.0, exponent)
+    if exponent:
+        X = np.ldexp(X, np.int32(exponent)).astype(np.float32, copy=False)  # exact (2^exponent may exceed float32)
     if method == "topk":
-        return _topk(X, D, n_nonzero, positive, n_threads)
-    return _omp(X, D, gram, n_nonzero, tol, positive, n_threads)
+        index, values = _topk(X, D, n_nonzero, bool(positive), n_threads)
+        return rows_to_csr(index, _unscaled(values, scale, X), None, D.shape[0])
+    gram = D.astype(np.float64) @ D.T.astype(np.float64)
+    if method == "lasso":
+        return _lasso(X, D, gram, alpha * scale, 1e-4 if tol is None else tol, bool(positive), max_iter, init,
+                      scale, n_threads)
+    support, coefs, count = _omp(X, D, gram, n_nonzero, None if tol is None else tol * scale * scale,
+                                 bool(positive), n_threads)
+    return rows_to_csr(support, _unscaled(coefs, scale, X), count, D.shape[0])
 
 
 def _encode_cuda(X, dictionary, *, method: str, n_nonzero, **options):
@@ -143,13 +238,16 @@ def _encode_cuda(X, dictionary, *, method: str, n_nonzero, **options):
     else:  # the selection saw magnitudes: read the signed correlations back, in row blocks
         values = cp.concatenate([cp.einsum("nd,nkd->nk", X[i:i + 4096], D[index[i:i + 4096]])
                                  for i in range(0, X.shape[0], 4096)])
+    if not bool(cp.isfinite(values).all()):
+        raise ValueError("the correlations of X with the dictionary overflow float32; rescale X first, "
+                         "e.g. divide it by its largest absolute value")
     return rows_to_csr(index, values, None, D.shape[0])
 
 
-def _blocks(n: int):
+def _blocks(n: int, per_call: int = _SIGNALS_PER_CALL):
     """Row blocks of the signals, one kernel call each (Ctrl-C lands between them)."""
-    for first in range(0, n, _SIGNALS_PER_CALL):
-        yield slice(first, first + _SIGNALS_PER_CALL)
+    for first in range(0, n, per_call):
+        yield slice(first, first + per_call)
 
 
 def _check_n_nonzero(n_nonzero, n_features, n_atoms, tol) -> int:
@@ -159,6 +257,40 @@ def _check_n_nonzero(n_nonzero, n_features, n_atoms, tol) -> int:
     if n_nonzero > n_atoms:
         raise ValueError(f"n_nonzero={n_nonzero} exceeds the {n_atoms} atoms of the dictionary")
     return n_nonzero
+
+
+def _check_init(init: Any, n: int, n_atoms: int, positive: bool):
+    """LASSO's warm start: (n, n_atoms), finite, dense float32 or a csr_array
+    whose structure is checked entry by entry (an index out of range would
+    otherwise be written through when it is densified)."""
+    expected = (n, n_atoms)
+    if scipy.sparse.issparse(init):
+        if len(init.shape) != 2 or tuple(init.shape) != expected:
+            raise ValueError(f"init must be (n_signals, n_atoms) = {expected}, got {tuple(init.shape)}")
+        if np.dtype(init.dtype).kind not in "fiu":
+            raise TypeError(f"init must hold real numbers, got dtype {init.dtype}")
+        try:
+            if init.format in ("csr", "csc", "bsr"):
+                init.check_format(full_check=True)
+            elif init.format == "coo":
+                for name, coords, size in (("row", init.row, n), ("column", init.col, n_atoms)):
+                    if coords.size and (coords.min() < 0 or coords.max() >= size):
+                        raise ValueError(f"a {name} index is outside [0, {size})")
+            init = scipy.sparse.csr_array(init, dtype=np.float64)
+            init.check_format(full_check=True)
+        except ValueError as exc:
+            raise ValueError(f"init is not a valid sparse matrix of shape {expected}: {exc}") from None
+        data = init.data
+    else:
+        init = check_matrix(init, "init", allow_empty=True)
+        if init.shape != expected:
+            raise ValueError(f"init must be (n_signals, n_atoms) = {expected}, got {init.shape}")
+        data = init
+    if data.size and not np.isfinite(data).all():
+        raise ValueError("init contains NaN or infinite values; pass finite codes, or None to start from zeros")
+    if positive and data.size and data.min() < 0:
+        raise ValueError("init has negative codes but positive=True; clip them to 0 first")
+    return init
 
 
 def rows_to_csr(index, values, count, n_cols: int):
@@ -181,53 +313,72 @@ def rows_to_csr(index, values, count, n_cols: int):
     return codes
 
 
-def _omp(X, D, gram, n_nonzero, tol, positive, n_threads) -> scipy.sparse.csr_array:
+def _omp(X, D, gram, n_nonzero, tol, positive, n_threads):
     n = X.shape[0]
-    support = np.empty((n, n_nonzero), np.int32)
-    coefs = np.zeros((n, n_nonzero), np.float32)
+    # OMP selects at most n_features atoms: the outputs (and the kernel's
+    # per-thread Cholesky factor) are sized by that, not by n_nonzero.
+    width = _core.sparse_omp_capacity(n_nonzero, X.shape[1])
+    support = np.empty((n, width), np.int32)
+    coefs = np.zeros((n, width), np.float32)
     count = np.empty(n, np.int32)
     # Each kernel thread computes its own blocks' correlations by SGEMM: BLAS threading off.
     with _backend.single_threaded_blas():
         for block in _blocks(n):
             _core.sparse_batch_omp(X[block], D, gram, _backend.scipy_sgemm(), -1.0 if tol is None else float(tol),
-                                   bool(positive), support[block], coefs[block], count[block], n_threads)
-    return rows_to_csr(support, coefs, count, D.shape[0])
+                                   positive, support[block], coefs[block], count[block], n_threads)
+    return support, coefs, count
 
 
-def _topk(X, D, n_nonzero, positive, n_threads) -> scipy.sparse.csr_array:
+def _topk(X, D, n_nonzero, positive, n_threads):
     n = X.shape[0]
     index = np.empty((n, n_nonzero), np.int32)
     values = np.empty((n, n_nonzero), np.float32)
-    for block in _blocks(n):
-        correlations = X[block] @ D.T
-        # Selecting on |c| (or c) and reading c back keeps one selection kernel.
-        scores = np.empty((correlations.shape[0], n_nonzero), np.float32)
-        _core.select_topk_rows(correlations if positive else np.abs(correlations), True, scores, index[block],
-                               n_threads)
-        values[block] = np.maximum(scores, 0.0) if positive else np.take_along_axis(correlations, index[block], 1)
-    return rows_to_csr(index, values, None, D.shape[0])
-
-
-def _lasso(X, D, gram, alpha, tol, positive, max_iter, init, n_threads) -> scipy.sparse.csr_array:
-    if alpha is None or isinstance(alpha, bool) or not isinstance(alpha, (int, float)) \
-            or not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0 for method='lasso', got {alpha!r}")
-    max_iter = check_positive_int(max_iter, "max_iter")
-    if init is not None:
-        init = scipy.sparse.csr_array(init) if scipy.sparse.issparse(init) else check_matrix(init, "init")
-        if init.shape != (X.shape[0], D.shape[0]):
-            raise ValueError(f"init must be (n_signals, n_atoms) = {(X.shape[0], D.shape[0])}, got {init.shape}")
-        if positive and init.min() < 0:
-            raise ValueError("init has negative codes but positive=True; clip them to 0 first")
-    rows = []
     with _backend.single_threaded_blas():
-        for block in _blocks(X.shape[0]):
-            codes = np.zeros((X[block].shape[0], D.shape[0]), np.float32) if init is None else np.ascontiguousarray(
-                (init[block].toarray() if scipy.sparse.issparse(init) else init[block]), dtype=np.float32)
-            _core.sparse_lasso_cd(X[block], D, gram, _backend.scipy_sgemm(), float(alpha), bool(positive), tol,
+        for block in _blocks(n):
+            _core.sparse_topk(X[block], D, _backend.scipy_sgemm(), positive, index[block], values[block], n_threads)
+    return index, values
+
+
+def _lasso(X, D, gram, alpha, tol, positive, max_iter, init, scale, n_threads) -> scipy.sparse.csr_array:
+    rows = []
+    per_call = max(1, min(_SIGNALS_PER_CALL, _LASSO_BLOCK_ENTRIES // D.shape[0]))
+    with _backend.single_threaded_blas():
+        for block in _blocks(X.shape[0], per_call):
+            if init is None:
+                codes = np.zeros((X[block].shape[0], D.shape[0]), np.float32)
+            else:
+                start = init[block].toarray() if scipy.sparse.issparse(init) else init[block]
+                if scale != 1.0:
+                    start = start.astype(np.float64) * scale
+                    if not (np.abs(start).max(initial=0.0) <= _FLOAT32_MAX):
+                        raise ValueError("init is too large for X's scale (its codes overflow float32); "
+                                         "pass smaller codes, or None to start from zeros")
+                codes = np.ascontiguousarray(start, dtype=np.float32)
+            _core.sparse_lasso_cd(X[block], D, gram, _backend.scipy_sgemm(), float(alpha), positive, float(tol),
                                   max_iter, codes, n_threads)
-            rows.append(scipy.sparse.csr_array(codes))
+            rows.append(scipy.sparse.csr_array(_unscaled(codes, scale, X)))
     return scipy.sparse.csr_array(scipy.sparse.vstack(rows, format="csr"), dtype=np.float32)
+
+
+def _check_codes(codes: Any, n_atoms: int):
+    """Codes (n, n_atoms) to rebuild signals from: dense or scipy sparse, finite."""
+    if not scipy.sparse.issparse(codes):
+        codes = np.asarray(codes)
+        if codes.dtype.kind not in "fiub":
+            raise TypeError(f"codes must hold real numbers, got dtype {codes.dtype}")
+    if codes.ndim != 2 or codes.shape[1] != n_atoms:
+        raise ValueError(f"codes must be (n, {n_atoms}), got shape {tuple(codes.shape)}")
+    data = codes.data if scipy.sparse.issparse(codes) else codes
+    if np.dtype(data.dtype).kind == "f" and data.size and not np.isfinite(data).all():
+        raise ValueError("codes contain NaN or infinite values")
+    return codes
+
+
+def _rebuilt(codes, components: np.ndarray) -> np.ndarray:
+    out = np.asarray(codes @ components.astype(np.float64), dtype=np.float64)
+    if out.size and not (np.abs(out).max() <= _FLOAT32_MAX):
+        raise ValueError("the signals rebuilt from these codes overflow float32; the codes are too large")
+    return out.astype(np.float32)
 
 
 class SparseCoder:
@@ -270,8 +421,7 @@ class SparseCoder:
 
     def fit(self, X: Any = None, y: Any = None) -> "SparseCoder":
         """Checks the dictionary (nothing is learnt); returns self."""
-        D = check_matrix(self.dictionary, "dictionary")
-        self.components_ = _unit_dictionary(D, D.shape[1], self.normalize)
+        self.components_ = _unit_dictionary(self.dictionary, None, self.normalize)
         return self
 
     def transform(self, X: Any) -> scipy.sparse.csr_array:
@@ -289,16 +439,17 @@ class SparseCoder:
         """Signals rebuilt from codes (n, n_atoms), dense or sparse: float32 (n, n_features)."""
         if not hasattr(self, "components_"):
             self.fit()
-        n_atoms = self.components_.shape[0]
-        if codes.ndim != 2 or codes.shape[1] != n_atoms:
-            raise ValueError(f"codes must be (n, {n_atoms}), got shape {codes.shape}")
-        return np.asarray(codes @ self.components_, dtype=np.float32)
+        return _rebuilt(_check_codes(codes, self.components_.shape[0]), self.components_)
 
 
 # Dictionary learning looks for near-duplicate atoms every this many steps,
 # an atom replaced when its |cosine| with an earlier one exceeds the bound.
 _CLEAR_EVERY = 16
 _DUPLICATE_COSINE = 0.95
+# Multiply-adds per call in the steps' numpy work: the batch statistics go
+# through sparse products above this, the duplicate search in row blocks.
+_DENSE_STATISTICS = 1 << 24
+_DUPLICATE_BLOCK = 1 << 24
 
 
 class DictionaryLearning:
@@ -370,11 +521,14 @@ class DictionaryLearning:
         self.verbose = verbose
 
     def fit(self, X: Any, y: Any = None) -> "DictionaryLearning":
-        """Learns the dictionary from X (n_samples, n_features), from scratch."""
+        """Learns the dictionary from X (n_samples, n_features), from scratch.
+
+        Ctrl-C stops within a second, keeping the atoms learnt so far."""
         self.__dict__.pop("components_", None)
         X = check_matrix(_backend.to_device(X, "cpu"), "X")
+        self._check_params(X.shape[1])
         self._rng = np.random.default_rng(self.random_state)
-        for _ in range(check_positive_int(self.n_epochs, "n_epochs")):
+        for _ in range(self.n_epochs):
             order = self._rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
             self._learn(X, order)
         return self
@@ -382,19 +536,36 @@ class DictionaryLearning:
     def partial_fit(self, X: Any, y: Any = None) -> "DictionaryLearning":
         """One pass over X in order, continuing from the current dictionary."""
         X = check_matrix(_backend.to_device(X, "cpu"), "X")
+        self._check_params(X.shape[1])
         if not hasattr(self, "_rng"):
             self._rng = np.random.default_rng(self.random_state)
         self._learn(X, np.arange(X.shape[0]))
         return self
 
+    def _check_params(self, n_features: int) -> None:
+        """Every parameter, before any work (each error names its argument)."""
+        n_atoms = check_positive_int(self.n_atoms, "n_atoms")
+        if n_atoms > _INT32_MAX:
+            raise ValueError(f"n_atoms must be at most {_INT32_MAX}, got {n_atoms}")
+        method = check_choice(self.method, "method", {"omp", "lasso"})
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.n_epochs, "n_epochs")
+        _check_alpha(self.alpha, method)
+        if method == "omp" or self.n_nonzero is not None:  # unused by LASSO, but never a wrong value
+            _check_n_nonzero(self.n_nonzero, n_features, n_atoms, None)
+        _backend.resolve_n_jobs(self.n_jobs)
+        if hasattr(self, "components_"):
+            if self.components_.shape[0] != n_atoms:
+                raise ValueError(f"n_atoms={n_atoms} but the dictionary learnt so far has "
+                                 f"{self.components_.shape[0]} atoms; call fit to start over")
+            if n_features != self.components_.shape[1]:
+                raise ValueError(f"X has {n_features} features but the dictionary has {self.components_.shape[1]}")
+
     def _learn(self, X: np.ndarray, order: np.ndarray) -> None:
-        check_choice(self.method, "method", {"omp", "lasso"})
-        batch_size = check_positive_int(self.batch_size, "batch_size")
+        batch_size = self.batch_size
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
         if not hasattr(self, "components_"):
             self._initialize(X[order[:self.n_atoms]])
-        elif X.shape[1] != self.components_.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features but the dictionary has {self.components_.shape[1]}")
         progress = None
         if self.verbose:
             from tqdm.auto import tqdm
@@ -414,11 +585,20 @@ class DictionaryLearning:
             if progress is not None:
                 progress.close()
 
+    def _jittered(self, rows: np.ndarray) -> np.ndarray:
+        """Rows (float64) plus Gaussian noise of 1e-3 times each row's RMS
+        value (1e-3 for a zero row), normalized to unit-norm float32 atoms at
+        any scale of the data."""
+        noise = self._rng.standard_normal(rows.shape, dtype=np.float32)
+        rms = _row_norms(rows) / np.sqrt(rows.shape[1])
+        atoms = rows + 1e-3 * np.where(rms > 0, rms, 1.0)[:, None] * noise
+        norms = _row_norms(atoms)
+        return (atoms / np.where(norms > 0, norms, 1.0)[:, None]).astype(np.float32)
+
     def _initialize(self, first: np.ndarray) -> None:
         """Atoms from the first samples visited (repeated if fewer than n_atoms), jittered."""
-        n_atoms = check_positive_int(self.n_atoms, "n_atoms")
-        atoms = first[np.arange(n_atoms) % first.shape[0]] + 1e-3 * self._rng.standard_normal((n_atoms, first.shape[1]), dtype=np.float32)
-        self.components_ = (atoms / np.linalg.norm(atoms, axis=1, keepdims=True)).astype(np.float32)
+        n_atoms = self.n_atoms
+        self.components_ = self._jittered(first[np.arange(n_atoms) % first.shape[0]].astype(np.float64))
         self._A = np.zeros((n_atoms, n_atoms))
         self._B = np.zeros((n_atoms, first.shape[1]))
         self.n_steps_ = 0
@@ -427,21 +607,33 @@ class DictionaryLearning:
     def _step(self, batch: np.ndarray, n_threads: int) -> float:
         codes = sparse_encode(batch, self.components_, method=self.method, n_nonzero=self.n_nonzero,
                               alpha=self.alpha, positive=self.positive, n_jobs=n_threads)
-        residual = batch - codes @ self.components_
-        fvu = float((residual ** 2).sum() / max(((batch - batch.mean(axis=0)) ** 2).sum(), 1e-30))
+        # In float64: squares of finite float32 data (up to 3.4e38) overflow float32.
+        batch64 = batch.astype(np.float64)
+        residual = batch64 - codes @ self.components_.astype(np.float64)
+        error = float((residual ** 2).sum())
+        total = float(((batch64 - batch64.mean(axis=0)) ** 2).sum()) or float((batch64 ** 2).sum())
+        fvu = error / total if total > 0 else 0.0
         # Mairal et al. section 3.4.3: past statistics fade while the
         # dictionary they were computed with is young, then are averaged.
-        n = batch.shape[0]
+        n, n_atoms = batch.shape[0], self.components_.shape[0]
         self.n_steps_ += 1
         seen = self.n_steps_ * n if self.n_steps_ < n else n * n + self.n_steps_ - n
         keep = (seen + 1 - n) / (seen + 1)
-        dense = codes.toarray().astype(np.float64)
         self._A *= keep
-        self._A += dense.T @ dense / n
         self._B *= keep
-        self._B += dense.T @ batch.astype(np.float64) / n
-        unused = np.empty(self.n_atoms, np.int32)
-        n_unused = _core.sparse_update_dictionary(self._A, self._B, self.components_, 1e-12, unused, n_threads)
+        if n * n_atoms * n_atoms <= _DENSE_STATISTICS:
+            dense = codes.toarray().astype(np.float64)
+            self._A += dense.T @ dense / n
+            self._B += dense.T @ batch64 / n
+        else:  # sparse products: a dense (n, n_atoms) GEMM would cost n * n_atoms^2 in one uninterruptible call
+            sparse = scipy.sparse.csr_array(codes, dtype=np.float64)
+            gram = (sparse.T @ sparse).tocoo()
+            self._A[gram.row, gram.col] += gram.data / n  # one entry per (row, col)
+            self._B += np.asarray(sparse.T @ batch64) / n
+        unused = np.empty(n_atoms, np.int32)
+        # "Unused" relative to the statistics' scale: data of any magnitude.
+        min_usage = 1e-12 * float(np.diagonal(self._A).max(initial=0.0))
+        n_unused = _core.sparse_update_dictionary(self._A, self._B, self.components_, min_usage, unused, n_threads)
         stale = list(unused[:n_unused])
         if self.n_steps_ % _CLEAR_EVERY == 0:
             stale += self._duplicates(stale)
@@ -455,18 +647,23 @@ class DictionaryLearning:
         """Atoms nearly parallel to an earlier one (K-SVD's dictionary
         clearing): two atoms sharing one direction leave another direction
         unlearnt, a local minimum the updates alone rarely leave."""
-        cosine = np.abs(self.components_ @ self.components_.T)
-        np.fill_diagonal(cosine, 0.0)
-        duplicated = np.flatnonzero(np.triu(cosine > _DUPLICATE_COSINE).any(axis=0))
+        D = self.components_
+        # In row blocks: one (n_atoms, n_atoms) GEMM could run for seconds
+        # without a chance for Ctrl-C; an atom is compared with earlier ones.
+        per_block = max(1, _DUPLICATE_BLOCK // max(1, D.shape[0] * D.shape[1]))
+        duplicated = []
+        for first in range(0, D.shape[0], per_block):
+            cosine = np.abs(D[first:first + per_block] @ D.T)
+            rows = np.arange(cosine.shape[0])
+            earlier = np.arange(D.shape[0])[None, :] < (first + rows)[:, None]
+            duplicated.extend((first + np.flatnonzero(((cosine > _DUPLICATE_COSINE) & earlier).any(axis=1))).tolist())
         skip = set(skip)
         return [int(j) for j in duplicated if j not in skip]
 
     def _restart(self, atoms: np.ndarray, batch: np.ndarray, residual: np.ndarray) -> None:
         """Restarts atoms on the batch's worst-explained samples and forgets their statistics."""
         worst = np.argsort(-(residual ** 2).sum(axis=1))[:len(atoms)]
-        fresh = residual[worst] + 1e-3 * self._rng.standard_normal((len(worst), batch.shape[1]), dtype=np.float32)
-        norms = np.linalg.norm(fresh, axis=1, keepdims=True)
-        self.components_[atoms] = fresh / np.where(norms > 0, norms, 1.0)
+        self.components_[atoms] = self._jittered(residual[worst])
         self._A[atoms, :] = 0.0
         self._A[:, atoms] = 0.0
         self._B[atoms] = 0.0
@@ -487,6 +684,4 @@ class DictionaryLearning:
     def inverse_transform(self, codes: Any) -> np.ndarray:
         """Signals rebuilt from codes (n, n_atoms): float32 (n, n_features)."""
         D = self._fitted()
-        if codes.ndim != 2 or codes.shape[1] != D.shape[0]:
-            raise ValueError(f"codes must be (n, {D.shape[0]}), got shape {codes.shape}")
-        return np.asarray(codes @ D, dtype=np.float32)
+        return _rebuilt(_check_codes(codes, D.shape[0]), D)

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <exception>
 #include <mutex>
+#include <thread>
 
 #include "latentcore/common.hpp"
 
@@ -69,6 +70,21 @@ class ParallelWork {
         }
     }
 
+    // Ends a thread's part of the region, after its last `omp for nowait`:
+    // thread 0 keeps polling until every thread of the team has arrived, so a
+    // long item on another thread (one LASSO signal may sweep for minutes)
+    // still sees Ctrl-C through stopped(), which that item polls. Once per
+    // thread, in the one parallel region this ParallelWork serves.
+    void leave_region() {
+        team_done_.fetch_add(1, std::memory_order_acq_rel);
+        if (omp_get_thread_num() != 0) return;
+        const int team = omp_get_num_threads();
+        while (team_done_.load(std::memory_order_acquire) < team) {
+            stopped();
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    }
+
     void fail(std::exception_ptr error) noexcept {
         std::lock_guard<std::mutex> hold(mutex_);
         if (!error_) error_ = error;
@@ -85,6 +101,7 @@ class ParallelWork {
   private:
     StopCheck check_;
     std::atomic<bool> stop_{false};
+    std::atomic<int> team_done_{0};
     bool interrupted_ = false;  // written by thread 0 alone, read after the region
     std::chrono::steady_clock::time_point last_poll_;  // thread 0 alone
     std::mutex mutex_;

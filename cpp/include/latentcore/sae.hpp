@@ -8,13 +8,22 @@
 
 namespace latentcore {
 
+// Every kernel here runs its parallel work through ParallelWork
+// (latentcore/parallel.hpp): an exception of any thread (std::bad_alloc
+// included) is rethrown after the parallel region, and Ctrl-C ends the call
+// with Interrupted within a few milliseconds of work per thread, outputs
+// then partly written.
+
 // The TopK encoder: the k largest of x W^T + bias for each row of x (n,
 // n_features), descending, into out_value / out_index (n, k) (no ReLU:
 // the caller keeps the positive ones). weight is (n_latents, n_features).
 // Each thread takes a block of rows, computes its pre-activations with one
 // single-threaded SGEMM into a buffer that stays in L2 and selects from it at
 // once with topk.hpp's selection, so the (n, n_latents) matrix never exists
-// and no BLAS thread pool competes with the OpenMP threads.
+// and no BLAS thread pool competes with the OpenMP threads. Throws
+// std::domain_error when a pre-activation is not finite (finite inputs whose
+// products overflow float32, or NaN / infinite weights): a NaN would never
+// be selected and an infinity would be kept as a code.
 void topk_encode(const float* x, size_type n, int n_features, const float* weight, int n_latents,
                  const float* bias, int k, Sgemm sgemm, float* out_value, index_t* out_index, int n_threads);
 

@@ -27,14 +27,21 @@ struct SparseSignals {
     Sgemm sgemm = nullptr;
 };
 
+// Every kernel here runs its parallel work through ParallelWork
+// (latentcore/parallel.hpp): an exception of any thread (std::bad_alloc
+// included) is rethrown after the parallel region, and Ctrl-C (the installed
+// stop check) ends the call with Interrupted within about 50 ms of work per
+// thread, outputs then partly written.
+
 // gram (n_atoms, n_atoms) row-major, unit diagonal. Signal i picks at most
-// max_nonzero atoms and stops early when its squared residual falls to tol
-// (tol < 0: never; the norms are then not needed) or when the next atom is
-// a linear combination of the chosen ones. positive: atoms enter only on a
-// positive correlation and the coefficients are the non-negative least
-// squares ones on the support (atoms pushed to zero leave it). Outputs, row
-// i: support[i, :count[i]] the atoms, coefs[i, :count[i]] their
-// least-squares coefficients.
+// omp_capacity(max_nonzero, n_features) atoms and stops early when its
+// squared residual falls to tol (tol < 0: never; the norms are then not
+// needed) or when the next atom is a linear combination of the chosen ones.
+// positive: atoms enter only on a positive correlation and the coefficients
+// are the non-negative least squares ones on the support (atoms pushed to
+// zero leave it). Outputs, row i (row stride max_nonzero):
+// support[i, :count[i]] the atoms, coefs[i, :count[i]] their least-squares
+// coefficients. Scratch per thread: n_atoms + capacity^2 doubles.
 void batch_omp(const SparseSignals& signals, const double* gram, int max_nonzero, double tol, bool positive,
                index_t* support, float* coefs, index_t* count, int n_threads);
 
@@ -47,6 +54,17 @@ void batch_omp(const SparseSignals& signals, const double* gram, int max_nonzero
 // max_iter sweeps. Returns the largest number of sweeps any signal used.
 int lasso_cd(const SparseSignals& signals, const double* gram, double alpha, bool positive, double tol,
              int max_iter, float* codes, int n_threads);
+
+// The most atoms OMP can select: min(max_nonzero, n_features) (at least 1),
+// since beyond the signal's dimension the next atom is always dependent.
+int omp_capacity(int max_nonzero, int n_features);
+
+// Per signal, the k atoms of largest |correlation| D x (positive: of largest
+// correlation, the values then clipped at 0), in decreasing order of the
+// score, ties to the smaller atom; values (n, k) are the signed correlations.
+// 1 <= k <= n_atoms. A slot no finite correlation fills is index -1, value 0.
+void topk_correlations(const SparseSignals& signals, int k, bool positive, index_t* index, float* values,
+                       int n_threads);
 
 }  // namespace latentcore
 
