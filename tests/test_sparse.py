@@ -1,5 +1,7 @@
 """Sparse coding against planted codes and scikit-learn's orthogonal_mp_gram."""
 
+import os
+
 import numpy as np
 import pytest
 from scipy.optimize import nnls
@@ -377,6 +379,8 @@ sparse_encode(D[:4], D, tol=1e-3, n_jobs=2)  # OpenMP threads, BLAS buffers and 
 '''
 
 
+@pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer cannot run under an address-space limit")
 def test_memory_exhaustion_inside_a_parallel_region_is_a_memory_error():
     """A std::bad_alloc in an OpenMP thread used to terminate the process
     (rc 134); now the kernel raises MemoryError and the process goes on."""

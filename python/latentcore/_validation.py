@@ -11,6 +11,15 @@ import numpy as np
 _FINITE_CHECK_BYTES = 1 << 24
 
 
+def as_array(x: Any, name: str, dtype=None) -> np.ndarray:
+    """np.asarray(x, dtype), with numpy's complaints (ragged nested lists,
+    unconvertible objects) reported as ValueError naming the argument."""
+    try:
+        return np.asarray(x, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise ValueError(f"{name} cannot be read as an array: {error}") from None
+
+
 def check_matrix(x: Any, name: str, *, xp=np, allow_empty: bool = False):
     """A C-contiguous float32 2-D array of finite values, in namespace ``xp``.
 
@@ -20,10 +29,7 @@ def check_matrix(x: Any, name: str, *, xp=np, allow_empty: bool = False):
     """
     if xp is np and not isinstance(x, np.ndarray):
         if hasattr(x, "__array__") or isinstance(x, (list, tuple)):
-            try:
-                x = np.asarray(x)
-            except (ValueError, TypeError) as error:  # ragged nested lists, say
-                raise ValueError(f"{name} cannot be read as an array: {error}") from None
+            x = as_array(x, name)
         else:
             raise TypeError(f"{name} must be an array, got {type(x).__name__}")
     dtype = np.dtype(x.dtype)

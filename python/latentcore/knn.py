@@ -349,7 +349,7 @@ class KNNGraph:
 
     def _as_graph(self, indices: np.ndarray, distances: np.ndarray) -> scipy.sparse.csr_array:
         n, k = indices.shape
-        values = np.ones(n * k, np.float32) if self.mode == "connectivity" else distances.ravel()
+        values = np.ones(n * k, np.float32) if self.mode == "connectivity" else distances.ravel().copy()  # sort_indices reorders it in place
         indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
         if not self.symmetrize:
             graph = scipy.sparse.csr_array((values, indices.ravel(), indptr), shape=(n, n))

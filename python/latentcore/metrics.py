@@ -41,8 +41,8 @@ def knn_recall(approx: Any, exact: Any) -> float:
     exact = _as_index_matrix(exact, "exact")
     if approx.shape[0] != exact.shape[0]:
         raise ValueError(f"approx has {approx.shape[0]} rows but exact has {exact.shape[0]}; they must match")
-    if exact.shape[1] == 0:
-        raise ValueError("exact has no neighbour columns")
+    if exact.size == 0:
+        raise ValueError(f"exact is empty (shape {exact.shape}): recall needs at least one row and column")
     found = 0
     for start in range(0, exact.shape[0], _ROW_CHUNK):
         e = exact[start:start + _ROW_CHUNK]

@@ -20,7 +20,7 @@ import scipy.fft
 import scipy.sparse
 
 from . import _backend, _core
-from ._validation import check_choice, check_matrix, check_number, check_positive_int
+from ._validation import as_array, check_choice, check_matrix, check_number, check_positive_int
 from .knn import METRICS as _KNN_METRICS, _resolve_metric, knn
 
 __all__ = ["TSNE", "perplexity_affinities", "uniform_affinities", "INITIALIZATIONS",
@@ -68,7 +68,7 @@ def _check_knn_indices(indices: Any, name: str = "indices") -> np.ndarray:
     neighbour listed twice in a row."""
     if _backend.is_cupy(indices) or _backend.is_torch(indices):
         raise TypeError(f"{name} must be a numpy array (the affinities are built on the CPU)")
-    indices = np.asarray(indices)
+    indices = as_array(indices, name)
     if indices.dtype.kind not in "iu":
         raise TypeError(
             f"{name} must hold integers (k-NN indices), got dtype {indices.dtype}; "
@@ -103,7 +103,7 @@ def _check_knn_distances(distances: Any, shape: tuple[int, int], name: str = "di
     """k-NN distances of the indices' shape: real, finite, non-negative."""
     if _backend.is_cupy(distances) or _backend.is_torch(distances):
         raise TypeError(f"{name} must be a numpy array (the affinities are built on the CPU)")
-    distances = np.asarray(distances)
+    distances = as_array(distances, name)
     if distances.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, got dtype {distances.dtype}")
     if distances.shape != tuple(shape):
