@@ -294,6 +294,13 @@ class TestKNNGraph:
         np.testing.assert_array_equal(g.toarray() != 0, ref.toarray() != 0)
         np.testing.assert_allclose(g.toarray(), ref.toarray(), rtol=DIST_RTOL, atol=1e-6)
 
+    def test_distance_mode_keeps_fitted_distances_with_their_indices(self, rng):
+        X = rng.standard_normal((300, 4)).astype(np.float32)
+        model = latentcore.KNNGraph(n_neighbors=6, mode="distance").fit(X)
+        np.testing.assert_allclose(model.distances_, pair_distances(X, X, model.indices_, "euclidean"),
+                                   rtol=1e-5, atol=1e-6)
+        assert np.all(np.diff(model.distances_, axis=1) >= 0)
+
     def test_symmetrize_is_the_union(self, rng):
         X = rng.standard_normal((500, 6)).astype(np.float32)
         est = latentcore.KNNGraph(n_neighbors=5, mode="distance", symmetrize=True).fit(X)
