@@ -100,6 +100,7 @@ struct Params {
     float* output;
     int dim;
     int window;
+    int widest;  // min(window, walk_length - 1), at least 1: the widest reach that matters
     int negative;
     double alpha;
     double min_alpha;
@@ -118,9 +119,9 @@ __global__ void sgns_kernel(Params P, Layout layout) {
     const int warps_per_block = static_cast<int>(blockDim.x / kWarp);
     std::int32_t* ring = shared + static_cast<std::size_t>(warp) * layout.words;
     std::int32_t* contexts = ring + layout.ring;
-    std::int32_t* targets = contexts + 2 * P.window;
+    std::int32_t* targets = contexts + 2 * P.widest;
     float* scores = reinterpret_cast<float*>(targets + layout.targets);
-    float* gy = scores + 2 * P.window * layout.targets + lane;  // gy[t * 32]: this lane's column
+    float* gy = scores + 2 * P.widest * layout.targets + lane;  // gy[t * 32]: this lane's column
     const int mask = layout.ring - 1;
     const int n_targets = layout.targets;
     const int dim = P.dim;
@@ -148,17 +149,18 @@ __global__ void sgns_kernel(Params P, Layout layout) {
 
         int filled = 0;
         for (int i = 0; i < n; ++i) {
-            // Tokens up to i + window (the widest reach); slots reused hold
-            // tokens before i - window, which no centre from i on reads.
-            const int need = min(n, i + P.window + 1);
+            // Tokens up to i + widest (the widest reach); slots reused hold
+            // tokens before i - widest, which no centre from i on reads.
+            const int need = min(n, i + P.widest + 1);
             while (filled < need) {
                 const std::int32_t v = reader.next();
                 if (lane == 0) ring[filled & mask] = v;
                 ++filled;
             }
             __syncwarp();
-            const int reach =
+            const int drawn =
                 P.window - static_cast<int>(rng.below(static_cast<std::uint32_t>(P.window)));
+            const int reach = min(drawn, P.widest);  // as on the CPU: no reach beyond the walk matters
             const int lo = max(0, i - reach), hi = min(n, i + reach + 1);
             const int m = hi - lo - 1;  // the centre i lies in [lo, hi)
             if (m == 0) continue;
@@ -226,23 +228,25 @@ void train_sgns(const std::int32_t* walks, std::int64_t n_walks, int walk_length
                 float* output, int dim, int window, int negative, double alpha, double min_alpha,
                 std::uint64_t seed, std::uint64_t first_walk, std::uint64_t total_walks,
                 unsigned long long* tokens, std::uintptr_t stream) {
-    if (window < 1 || window > kSgnsMaxWindow)
+    if (walk_length < 1) throw std::invalid_argument("walk_length must be >= 1");
+    if (window < 1) throw std::invalid_argument("window must be >= 1, got " + std::to_string(window));
+    const int widest = std::max(1, std::min(window, walk_length - 1));
+    if (widest > kSgnsMaxWindow)
         throw std::invalid_argument("window must be in [1, " + std::to_string(kSgnsMaxWindow) +
-                                    "] on the GPU, got " + std::to_string(window));
+                                    "] on the GPU (or at least walk_length - 1), got " + std::to_string(window));
     if (negative < 0 || negative > kSgnsMaxNegative)
         throw std::invalid_argument("negative must be in [0, " + std::to_string(kSgnsMaxNegative) +
                                     "] on the GPU, got " + std::to_string(negative));
-    if (walk_length < 1) throw std::invalid_argument("walk_length must be >= 1");
     if (dim < 1) throw std::invalid_argument("dim must be >= 1");
     if (n_nodes < 1 || n_nodes > 0x7fffffff)
         throw std::invalid_argument("the vectors need 1 to 2^31 - 1 rows");
     if (n_walks <= 0) return;
-    const Layout layout(window, negative);
+    const Layout layout(widest, negative);
     const int warp_bytes = layout.words * static_cast<int>(sizeof(std::int32_t));
     const int warps = std::min(kMaxWarpsPerBlock, kSharedBudget / warp_bytes);  // >= 1 within the bounds
     const Params params{walks,  n_walks, walk_length, keep_probability,
                         noise_keep, noise_alias, n_nodes, input,
-                        output, dim, window, negative,
+                        output, dim, window, widest, negative,
                         alpha, min_alpha, seed, first_walk,
                         static_cast<double>(std::max<std::uint64_t>(total_walks, 1)), tokens};
     const auto blocks = static_cast<unsigned>(std::min(kMaxBlocks, (n_walks + warps - 1) / warps));

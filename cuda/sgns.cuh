@@ -13,7 +13,9 @@
 namespace latentcore::cuda {
 
 // Largest window and negative the kernel takes; train_sgns throws
-// std::invalid_argument beyond them. A warp's scratch lives in shared memory:
+// std::invalid_argument beyond them. The window bound applies to
+// min(window, walk_length - 1): no reach beyond the walk changes anything,
+// so a larger window on short walks trains as on the CPU. A warp's scratch lives in shared memory:
 // a ring of the walk's kept tokens (a power of two >= 2 * window + 2 slots,
 // so walk_length is unbounded), 2 * window contexts, 1 + negative targets,
 // the 2 * window x (1 + negative) scores and a (1 + negative) x 32 output-

@@ -26,7 +26,10 @@ struct Graph {
     std::int64_t nnz;
     const float* keep;
     const std::int32_t* alias;
+    const double* totals;
+    const float* maxima;
     std::int64_t n_nodes;
+    const float* weights;
 
     // Row v's edges [begin, end), clamped into the edge arrays.
     __device__ void row(std::int32_t v, std::int64_t& begin, std::int64_t& end) const {
@@ -34,6 +37,25 @@ struct Graph {
         end = min(max(indptr[v + 1], begin), nnz);
     }
 
+    // An alias draw over a row: an offset in [0, degree), or -1 (corrupt tables).
+    __device__ std::int64_t draw(std::int64_t begin, std::int64_t degree, std::uint64_t r) const {
+        const std::int64_t e = alias_draw(keep + begin, alias + begin, degree, r);
+        return e >= 0 && e < degree ? e : -1;
+    }
+
+    // The edge's target, or -1 out of range.
+    __device__ std::int32_t target(std::int64_t e) const {
+        const std::int32_t v = indices[e];
+        return v >= 0 && v < n_nodes ? v : -1;
+    }
+
+    // The edge's weight over its row's total, as on the CPU.
+    __device__ double share(std::int64_t e, std::int32_t v, std::int64_t) const {
+        return static_cast<double>(weights[e]) / totals[v];
+    }
+    __device__ double largest_share(std::int32_t v, std::int64_t) const {
+        return static_cast<double>(maxima[v]) / totals[v];
+    }
     // latentcore's weighted_neighbor: one alias draw over v's out-edges (one
     // rng.next()), -1 at a sink without drawing. Out-of-range entries end the walk.
     __device__ std::int32_t weighted_neighbor(std::int32_t v, Rng& rng) const {
@@ -41,10 +63,8 @@ struct Graph {
         row(v, begin, end);
         const std::int64_t degree = end - begin;
         if (degree == 0) return -1;
-        const std::int64_t e = alias_draw(keep + begin, alias + begin, degree, rng.next());
-        if (e < 0 || e >= degree) return -1;
-        const std::int32_t next = indices[begin + e];
-        return next >= 0 && next < n_nodes ? next : -1;
+        const std::int64_t e = draw(begin, degree, rng.next());
+        return e < 0 ? -1 : target(begin + e);
     }
 
     // std::binary_search of `to` in from's sorted row.
@@ -64,12 +84,11 @@ struct Graph {
 };
 
 // One thread per walk, the loop of latentcore::sample_walks step for step:
-// the same rng calls in the same order, the same double arithmetic (products
-// and comparisons only, nothing the compiler may fuse).
+// the same rng calls in the same order, the same double arithmetic
+// (node2vec_step rounds every product and sum on its own).
 __global__ void walk_kernel(Graph g, const std::int32_t* starts, std::int64_t n_walks,
-                            int walk_length, bool biased, double back, double away,
-                            double ceiling, std::uint64_t seed, std::uint64_t first_walk,
-                            std::int32_t* walks) {
+                            int walk_length, bool biased, Node2VecBias bias, std::uint64_t seed,
+                            std::uint64_t first_walk, std::int32_t* walks) {
     const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
     for (std::int64_t w = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
          w < n_walks; w += stride) {
@@ -81,17 +100,8 @@ __global__ void walk_kernel(Graph g, const std::int32_t* starts, std::int64_t n_
         if (here >= 0 && here < g.n_nodes) {
             std::int32_t previous = -1;
             for (; step < walk_length; ++step) {
-                std::int32_t next = g.weighted_neighbor(here, rng);
-                if (next >= 0 && biased && step >= 2) {
-                    for (;;) {
-                        const double bias = next == previous               ? back
-                                            : g.is_neighbor(previous, next) ? 1.0
-                                                                            : away;
-                        if (rng.uniform() * ceiling < bias) break;
-                        next = g.weighted_neighbor(here, rng);
-                        if (next < 0) break;  // only with corrupt tables
-                    }
-                }
+                const std::int32_t next = biased && step >= 2 ? node2vec_step(g, here, previous, bias, rng)
+                                                              : g.weighted_neighbor(here, rng);
                 if (next < 0) break;
                 walk[step] = next;
                 previous = here;
@@ -104,26 +114,26 @@ __global__ void walk_kernel(Graph g, const std::int32_t* starts, std::int64_t n_
 
 }  // namespace
 
-void sample_walks(const std::int64_t* indptr, const std::int32_t* indices, std::int64_t nnz,
-                  const float* keep, const std::int32_t* alias, std::int64_t n_nodes,
+void sample_walks(const std::int64_t* indptr, const std::int32_t* indices, const float* weights,
+                  std::int64_t nnz, const float* keep, const std::int32_t* alias, const double* totals,
+                  const float* maxima, std::int64_t n_nodes,
                   const std::int32_t* starts, std::int64_t n_walks, int walk_length, double p,
                   double q, std::uint64_t seed, std::uint64_t first_walk, std::int32_t* walks,
                   std::uintptr_t stream) {
     if (walk_length < 1) throw std::invalid_argument("walk_length must be >= 1");
-    if (!(p > 0) || !(q > 0)) throw std::invalid_argument("p and q must be positive");
+    if (!(p >= 1e-100 && p <= 1e100) || !(q >= 1e-100 && q <= 1e100))
+        throw std::invalid_argument("p and q must be in [1e-100, 1e100]");
     if (n_nodes < 1 || n_nodes > 0x7fffffff)
         throw std::invalid_argument("the graph needs 1 to 2^31 - 1 nodes");
     if (n_walks <= 0) return;
     // As on the CPU: computed on the host in double, compared on the device.
     const bool biased = p != 1.0 || q != 1.0;
-    const double back = 1.0 / p, away = 1.0 / q;
-    const double ceiling = std::max({back, 1.0, away});
-    const Graph g{indptr, indices, nnz, keep, alias, n_nodes};
+    const Node2VecBias bias(p, q);
+    const Graph g{indptr, indices, nnz, keep, alias, totals, maxima, n_nodes, weights};
     const auto blocks =
         static_cast<unsigned>(std::min(kMaxBlocks, (n_walks + kThreads - 1) / kThreads));
-    walk_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(g, starts, n_walks, walk_length, biased,
-                                                             back, away, ceiling, seed, first_walk,
-                                                             walks);
+    walk_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(g, starts, n_walks, walk_length, biased, bias,
+                                                             seed, first_walk, walks);
     check(cudaGetLastError(), "sample_walks launch");
 }
 

@@ -15,16 +15,21 @@ namespace latentcore::cuda {
 // the nodes, padded with -1 after a node without out-edges. The graph is CSR
 // (n_nodes rows, nnz = indptr[n_nodes] edges, rows sorted by target, as
 // latentcore.walks.as_csr_graph makes them) with the per-row alias tables of
-// latentcore::build_alias_tables (keep, alias: one entry per edge). p = q = 1
-// is DeepWalk; otherwise node2vec's bias by rejection, exactly as on the CPU.
+// latentcore::build_alias_tables (keep, alias: one entry per edge), the edge
+// weights, each row's total weight (totals, double, one per node) and its
+// largest weight (maxima, float, one per node). p = q
+// = 1 is DeepWalk; otherwise node2vec's step (latentcore::node2vec_step,
+// the CPU's code): exact, at a cost bounded for any p and q in
+// [1e-100, 1e100] (std::invalid_argument outside).
 //
 // One thread per walk (64-thread blocks, grid-stride beyond 2^31 - 1 blocks);
 // chunks of at least ~2^17 walks keep every SM busy. The kernel never reads outside the arrays, whatever
 // their contents: row bounds are clamped to [0, nnz], and a start, edge
 // target or alias offset out of range acts as a sink (the walk ends there).
 // For tables that pass the CPU binding's checks nothing changes.
-void sample_walks(const std::int64_t* indptr, const std::int32_t* indices, std::int64_t nnz,
-                  const float* keep, const std::int32_t* alias, std::int64_t n_nodes,
+void sample_walks(const std::int64_t* indptr, const std::int32_t* indices, const float* weights,
+                  std::int64_t nnz, const float* keep, const std::int32_t* alias, const double* totals,
+                  const float* maxima, std::int64_t n_nodes,
                   const std::int32_t* starts, std::int64_t n_walks, int walk_length, double p,
                   double q, std::uint64_t seed, std::uint64_t first_walk, std::int32_t* walks,
                   std::uintptr_t stream);

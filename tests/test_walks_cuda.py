@@ -14,7 +14,7 @@ from conftest import micro_f1, planted_blocks
 import latentcore
 from latentcore import _backend, _core, sgns
 from latentcore.sgns import alias_table, keep_probabilities
-from latentcore.walks import as_csr_graph
+from latentcore.walks import as_csr_graph, row_maxima, row_totals
 
 cp = pytest.importorskip("cupy")
 pytestmark = pytest.mark.skipif(not _backend.cuda_available(), reason="no CUDA device or no CUDA build")
@@ -28,6 +28,8 @@ F1_VS_CPU = 0.02  # thousands of Hogwild warps against a few CPU threads: the sa
 SEQUENTIAL_RTOL = 1e-4
 SEQUENTIAL_ATOL = 1e-5
 BIASES = [(1.0, 1.0), (0.5, 2.0), (0.25, 4.0)]  # DeepWalk and two node2vec settings
+# Extreme settings: the folded return region, the exact fallback (huge q, huge p).
+EXTREME_BIASES = [(1e-6, 1e9), (1e15, 1e-6), (0.1, 10.0), (1e15, 1.0)]
 SMALL_CHUNK = 4096  # walks per launch in the equality tests, so several launches are compared
 
 
@@ -89,15 +91,15 @@ def test_device_argument_walks_a_host_graph_on_the_gpu(rng):
 
 
 def host_tables(A):
-    """The validated graph and its alias tables, as the Python layer makes them."""
+    """The validated graph, its alias tables and row totals, as the Python layer makes them."""
     G, _ = as_csr_graph(A)
     indptr, indices = G.indptr.astype(np.int64), G.indices.astype(np.int32)
     keep, alias = np.empty(G.nnz, np.float32), np.empty(G.nnz, np.int32)
     _core.walks_build_alias(indptr, indices, G.data, keep, alias, 1)
-    return indptr, indices, G.data, keep, alias
+    return indptr, indices, G.data, keep, alias, row_totals(G), row_maxima(G)
 
 
-@pytest.mark.parametrize("p,q", BIASES)
+@pytest.mark.parametrize("p,q", BIASES + EXTREME_BIASES)
 def test_kernel_equals_cpu_kernel_for_any_seed_and_offset(rng, p, q):
     tables = host_tables(random_graph(rng, 700, 0.01, True, 7))
     starts = rng.integers(0, 700, 5000).astype(np.int32)
@@ -118,6 +120,7 @@ SEQUENTIAL = [
     (200, 3, 2, 0.0, 100),
     (130, 64, 64, 1e-3, 33),
     (9, 1, 0, 0.0, 8),
+    (9, 2**30, 2, 0.0, 8),  # a window past the walk: its reach is capped as on the CPU
 ]
 
 
@@ -196,7 +199,7 @@ class TestKernelShapes:
     @staticmethod
     def walk_args(rng, **change):
         tables = [cp.asarray(a) for a in host_tables(random_graph(rng, 20, 0.2, True, 0))]
-        args = dict(zip(["indptr", "indices", "weights", "keep", "alias"], tables))
+        args = dict(zip(["indptr", "indices", "weights", "keep", "alias", "totals", "maxima"], tables))
         args.update(starts=cp.arange(5, dtype=cp.int32), p=1.0, q=1.0, seed=0, first_walk=0,
                     walks=cp.empty((5, 4), cp.int32), stream=stream())
         args.update(resolve(change))
@@ -207,9 +210,12 @@ class TestKernelShapes:
         (dict(keep=lambda: cp.zeros(3, cp.float32)), "keep and alias"),
         (dict(alias=lambda: cp.zeros(3, cp.int32)), "keep and alias"),
         (dict(weights=lambda: cp.zeros(3, cp.float32)), "weights"),
+        (dict(totals=lambda: cp.ones(3, cp.float64)), "totals"),
+        (dict(maxima=lambda: cp.ones(3, cp.float32)), "maxima"),
         (dict(walks=lambda: cp.empty((4, 4), cp.int32)), "one walk row per start"),
         (dict(walks=lambda: cp.empty((5, 0), cp.int32)), "one walk row per start"),
         (dict(p=0.0), "p and q"),
+        (dict(q=1e101), "p and q"),
     ])
     def test_walks_sample(self, rng, change, word):
         cuda_module().walks_sample(**self.walk_args(rng))  # the unchanged call runs
@@ -237,7 +243,7 @@ class TestKernelShapes:
         (dict(tokens=lambda: cp.zeros(2, cp.int64)), "tokens"),
         (dict(walks=lambda: cp.zeros((3, 0), cp.int32)), "column"),
         (dict(window=0), "window"),
-        (dict(window=65), "window"),
+        (dict(window=65, walks=lambda: cp.zeros((3, 70), cp.int32)), "window"),
         (dict(negative=65), "negative"),
         (dict(negative=-1), "negative"),
     ])

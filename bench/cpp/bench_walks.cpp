@@ -186,17 +186,25 @@ struct Walker {
     std::vector<index_t> starts;
     std::vector<float> keep;
     std::vector<index_t> alias;
+    std::vector<double> totals;  // each row's total weight
+    std::vector<float> maxima;   // and its largest
 
     Walker(const Options& options, const Graph& g, int n_threads)
         : o(options), graph(g), threads(n_threads), n_walks(o.n * o.walks_per_node),
-          starts(static_cast<size_t>(n_walks)), keep(g.indices.size()), alias(g.indices.size()) {
+          starts(static_cast<size_t>(n_walks)), keep(g.indices.size()), alias(g.indices.size()),
+          totals(static_cast<size_t>(g.n()), 0.0), maxima(static_cast<size_t>(g.n()), 0.0f) {
         for (size_type w = 0; w < n_walks; ++w) starts[w] = static_cast<index_t>(w % o.n);
         latentcore::build_alias_tables(graph.csr(), keep.data(), alias.data(), threads);
+        for (size_type v = 0; v < g.n(); ++v)
+            for (std::int64_t e = g.indptr[v]; e < g.indptr[v + 1]; ++e) {
+                totals[v] += g.weights[e];
+                maxima[v] = std::max(maxima[v], g.weights[e]);
+            }
     }
 
     void sample(double p, double q, std::vector<index_t>& walks) const {
-        latentcore::sample_walks(graph.csr(), keep.data(), alias.data(), starts.data(), n_walks,
-                                 o.walk_length, p, q, o.run.seed, 0, walks.data(), threads);
+        latentcore::sample_walks(graph.csr(), keep.data(), alias.data(), totals.data(), maxima.data(), starts.data(),
+                                 n_walks, o.walk_length, p, q, o.run.seed, 0, walks.data(), threads);
     }
 
     // Every walk starts where it should and ends in padding only; kCheckWalks

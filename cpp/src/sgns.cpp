@@ -2,24 +2,36 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
+#include "latentcore/parallel.hpp"
 #include "latentcore/random.hpp"
 
 namespace latentcore {
 
 namespace {
 
-// Per-thread scratch for one centre node's block update.
+// Per-thread scratch for one centre node's block update. `span` is the
+// widest reach that can matter, min(window, walk_length - 1): every size is
+// computed in 64 bits from it, so a huge window costs nothing.
 struct SgnsScratch {
     std::vector<index_t> tokens, contexts, targets;
     std::vector<float> scores, input_grad, output_grad;
     std::vector<const float*> context_rows, target_rows;
 
-    SgnsScratch(int walk_length, int window, int negative, int dim)
-        : tokens(walk_length), contexts(2 * window), targets(negative + 1),
-          scores(2 * window * (negative + 1)), input_grad(2 * window * dim),
-          output_grad((negative + 1) * dim), context_rows(2 * window), target_rows(negative + 1) {}
+    void allocate(int walk_length, int span, int negative, int dim) {
+        const size_type contexts_max = 2 * static_cast<size_type>(span);
+        const size_type n_targets = static_cast<size_type>(negative) + 1;
+        tokens.resize(static_cast<size_t>(walk_length));
+        contexts.resize(static_cast<size_t>(contexts_max));
+        targets.resize(static_cast<size_t>(n_targets));
+        scores.resize(static_cast<size_t>(contexts_max * n_targets));
+        input_grad.resize(static_cast<size_t>(contexts_max * dim));
+        output_grad.resize(static_cast<size_t>(n_targets * dim));
+        context_rows.resize(static_cast<size_t>(contexts_max));
+        target_rows.resize(static_cast<size_t>(n_targets));
+    }
 };
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
@@ -35,7 +47,7 @@ void update_block(const index_t* contexts, int m, const index_t* targets, int n_
     for (int t = 0; t < n_targets; ++t) ys[t] = output + static_cast<size_type>(targets[t]) * dim;
     for (int a = 0; a < m; ++a) {
         const float* x = xs[a];
-        float* dots = scores + a * n_targets;
+        float* dots = scores + static_cast<size_type>(a) * n_targets;
         // Two targets per pass: two independent sums instead of one chain.
         for (int t = 0; t < n_targets; t += 2) {
             const float* y0 = ys[t];
@@ -61,7 +73,7 @@ void update_block(const index_t* contexts, int m, const index_t* targets, int n_
         float* gx = input_grad + static_cast<size_type>(a) * dim;
         std::fill(gx, gx + dim, 0.0f);
         for (int t = 0; t < n_targets; ++t) {
-            const float g = scores[a * n_targets + t];
+            const float g = scores[static_cast<size_type>(a) * n_targets + t];
             const float* y = ys[t];
             float* gy = output_grad + static_cast<size_type>(t) * dim;
 #pragma omp simd
@@ -85,13 +97,18 @@ void update_block(const index_t* contexts, int m, const index_t* targets, int n_
     }
 }
 
+// Centres between two interrupt polls within a walk.
+constexpr int kPollCentres = 16;
+
 // One walk: drop padding and subsampled nodes, then a block update per centre
 // with a reduced window drawn uniformly from 1..window (word2vec's weighting
-// of near contexts). Returns the tokens kept.
+// of near contexts), capped at `span` (no reach beyond the walk changes
+// anything, so a huge window trains as the walk's length would). Returns the
+// tokens kept.
 int train_walk(const index_t* walk, int walk_length, const float* keep_probability,
                const float* noise_keep, const index_t* noise_alias, size_type n_nodes,
-               float* input, float* output, int dim, const SgnsOptions& o, float alpha, Rng& rng,
-               SgnsScratch& s) {
+               float* input, float* output, int dim, const SgnsOptions& o, int span, float alpha, Rng& rng,
+               SgnsScratch& s, ParallelWork& work) {
     int n = 0;
     for (int i = 0; i < walk_length && walk[i] >= 0; ++i) {
         if (keep_probability && keep_probability[walk[i]] < 1.0f &&
@@ -101,7 +118,9 @@ int train_walk(const index_t* walk, int walk_length, const float* keep_probabili
     }
     const int n_targets = o.negative + 1;
     for (int i = 0; i < n; ++i) {
-        const int reach = o.window - static_cast<int>(rng.below(static_cast<std::uint32_t>(o.window)));
+        if (i % kPollCentres == kPollCentres - 1 && work.stopped()) return n;
+        const int drawn = o.window - static_cast<int>(rng.below(static_cast<std::uint32_t>(o.window)));
+        const int reach = std::min(drawn, span);
         int m = 0;
         for (int j = std::max(0, i - reach); j < std::min(n, i + reach + 1); ++j)
             if (j != i) s.contexts[m++] = s.tokens[j];
@@ -123,21 +142,30 @@ std::int64_t train_sgns(const index_t* walks, size_type n_walks, int walk_length
                         const index_t* noise_alias, size_type n_nodes, float* input,
                         float* output, int dim, const SgnsOptions& o, std::uint64_t first_walk,
                         std::uint64_t total_walks, int n_threads) {
+    if (walk_length < 1 || dim < 1 || o.window < 1 || o.negative < 0 || n_nodes < 1)
+        throw std::invalid_argument("train_sgns: walk_length, dim, window and n_nodes must be >= 1, negative >= 0");
     std::int64_t trained = 0;
-    const double span = static_cast<double>(std::max<std::uint64_t>(total_walks, 1));
+    const int span = std::max(1, std::min(o.window, walk_length - 1));
+    const double total = static_cast<double>(std::max<std::uint64_t>(total_walks, 1));
+    ParallelWork work;
 #pragma omp parallel num_threads(resolve_threads(n_threads)) reduction(+ : trained)
     {
-        SgnsScratch scratch(walk_length, o.window, o.negative, dim);
+        SgnsScratch scratch;
+        work.run([&] { scratch.allocate(walk_length, span, o.negative, dim); });
 #pragma omp for schedule(dynamic, 16)
         for (size_type w = 0; w < n_walks; ++w) {
-            const std::uint64_t global = first_walk + static_cast<std::uint64_t>(w);
-            const double progress = std::min(1.0, static_cast<double>(global) / span);
-            const float alpha = static_cast<float>(o.alpha - (o.alpha - o.min_alpha) * progress);
-            Rng rng(o.seed, global);
-            trained += train_walk(walks + w * walk_length, walk_length, keep_probability, noise_keep,
-                                  noise_alias, n_nodes, input, output, dim, o, alpha, rng, scratch);
+            work.run([&] {
+                const std::uint64_t global = first_walk + static_cast<std::uint64_t>(w);
+                const double progress = std::min(1.0, static_cast<double>(global) / total);
+                const float alpha = static_cast<float>(o.alpha - (o.alpha - o.min_alpha) * progress);
+                Rng rng(o.seed, global);
+                trained += train_walk(walks + w * walk_length, walk_length, keep_probability, noise_keep,
+                                      noise_alias, n_nodes, input, output, dim, o, span, alpha, rng, scratch,
+                                      work);
+            });
         }
     }
+    work.finish();
     return trained;
 }
 

@@ -2,14 +2,19 @@
 
 The training half of DeepWalk and node2vec, in C++: Hogwild over threads,
 one random stream per walk (reduced windows, subsampling coins, negatives),
-so with one thread a seed gives bit-identical vectors. Walks arrive in
-chunks: :func:`skipgram` slices an array it is given, the DeepWalk and
-Node2Vec estimators sample each chunk just before training on it, so a large
-graph never holds all its walks in memory.
+so with one thread a seed gives bit-identical vectors. With several threads
+the lock-free updates interleave as the threads happen to run: the vectors
+differ from run to run, far beyond the last bits (typically by a few percent
+of each coordinate, more with longer training; equally good, not equal).
+``deterministic=True`` trains on one thread for the same vectors at any
+``n_jobs``. Walks arrive in chunks: :func:`skipgram` slices an array it
+is given, the DeepWalk and Node2Vec estimators sample each chunk just before
+training on it, so a large graph never holds all its walks in memory.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +22,37 @@ from typing import Any
 import numpy as np
 
 from . import _backend, _core
-from ._validation import check_choice, check_positive_int
+from ._validation import as_array, check_choice, check_positive_int
 
 __all__ = ["skipgram"]
 
-# Walks per kernel call: Ctrl-C is honoured between calls, and the per-walk
-# streams make the split invisible in the result. A GPU needs more walks per
-# launch to fill its SMs (one thread or one warp per walk).
+# Walks per kernel call (the per-walk streams make the split invisible in the
+# result; the CPU kernels poll for Ctrl-C themselves, GPU launches are
+# asynchronous and Ctrl-C is honoured between them). A GPU needs more walks
+# per launch to fill its SMs (one thread or one warp per walk).
 WALKS_PER_CHUNK = {"cpu": 1 << 14, "cuda": 1 << 18}
+# At most this many bytes of walks per chunk: long walks make fewer per chunk.
+CHUNK_BYTES = 1 << 26
+# Sizes the kernels take as C int.
+INT_MAX = 2**31 - 1
+
+
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_memory(nbytes: int, what: str, fix: str) -> None:
+    """ValueError when ``what`` needs more than this machine's RAM: a clear
+    message before the allocation, rather than an allocation that succeeds
+    on paper (overcommit) and gets the process killed when it is filled."""
+    total = physical_memory()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{what} would need {nbytes / 2**30:.1f} GiB, more than this machine's "
+                         f"{total / 2**30:.1f} GiB of memory; use {fix}")
 
 # A source of walks: called once per pass, yields (index of the chunk's first
 # walk, int32 chunk (m, walk_length)); every pass yields the same walks.
@@ -47,6 +75,11 @@ class SkipGramParams:
     def __post_init__(self):
         for name in ("dim", "window", "negative", "epochs"):
             check_positive_int(getattr(self, name), name)
+        for name in ("dim", "window"):
+            if getattr(self, name) > INT_MAX:
+                raise ValueError(f"{name} must be at most 2**31 - 1, got {getattr(self, name)}")
+        if self.negative >= INT_MAX:
+            raise ValueError(f"negative must be below 2**31 - 1, got {self.negative}")
         for name in ("alpha", "min_alpha", "ns_exponent", "sample"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
@@ -101,20 +134,30 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
 class Kernels:
     """The walk and skip-gram kernels of one device, with its array module
     ``xp``: the C++ ones on numpy arrays, or the CUDA twins on cupy arrays on
-    cupy's current stream (same arguments; threads become a stream)."""
+    cupy's current stream (same arguments; threads become a stream).
+    ``deterministic`` trains on one CPU thread (walks still use n_threads)."""
 
-    def __init__(self, device: str, n_threads: int):
+    def __init__(self, device: str, n_threads: int, *, deterministic: bool = False):
+        if not isinstance(deterministic, (bool, np.bool_)):
+            raise TypeError(f"deterministic must be True or False, got {type(deterministic).__name__}")
+        if deterministic and device == "cuda":
+            raise ValueError("deterministic=True trains on one CPU thread; on the GPU the updates land in any "
+                             "order. Use device='cpu' for reproducible vectors")
         self.device = device
         self.chunk_walks = WALKS_PER_CHUNK[device]
+        self.n_threads = n_threads
+        self.train_threads = 1 if deterministic else n_threads
         if device == "cuda":
             self.module = _backend.require_cuda_module()
             self.xp = _backend.require_cupy()
         else:
-            self.module, self.xp, self.n_threads = _core, np, n_threads
+            self.module, self.xp = _core, np
 
-    def _where(self):
+    def _where(self, threads: int | None = None):
         """The kernels' last argument: cupy's current stream, or the CPU thread count."""
-        return self.xp.cuda.get_current_stream().ptr if self.device == "cuda" else self.n_threads
+        if self.device == "cuda":
+            return self.xp.cuda.get_current_stream().ptr
+        return self.n_threads if threads is None else threads
 
     def to_device(self, a: np.ndarray):
         return self.xp.asarray(a)
@@ -125,10 +168,32 @@ class Kernels:
     def train(self, *args) -> int:
         """Runs ``sgns_train``; returns the tokens trained."""
         if self.device != "cuda":
-            return self.module.sgns_train(*args, self._where())
+            return self.module.sgns_train(*args, self._where(self.train_threads))
         tokens = self.xp.zeros(1, self.xp.int64)
         self.module.sgns_train(*args, tokens, self._where())
         return int(tokens.get()[0])
+
+
+def check_training_memory(n_nodes: int, chunk_walks: int, walk_length: int, params: SkipGramParams,
+                          kernels: Kernels) -> None:
+    """ValueError naming the parameter at fault when training would need more
+    memory than this machine has: the two (n_nodes, dim) float32 tables, a
+    chunk of walks and, on the CPU, each thread's scratch of the block update
+    (2 * span contexts against 1 + negative targets, span = the widest reach
+    that matters, min(window, walk_length - 1))."""
+    if walk_length > INT_MAX:
+        raise ValueError(f"walk_length must be below 2**31, got {walk_length}")
+    check_memory(8 * n_nodes * params.dim, f"vectors of n_nodes={n_nodes} x dim={params.dim}", "a smaller dim")
+    if kernels.device == "cuda":
+        return
+    span = max(1, min(params.window, walk_length - 1))
+    targets = params.negative + 1
+    scratch = 4 * (walk_length + 2 * span + targets + 2 * span * targets + 2 * span * params.dim
+                   + targets * params.dim) + 8 * (2 * span + targets)
+    check_memory(kernels.train_threads * scratch + 8 * n_nodes * params.dim + 4 * chunk_walks * walk_length,
+                 f"training with negative={params.negative}, window={params.window}, dim={params.dim} on "
+                 f"{kernels.train_threads} thread(s) (per-thread scratch {scratch / 2**20:.1f} MiB)",
+                 "a smaller negative, window or dim")
 
 
 def train(chunks: WalkChunks, n_walks: int, n_nodes: int, params: SkipGramParams, seed: int,
@@ -204,7 +269,8 @@ class Progress:
 def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: int = 10,
              negative: int = 5, epochs: int = 1, alpha: float = 0.025, min_alpha: float = 1e-4,
              ns_exponent: float = 0.75, sample: float = 1e-3, random_state=None,
-             n_jobs: int | None = None, verbose: bool = False, device: str | None = None):
+             n_jobs: int | None = None, verbose: bool = False, device: str | None = None,
+             deterministic: bool = False):
     """Node vectors by skip-gram with negative sampling on walks (word2vec's SGNS).
 
     Parameters
@@ -219,7 +285,10 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
         Vector length.
     window : int, default 10
         Largest distance between a node and a context; each centre draws its
-        reach uniformly from 1..window, as word2vec does.
+        reach uniformly from 1..window, as word2vec does, so a context at
+        distance d is used with probability (window - d + 1) / window. A
+        window longer than the walks is fine (a reach past the walk's end
+        takes the whole walk).
     negative : int, default 5
         Negatives per centre node, drawn from visit counts ** ns_exponent
         and shared by all its contexts (pWord2Vec's batching: one small dense
@@ -233,14 +302,21 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
     sample : float, default 1e-3
         Frequent-node subsampling threshold (gensim's ``sample``); 0 turns it off.
     random_state : int, numpy Generator or None
-        With n_jobs=1 a seed gives bit-identical vectors; with more threads
-        the lock-free (Hogwild) updates may differ in the last bits.
+        With n_jobs=1 (or ``deterministic=True``) a seed gives bit-identical
+        vectors. With more threads the lock-free (Hogwild) updates interleave
+        as the threads happen to run: the vectors differ from run to run and
+        between thread counts, far beyond the last bits (typically by a few
+        percent of each coordinate, more with longer training; as good, not
+        equal).
     n_jobs : int, optional
         Threads; None or -1: all cores.
     verbose : bool
         A progress bar (walks, tokens trained, current alpha).
     device : {"cpu", "cuda"}, optional
         Where to train; default: where ``walks`` lives.
+    deterministic : bool, default False
+        Train on one CPU thread: the same vectors for a seed whatever
+        ``n_jobs``, at one thread's speed. Not available on the GPU.
 
     Returns
     -------
@@ -248,6 +324,14 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
         The input vectors (gensim's ``wv``) on the device that trained them:
         numpy or cupy, as ``knn`` hands back results; a torch tensor for
         torch walks.
+
+    Raises
+    ------
+    ValueError
+        Bad parameters or walks (the message names the argument), or
+        vectors, scratch or walks that would not fit in this machine's memory.
+    KeyboardInterrupt
+        On Ctrl-C, within a fraction of a second.
 
     Examples
     --------
@@ -263,9 +347,12 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
     if n_nodes is None:
         n_nodes = largest + 1
     n_nodes = check_positive_int(n_nodes, "n_nodes")
+    if n_nodes >= INT_MAX:
+        raise ValueError(f"n_nodes must be below 2**31 - 1, got {n_nodes}")
     if largest >= n_nodes:
         raise ValueError(f"walks hold node {largest} but n_nodes={n_nodes}; ids must be below n_nodes")
-    kernels = Kernels(device, _backend.resolve_n_jobs(n_jobs))
+    kernels = Kernels(device, _backend.resolve_n_jobs(n_jobs), deterministic=deterministic)
+    check_training_memory(n_nodes, 0, walks.shape[1], params, kernels)
     walks = _backend.to_device(walks, device)
     progress = Progress(walks.shape[0] * params.epochs, verbose, "skip-gram")
     try:
@@ -280,7 +367,7 @@ def _check_walks(walks: Any):
     """Integer walks as int32, in the namespace they came in (numpy or cupy),
     and their largest id."""
     xp = _backend.require_cupy() if _backend.is_cupy(walks) else np
-    walks = xp.asarray(walks)
+    walks = xp.asarray(walks) if xp is not np else as_array(walks, "walks")
     if walks.dtype.kind not in "iu":
         raise TypeError(f"walks must hold integer node ids, got dtype {walks.dtype}")
     if walks.ndim != 2 or walks.shape[0] == 0 or walks.shape[1] == 0:

@@ -4,8 +4,13 @@
 Graphs become one CSR type (the C++ ``CsrGraph``, shared with the t-SNE
 affinities): float32 weights, sorted rows, zero-weight edges dropped. Each
 node gets an alias table over its out-edges (O(E) memory); node2vec's return
-and in-out biases are applied by rejection on the same tables, so hub-heavy
-graphs need no per-edge transition tables. Every walk has its own random
+and in-out biases are applied by rejection on the same tables: the return
+step drawn with its exact probability mass (KnightKing's outlier folding),
+for q > 1 a mixture of regions of exact mass (proposing from the shorter of
+the two rows involved), and an exact draw over the row after a bounded
+number of rejections, so every step is exactly node2vec's and costs a
+bounded time for any p and q; hub-heavy graphs need no per-edge transition
+tables. Every walk has its own random
 stream, so a seed gives the same walks for any thread count. The estimators
 sample walks a chunk at a time and train on each chunk at once: memory holds
 the graph, the vectors and one chunk of walks, never the whole corpus.
@@ -21,7 +26,7 @@ import numpy as np
 import scipy.sparse
 
 from . import _backend, _core, io, sgns
-from ._validation import check_choice, check_positive_int
+from ._validation import check_choice, check_number, check_positive_int
 
 __all__ = ["DeepWalk", "Node2Vec", "as_csr_graph", "random_walks"]
 
@@ -44,8 +49,11 @@ def as_csr_graph(graph: Any, *, directed: bool = False) -> tuple[scipy.sparse.cs
     Raises
     ------
     ValueError
-        An empty or non-square graph, or a negative, NaN or infinite weight
+        An empty or non-square graph, a malformed sparse matrix (indices or
+        index pointers out of range), or a negative, NaN or infinite weight
         (the message names the edge).
+    TypeError
+        Weights that are not real numbers.
     """
     A, nodes = _adjacency(graph, directed)
     if A.shape[0] != A.shape[1]:
@@ -82,11 +90,41 @@ def _adjacency(graph: Any, directed: bool):
     if type(graph).__module__.startswith("cupyx"):  # validated on the host: O(E), once
         graph = graph.get()
     if scipy.sparse.issparse(graph):
-        return scipy.sparse.csr_array(graph), np.arange(graph.shape[0])
+        return _checked_csr(graph), np.arange(graph.shape[0])
     raise TypeError(
         f"graph must be a scipy.sparse matrix, a networkx graph, a fitted KNNGraph or an "
         f"edge-list path, got {type(graph).__name__}"
     )
+
+
+def _checked_csr(graph) -> scipy.sparse.csr_array:
+    """A scipy sparse matrix as a csr_array, its structure checked first:
+    scipy's own conversions trust it, and a crafted matrix (an index beyond
+    the shape, index pointers that decrease or pass the end) would make them
+    read out of bounds."""
+    if graph.ndim != 2:
+        raise ValueError(f"graph must be a 2-D matrix, got {graph.ndim} dimensions")
+    dtype = np.dtype(graph.dtype)
+    if dtype.kind not in "biuf":
+        raise TypeError(f"graph weights must be real numbers, got dtype {dtype}")
+    fmt = graph.format
+    if fmt in ("csr", "csc", "bsr"):
+        try:
+            graph.check_format(full_check=True)
+        except Exception as e:  # scipy raises ValueError, or TypeError for odd index types
+            raise ValueError(f"graph is not a valid {fmt.upper()} matrix: {e}") from None
+        return scipy.sparse.csr_array(graph)
+    coo = graph if fmt == "coo" else graph.tocoo()
+    coords = coo.coords
+    if len(coords) != 2 or any(np.ndim(c) != 1 or np.size(c) != coo.data.size for c in coords):
+        raise ValueError("graph is not a valid COO matrix: its coordinates do not match its entries")
+    for axis, (c, size) in enumerate(zip(coords, coo.shape)):
+        c = np.asarray(c)
+        if c.dtype.kind not in "iu":
+            raise ValueError(f"graph is not a valid COO matrix: axis {axis} indices are {c.dtype}")
+        if c.size and (int(c.min()) < 0 or int(c.max()) >= size):
+            raise ValueError(f"graph is not a valid COO matrix: an axis {axis} index is outside 0..{size - 1}")
+    return scipy.sparse.csr_array(coo)
 
 
 def _edge_file_adjacency(path: Path, directed: bool):
@@ -134,15 +172,30 @@ def _id_array(ids: list) -> np.ndarray:
     return out
 
 
+# node2vec's p and q: 1/p, 1/q and every probability mass of a step stay finite.
+MIN_BIAS, MAX_BIAS = 1e-100, 1e100
+
+
 def _check_walk_params(walk_length: int, walks_per_node: int, p: float, q: float) -> None:
     walk_length = check_positive_int(walk_length, "walk_length")
     if walk_length < 2:
         raise ValueError(f"walk_length must be >= 2 (it counts nodes, the start included), got {walk_length}")
+    if walk_length > 2**31 - 1:
+        raise ValueError(f"walk_length must be below 2**31, got {walk_length}")
     check_positive_int(walks_per_node, "walks_per_node")
     for name, value in (("p", p), ("q", q)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-                or not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        try:
+            check_number(value, name, low=MIN_BIAS, high=MAX_BIAS)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a positive finite number in [1e-100, 1e100], got {value!r}") from None
+
+
+def _check_walk_memory(n_walks: int, walk_length: int) -> None:
+    """Refuses a walk array larger than this machine's memory, naming the
+    parameters that make it, before anything is allocated."""
+    sgns.check_memory(4 * n_walks * walk_length,
+                      f"{n_walks} walks of walk_length={walk_length} (walks_per_node x nodes walks)",
+                      "a smaller walk_length or walks_per_node")
 
 
 class _WalkSampler:
@@ -159,13 +212,17 @@ class _WalkSampler:
         tables = kernels.device == "cuda" or not _equal_weights_per_row(A)
         keep = np.empty(A.nnz if tables else 0, np.float32)
         alias = np.empty(A.nnz if tables else 0, np.int32)
+        totals = row_totals(A) if tables else np.empty(0, np.float64)
+        maxima = row_maxima(A) if tables else np.empty(0, np.float32)
         if tables:
             _core.walks_build_alias(indptr, indices, A.data, keep, alias, n_threads)
-        self.tables = [kernels.to_device(a) for a in (indptr, indices, A.data, keep, alias)]
+        self.tables = [kernels.to_device(a) for a in (indptr, indices, A.data, keep, alias, totals, maxima)]
         self.kernels = kernels
         self.n_nodes = A.shape[0]
         self.n_walks = walks_per_node * self.n_nodes
         self.walk_length, self.p, self.q, self.seed = walk_length, float(p), float(q), seed
+        # A chunk of walks is at most ~64 MiB (and at least one walk).
+        self.chunk_walks = max(1, min(kernels.chunk_walks, sgns.CHUNK_BYTES // (4 * walk_length)))
 
     def sample(self, first: int, out):
         starts = ((first + np.arange(out.shape[0], dtype=np.int64)) % self.n_nodes).astype(np.int32)
@@ -174,11 +231,29 @@ class _WalkSampler:
         return out
 
     def chunks(self):
-        size = self.kernels.chunk_walks
+        size = min(self.chunk_walks, self.n_walks)
         buffer = self.kernels.xp.empty((size, self.walk_length), np.int32)
         for first in range(0, self.n_walks, size):
             count = min(size, self.n_walks - first)
             yield first, self.sample(first, buffer[:count])
+
+
+def row_totals(A: scipy.sparse.csr_array) -> np.ndarray:
+    """Each row's total weight, summed in float64 (0 for an empty row)."""
+    totals = np.zeros(A.shape[0], np.float64)
+    full = np.flatnonzero(np.diff(A.indptr))
+    if full.size:
+        totals[full] = np.add.reduceat(A.data.astype(np.float64), A.indptr[full])
+    return totals
+
+
+def row_maxima(A: scipy.sparse.csr_array) -> np.ndarray:
+    """Each row's largest weight, float32 (0 for an empty row)."""
+    maxima = np.zeros(A.shape[0], np.float32)
+    full = np.flatnonzero(np.diff(A.indptr))
+    if full.size:
+        maxima[full] = np.maximum.reduceat(A.data.astype(np.float32), A.indptr[full])
+    return maxima
 
 
 def _equal_weights_per_row(A: scipy.sparse.csr_array) -> bool:
@@ -214,10 +289,12 @@ def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p:
         node2vec's return and in-out parameters: the next node is drawn by
         edge weight times 1/p (back to the previous node), 1 (a neighbour of
         the previous node) or 1/q (further away). p = q = 1 is DeepWalk.
+        Any p and q in [1e-100, 1e100] is sampled exactly, each step in a
+        bounded time.
     directed : bool, default False
         Edge-list files only: whether a line is a one-way edge.
     random_state : int, numpy Generator or None
-        A seed gives the same walks whatever ``n_jobs``.
+        A seed gives the same walks whatever ``n_jobs`` (and on either device).
     n_jobs : int, optional
         Threads; None or -1: all cores.
     device : {"cpu", "cuda"}, optional
@@ -232,6 +309,15 @@ def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p:
         node in node order. A walk that reaches a node without out-edges (a
         sink of a directed graph, or an isolated node) is padded with -1.
 
+    Raises
+    ------
+    ValueError
+        Bad parameters or graph (see :func:`as_csr_graph`), or walks that
+        would not fit in this machine's memory (the message names
+        walk_length and walks_per_node).
+    KeyboardInterrupt
+        On Ctrl-C, within a fraction of a second.
+
     Examples
     --------
     >>> import networkx as nx, latentcore
@@ -244,10 +330,14 @@ def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p:
     n_threads = _backend.resolve_n_jobs(n_jobs)
     kernels = sgns.Kernels(_graph_device(graph, device), n_threads)
     A, _ = as_csr_graph(graph, directed=directed)
+    _check_walk_memory(walks_per_node * A.shape[0], walk_length)
     sampler = _WalkSampler(A, walk_length, walks_per_node, p, q, seed, kernels, n_threads)
     walks = kernels.xp.empty((sampler.n_walks, walk_length), np.int32)
-    for first in range(0, sampler.n_walks, kernels.chunk_walks):
-        sampler.sample(first, walks[first:first + kernels.chunk_walks])
+    # The CPU kernel polls for Ctrl-C itself: one call checks the graph once.
+    # GPU launches stay in chunks.
+    chunk = kernels.chunk_walks if kernels.device == "cuda" else sampler.n_walks
+    for first in range(0, sampler.n_walks, chunk):
+        sampler.sample(first, walks[first:first + chunk])
     return walks
 
 
@@ -260,12 +350,22 @@ class Node2Vec:
     same walks counts node visits for the noise distribution, as word2vec's
     vocabulary does; every epoch passes over the same walks again.
 
+    Reproducibility: a seed gives the same walks for any ``n_jobs`` (and on
+    the GPU). Training is Hogwild: with several threads the updates
+    interleave as the threads happen to run, so the vectors differ from run
+    to run and between thread counts -- far beyond the last bits, typically
+    by a few percent of each coordinate and more with longer training (they
+    are as good: the same quality, not the same numbers). ``deterministic=True`` trains on one thread and gives
+    bit-identical vectors for any ``n_jobs`` (walks are still sampled on
+    ``n_jobs`` threads); with n_jobs=1 both modes are the same.
+
     Parameters
     ----------
     p, q : float, default 1
         Return and in-out parameters: a step goes back to the previous node
         with weight 1/p, to a neighbour of it with weight 1, further away with
-        weight 1/q (times the edge weight). p = q = 1 is DeepWalk.
+        weight 1/q (times the edge weight). p = q = 1 is DeepWalk. Any p and
+        q in [1e-100, 1e100] is sampled exactly, each step in a bounded time.
     dim : int, default 128
         Embedding dimension.
     walk_length : int, default 80
@@ -277,8 +377,8 @@ class Node2Vec:
     directed : bool, default False
         Edge-list files only: whether a line is a one-way edge.
     random_state : int, numpy Generator or None
-        The walks are the same for any ``n_jobs``; with n_jobs=1 the
-        embedding is bit-identical too.
+        The walks are the same for any ``n_jobs``; the embedding is
+        bit-identical for a seed with n_jobs=1 or ``deterministic=True``.
     n_jobs : int, optional
         Threads; None or -1: all cores.
     verbose : bool
@@ -286,6 +386,10 @@ class Node2Vec:
     device : {"cpu", "cuda"}, optional
         Where to walk and train; default: the GPU for a cupyx sparse matrix,
         else the CPU.
+    deterministic : bool, default False
+        Train on one CPU thread: the same vectors for a seed whatever
+        ``n_jobs`` (training then runs at one thread's speed). Not available
+        on the GPU, whose updates land in any order.
 
     Attributes
     ----------
@@ -309,7 +413,8 @@ class Node2Vec:
                  walks_per_node: int = 10, window: int = 10, negative: int = 5, epochs: int = 1,
                  alpha: float = 0.025, min_alpha: float = 1e-4, ns_exponent: float = 0.75,
                  sample: float = 1e-3, directed: bool = False, random_state=None,
-                 n_jobs: int | None = None, verbose: bool = False, device: str | None = None):
+                 n_jobs: int | None = None, verbose: bool = False, device: str | None = None,
+                 deterministic: bool = False):
         self.p = p
         self.q = q
         self.dim = dim
@@ -327,6 +432,7 @@ class Node2Vec:
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.device = device
+        self.deterministic = deterministic
 
     def fit(self, graph: Any, y: Any = None) -> "Node2Vec":
         """Samples walks on ``graph`` and trains the embedding; returns self.
@@ -339,10 +445,12 @@ class Node2Vec:
         _check_walk_params(self.walk_length, self.walks_per_node, self.p, self.q)
         walk_seed, train_seed = sgns.seeds(self.random_state, 2)
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
-        kernels = sgns.Kernels(_graph_device(graph, self.device), n_threads)
+        kernels = sgns.Kernels(_graph_device(graph, self.device), n_threads, deterministic=self.deterministic)
         A, nodes = as_csr_graph(graph, directed=self.directed)
         sampler = _WalkSampler(A, self.walk_length, self.walks_per_node, self.p, self.q, walk_seed, kernels,
                                n_threads)
+        sgns.check_training_memory(sampler.n_nodes, min(sampler.chunk_walks, sampler.n_walks), self.walk_length,
+                                   params, kernels)
         progress = sgns.Progress(sampler.n_walks * params.epochs, self.verbose, type(self).__name__)
         try:
             self.embedding_ = sgns.train(sampler.chunks, sampler.n_walks, sampler.n_nodes, params, train_seed,
@@ -400,8 +508,10 @@ class Node2Vec:
             nodes = np.arange(vectors.shape[0])
         elif suffix == ".npz":
             vectors = np.asarray(io.read_matrix(path, key="embedding"), dtype=np.float32)
-            with np.load(path, allow_pickle=False) as archive:
-                nodes = archive["nodes"]
+            nodes = io.read_npz_array(path, "nodes")
+            if nodes.shape != (vectors.shape[0],):
+                raise ValueError(f"{path}: 'nodes' must list one id per embedding row ({vectors.shape[0]}), "
+                                 f"got shape {nodes.shape}")
         else:
             vectors, nodes = io.read_word2vec(path)
         model = cls()
@@ -435,7 +545,7 @@ class DeepWalk(Node2Vec):
                  window: int = 10, negative: int = 5, epochs: int = 1, alpha: float = 0.025,
                  min_alpha: float = 1e-4, ns_exponent: float = 0.75, sample: float = 1e-3,
                  directed: bool = False, random_state=None, n_jobs: int | None = None,
-                 verbose: bool = False, device: str | None = None):
+                 verbose: bool = False, device: str | None = None, deterministic: bool = False):
         params = dict(locals())
         del params["self"], params["__class__"]
         super().__init__(1.0, 1.0, **params)

@@ -35,7 +35,8 @@ void train_binding(Gpu::Mat<const std::int32_t> walks, Gpu::Vec<const float> kee
     require(keep_probability.shape(0) == 0 || keep_probability.shape(0) == n,
             "keep_probability needs one entry per node, or none");
     require(window >= 1 && negative >= 0, "window must be >= 1 and negative >= 0");
-    require(walks.shape(1) >= 1 && walks.shape(1) <= INT32_MAX, "walks need at least one column");
+    require(walks.shape(1) >= 1, "walks need at least one column");
+    const int walk_length = latentcore::bindings::narrow<int>(walks.shape(1), "walk_length");
     require(tokens.shape(0) == 1, "tokens must be a device counter of one int64");
     require_same_device(walks, input);
     if (keep_probability.shape(0)) require_same_device(keep_probability, input);
@@ -44,9 +45,10 @@ void train_binding(Gpu::Mat<const std::int32_t> walks, Gpu::Vec<const float> kee
     require_same_device(output, input);
     require_same_device(tokens, input);
     nb::gil_scoped_release release;
-    // window and negative beyond the kernel's bounds throw std::invalid_argument: ValueError.
+    // window (up to walk_length - 1) and negative beyond the kernel's bounds
+    // throw std::invalid_argument: ValueError.
     latentcore::cuda::train_sgns(
-        walks.data(), static_cast<std::int64_t>(walks.shape(0)), static_cast<int>(walks.shape(1)),
+        walks.data(), static_cast<std::int64_t>(walks.shape(0)), walk_length,
         keep_probability.shape(0) ? keep_probability.data() : nullptr, noise_keep.data(),
         noise_alias.data(), static_cast<std::int64_t>(n), input.data(), output.data(),
         static_cast<int>(input.shape(1)), window, negative, alpha, min_alpha, seed, first_walk,

@@ -21,35 +21,40 @@ using Gpu = latentcore::bindings::Arrays<nb::device::cuda>;
 
 void sample_binding(Gpu::Vec<const std::int64_t> indptr, Gpu::Vec<const std::int32_t> indices,
                     Gpu::Vec<const float> weights, Gpu::Vec<const float> keep, Gpu::Vec<const std::int32_t> alias,
-                    Gpu::Vec<const std::int32_t> starts, double p, double q, std::uint64_t seed,
+                    Gpu::Vec<const double> totals, Gpu::Vec<const float> maxima, Gpu::Vec<const std::int32_t> starts,
+                    double p, double q,
+                    std::uint64_t seed,
                     std::uint64_t first_walk, Gpu::IndexRows walks, std::uintptr_t stream) {
     require(indptr.shape(0) >= 2, "indptr needs n + 1 >= 2 entries");
     require(indptr.shape(0) - 1 <= INT32_MAX, "at most 2^31 - 1 nodes");
     require(weights.shape(0) == indices.shape(0), "indices and weights must have the same length");
     require(keep.shape(0) == indices.shape(0) && alias.shape(0) == indices.shape(0),
             "keep and alias need one entry per edge");
+    require(totals.shape(0) == indptr.shape(0) - 1 && maxima.shape(0) == indptr.shape(0) - 1,
+            "totals and maxima need one entry per node");
     require(walks.shape(0) == starts.shape(0) && walks.shape(1) >= 1, "one walk row per start");
-    require(walks.shape(1) <= INT32_MAX, "walks too long");
-    require(p > 0 && q > 0, "p and q must be positive");
+    const int walk_length = latentcore::bindings::narrow<int>(walks.shape(1), "walk_length");
+    require(p >= 1e-100 && p <= 1e100 && q >= 1e-100 && q <= 1e100, "p and q must be in [1e-100, 1e100]");
     require_same_device(indices, indptr);
+    require_same_device(weights, indptr);
+    require_same_device(totals, indptr);
+    require_same_device(maxima, indptr);
     require_same_device(keep, indptr);
     require_same_device(alias, indptr);
     require_same_device(starts, indptr);
     require_same_device(walks, indptr);
     nb::gil_scoped_release release;
     latentcore::cuda::sample_walks(
-        indptr.data(), indices.data(), static_cast<std::int64_t>(indices.shape(0)), keep.data(),
-        alias.data(), static_cast<std::int64_t>(indptr.shape(0)) - 1, starts.data(),
-        static_cast<std::int64_t>(starts.shape(0)), static_cast<int>(walks.shape(1)), p, q, seed,
-        first_walk, walks.data(), stream);
+        indptr.data(), indices.data(), weights.data(), static_cast<std::int64_t>(indices.shape(0)), keep.data(),
+        alias.data(), totals.data(), maxima.data(), static_cast<std::int64_t>(indptr.shape(0)) - 1, starts.data(),
+        static_cast<std::int64_t>(starts.shape(0)), walk_length, p, q, seed, first_walk, walks.data(), stream);
 }
 
 }  // namespace
 
 void bind_walks(nb::module_& m) {
-    // `weights` is unused by the sampler (the alias tables carry them); it is
-    // taken so that the argument list is _core.walks_sample's.
+    // The argument list is _core.walks_sample's; the GPU always takes tables.
     m.def("walks_sample", &sample_binding, nb::arg("indptr"), nb::arg("indices"), nb::arg("weights"),
-          nb::arg("keep"), nb::arg("alias"), nb::arg("starts"), nb::arg("p"), nb::arg("q"),
-          nb::arg("seed"), nb::arg("first_walk"), nb::arg("walks"), nb::arg("stream"));
+          nb::arg("keep"), nb::arg("alias"), nb::arg("totals"), nb::arg("maxima"), nb::arg("starts"),
+          nb::arg("p"), nb::arg("q"), nb::arg("seed"), nb::arg("first_walk"), nb::arg("walks"), nb::arg("stream"));
 }

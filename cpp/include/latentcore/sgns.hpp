@@ -2,7 +2,11 @@
 // training half of DeepWalk and node2vec. Hogwild over threads: every thread
 // updates the shared vectors without locks; each walk draws its reduced
 // windows, subsampling coins and negatives from its own random stream, so
-// with one thread a seed gives bit-identical vectors.
+// with one thread a seed gives bit-identical vectors. With several threads
+// the updates interleave as the threads happen to run: the vectors differ
+// from run to run (not in the last bits only: every update reads vectors
+// that others may or may not have changed yet, and the differences grow over
+// training), though they are as good.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +33,11 @@ struct SgnsOptions {
 // over total_walks. As in pWord2Vec (Ji et al. 2016) one set of negatives
 // serves every context of a centre node, so each update is a small dense
 // block: (contexts x (1 + negative)) dot products over rows loaded once.
-// Returns the number of (kept) tokens trained.
+// Returns the number of (kept) tokens trained. Per-thread scratch is
+// O(walk_length + min(window, walk_length) * (negative + dim) + negative * dim)
+// floats, allocated inside the parallel region through ParallelWork (a
+// failure is std::bad_alloc after the region); polls for interrupts and
+// throws Interrupted when stopped.
 std::int64_t train_sgns(const index_t* walks, size_type n_walks, int walk_length,
                         const float* keep_probability, const float* noise_keep,
                         const index_t* noise_alias, size_type n_nodes, float* input,
