@@ -52,6 +52,38 @@ def run_isolated(code: str, timeout: float = 60) -> "subprocess.CompletedProcess
                           timeout=timeout)
 
 
+def assert_calls_refused(code: str, timeout: float = 120) -> str:
+    """Runs ``code``, which defines ``calls`` (a dict of name -> zero-argument
+    callable, typically direct ``_core`` calls with crafted arrays), in a fresh
+    process; asserts the process survives and every call raised ValueError.
+    ``code`` starts with numpy as np, _core, _backend, the SGEMM capsule ``g``
+    and zero-array makers ``f32(*shape)``, ``i32(*shape)`` in scope. Returns
+    the process's output for further checks."""
+    prelude = """
+import numpy as np
+from latentcore import _core, _backend
+
+g = _backend.scipy_sgemm()
+f32 = lambda *s: np.zeros(s, np.float32)
+i32 = lambda *s: np.zeros(s, np.int32)
+"""
+    loop = """
+for name, call in calls.items():
+    try:
+        call()
+    except ValueError:
+        print("refused", name)
+    else:
+        print("ACCEPTED", name)
+"""
+    import textwrap
+
+    result = run_isolated(prelude + textwrap.dedent(code) + loop, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ACCEPTED" not in result.stdout, result.stdout
+    return result.stdout
+
+
 def assert_interruptible(call, *, delay: float = 0.5, within: float = 1.0):
     """Sends Ctrl-C (SIGINT to the main thread) ``delay`` seconds into
     ``call()`` from a helper thread; asserts it raises KeyboardInterrupt within

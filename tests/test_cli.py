@@ -467,6 +467,18 @@ def test_walks_command_writes_an_embedding_gensim_reads(tmp_path, capsys):
     np.testing.assert_array_equal(np.stack([vectors[str(v)] for v in range(34)]), model.embedding_)
 
 
+def test_walks_command_deterministic_gives_the_same_vectors_for_any_thread_count(tmp_path, capsys):
+    edges = tmp_path / "ring.txt"
+    edges.write_text("".join(f"{v} {(v + 1) % 60}\n{v} {(v + 7) % 60}\n" for v in range(60)))
+    outputs = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"emb{threads}.npy"
+        assert main(["walks", str(edges), "-o", str(out), "--dim", "8", "--walk-length", "20",
+                     "--threads", threads, "--deterministic", "--quiet"]) == 0
+        outputs.append(np.load(out))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
 @pytest.mark.parametrize("args,problem", [
     (["--p", "0"], "p must"), (["--dim", "0"], "dim must"), (["--window", "0"], "window must"),
 ])

@@ -193,6 +193,9 @@ def _add_walks_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads (default: all cores)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="train skip-gram on one thread: the same vectors for any --threads "
+                        "(walks are the same either way)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_walks)
 
@@ -399,7 +402,7 @@ def _walks(args: argparse.Namespace) -> None:
     model = Node2Vec(args.p, args.q, dim=args.dim, walk_length=args.walk_length,
                      walks_per_node=args.walks_per_node, window=args.window, negative=args.negative,
                      epochs=args.epochs, directed=args.directed, random_state=args.seed,
-                     n_jobs=args.threads, verbose=not args.quiet)
+                     n_jobs=args.threads, deterministic=args.deterministic, verbose=not args.quiet)
     start = time.perf_counter()
     model.fit(args.input)
     seconds = time.perf_counter() - start

@@ -238,22 +238,23 @@ class _WalkSampler:
             yield first, self.sample(first, buffer[:count])
 
 
-def row_totals(A: scipy.sparse.csr_array) -> np.ndarray:
-    """Each row's total weight, summed in float64 (0 for an empty row)."""
-    totals = np.zeros(A.shape[0], np.float64)
+def _row_reduce(A: scipy.sparse.csr_array, ufunc: np.ufunc, dtype) -> np.ndarray:
+    """ufunc over each row's weights in ``dtype`` (0 for an empty row)."""
+    out = np.zeros(A.shape[0], dtype)
     full = np.flatnonzero(np.diff(A.indptr))
     if full.size:
-        totals[full] = np.add.reduceat(A.data.astype(np.float64), A.indptr[full])
-    return totals
+        out[full] = ufunc.reduceat(A.data.astype(dtype), A.indptr[full])
+    return out
+
+
+def row_totals(A: scipy.sparse.csr_array) -> np.ndarray:
+    """Each row's total weight, summed in float64 (0 for an empty row)."""
+    return _row_reduce(A, np.add, np.float64)
 
 
 def row_maxima(A: scipy.sparse.csr_array) -> np.ndarray:
     """Each row's largest weight, float32 (0 for an empty row)."""
-    maxima = np.zeros(A.shape[0], np.float32)
-    full = np.flatnonzero(np.diff(A.indptr))
-    if full.size:
-        maxima[full] = np.maximum.reduceat(A.data.astype(np.float32), A.indptr[full])
-    return maxima
+    return _row_reduce(A, np.maximum, np.float32)
 
 
 def _equal_weights_per_row(A: scipy.sparse.csr_array) -> bool:

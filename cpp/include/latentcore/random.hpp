@@ -272,19 +272,20 @@ LATENTCORE_HOST_DEVICE std::int32_t node2vec_step(const Graph& g, std::int32_t h
         }
     }
     // The exact distribution over the row: shares * biases, cumulated.
+    const auto mass_of = [&](std::int64_t e) {
+        const std::int32_t x = g.target(e);
+        if (x < 0) return 0.0;
+        const double bias = x == previous ? b.back
+                            : !needs_neighbors || g.is_neighbor(previous, x) ? 1.0
+                                                                             : b.away;
+        const double mass = mul_rn(g.share(e, here, degree), bias);
+        return mass > 0.0 ? mass : 0.0;
+    };
     double masses[kNode2VecScanBuffer];
     const bool kept = degree <= kNode2VecScanBuffer;
     double total = 0.0;
     for (std::int64_t e = begin; e < end; ++e) {
-        const std::int32_t x = g.target(e);
-        double mass = 0.0;
-        if (x >= 0) {
-            const double bias = x == previous ? b.back
-                                : !needs_neighbors || g.is_neighbor(previous, x) ? 1.0
-                                                                                 : b.away;
-            mass = mul_rn(g.share(e, here, degree), bias);
-            if (!(mass > 0.0)) mass = 0.0;
-        }
+        const double mass = mass_of(e);
         if (kept) masses[e - begin] = mass;
         total = add_rn(total, mass);
     }
@@ -297,24 +298,11 @@ LATENTCORE_HOST_DEVICE std::int32_t node2vec_step(const Graph& g, std::int32_t h
     double cumulated = 0.0;
     std::int32_t last = -1;
     for (std::int64_t e = begin; e < end; ++e) {
-        double mass;
-        const std::int32_t x = g.target(e);
-        if (kept) {
-            mass = masses[e - begin];
-        } else {
-            mass = 0.0;
-            if (x >= 0) {
-                const double bias = x == previous ? b.back
-                                    : !needs_neighbors || g.is_neighbor(previous, x) ? 1.0
-                                                                                     : b.away;
-                mass = mul_rn(g.share(e, here, degree), bias);
-                if (!(mass > 0.0)) mass = 0.0;
-            }
-        }
+        const double mass = kept ? masses[e - begin] : mass_of(e);
         if (mass == 0.0) continue;
         cumulated = add_rn(cumulated, mass);
-        last = x;
-        if (target < cumulated) return x;
+        last = g.target(e);
+        if (target < cumulated) return last;
     }
     return last;  // rounding left target at the very end
 }
