@@ -734,9 +734,9 @@ def test_ctrl_c_stops_fit_and_transform():
 
 def test_ctrl_c_stops_a_long_kernel_call():
     rng = np.random.default_rng(6)
-    Y = rng.standard_normal((15000, 2))  # one exact repulsion: several seconds
+    Y = rng.standard_normal((60000, 2))  # one exact repulsion: 3.6e9 pairs, well over a second
     assert_interruptible(lambda: _ExactRepulsion(1.0, 2)(Y))
-    n, k = 60000, 90  # the calibration: several seconds
+    n, k = 200_000, 90  # the calibration: about 4 s on 2 cores
     idx = (np.arange(n)[:, None] + 1 + np.arange(k)[None, :]) % n
     dist = np.sort(rng.random((n, k), dtype=np.float32) * 10, axis=1)
     assert_interruptible(lambda: latentcore.tsne.perplexity_affinities(idx, dist, 30, n_jobs=2), delay=0.8)

@@ -202,6 +202,13 @@ void exact_knn(const KnnProblem& p, Sgemm sgemm, size_type block, int n_threads,
     std::vector<float> cand_score(m * kc, std::numeric_limits<float>::infinity());
     std::vector<index_t> cand_index(m * kc, index_t{-1});
     const Heaps heaps{cand_score.data(), cand_index.data(), kc};
+    // A point kept among its own neighbours is a candidate from the start:
+    // float32 scores cannot tell it from more than kc points within rounding
+    // of it (a value 1e-19 beside nine zeros), which would crowd it out.
+    const bool seed_self = symmetric && !p.exclude_self;
+    if (seed_self)
+        for (size_type r = 0; r < m; ++r)
+            heaps.row(r).push(-std::numeric_limits<float>::infinity(), static_cast<index_t>(r));
     float largest = max_abs(p.data, p.n * p.dim, n_threads);
     if (!symmetric) largest = std::max(largest, max_abs(p.queries, p.m * p.dim, n_threads));
     if (p.center) largest = std::max(largest, max_abs(p.center, p.dim, 1));
@@ -233,7 +240,7 @@ void exact_knn(const KnnProblem& p, Sgemm sgemm, size_type block, int n_threads,
                 {
                     std::lock_guard<std::mutex> hold(locks[order[t].row_block]);
                     for (size_type i = 0; i < rows; ++i) {
-                        const index_t self = diagonal && p.exclude_self ? static_cast<index_t>(i0 + i) : -1;
+                        const index_t self = diagonal ? static_cast<index_t>(i0 + i) : -1;  // seeded or excluded
                         scan_into_topk(heaps.row(i0 + i), tile.data() + i * cols, bb.half_norm.data(),
                                        -1.0f, cols, static_cast<index_t>(j0), self);
                     }
