@@ -149,6 +149,15 @@ def test_extreme_finite_values_match_float64_reference(rng, metric, magnitude):
     assert np.all(ref[:, 3] <= kth + 1e-6 * np.abs(kth))
 
 
+def test_a_point_kept_among_its_neighbours_is_not_crowded_out_by_float32_ties():
+    # Centred in float32, 6e-20 equals the nine zeros: more tied scores than
+    # the candidate pool. The point itself is still exactly the nearest.
+    X = np.array([[0.0]] * 9 + [[1.0], [6.383087184546903e-20]], np.float32)
+    idx, dist = latentcore.knn(X, 1, exclude_self=False)  # a pool of 9 candidates
+    assert idx[10, 0] == 10 and dist[10, 0] == 0.0
+    assert idx[:9, 0].tolist() == [0] * 9  # exact duplicates: the smaller index first
+
+
 def test_issue_12_overflowing_scores_never_give_minus_one():
     from conftest import run_isolated
 
