@@ -82,3 +82,17 @@ def check_number(value: Any, name: str, *, low: float | None = None, high: float
     if high is not None and (number > high or (number == high and not high_inclusive)):
         raise ValueError(f"{name} must be {'<=' if high_inclusive else '<'} {high:g}, got {value!r}")
     return number
+
+
+def rescaling_exponent(x: Any, safe_exponent: int) -> int:
+    """0 when the largest |value| of ``x`` lies within [2^-safe_exponent,
+    2^safe_exponent] (or is 0, NaN or inf: left for the finiteness checks);
+    otherwise the e for which x * 2^e has its largest |value| in [0.5, 1).
+    Scaling by 2^e is exact, so kernels that would overflow or underflow in
+    float32 can work on the scaled values and scale their answer back."""
+    if x.size == 0:
+        return 0
+    top = max(abs(float(x.max())), abs(float(x.min())))
+    if not np.isfinite(top) or top == 0 or 2.0 ** -safe_exponent <= top <= 2.0 ** safe_exponent:
+        return 0
+    return -int(np.frexp(top)[1])

@@ -17,7 +17,7 @@ import scipy.sparse
 
 from . import _backend, _core
 from .knn import largest_products_cuda
-from ._validation import check_choice, check_matrix, check_number, check_positive_int
+from ._validation import check_choice, check_matrix, check_number, check_positive_int, rescaling_exponent
 
 __all__ = ["DictionaryLearning", "SparseCoder", "sparse_encode"]
 
@@ -88,17 +88,6 @@ def _check_alpha(alpha: Any, method: str) -> float | None:
             raise ValueError("alpha (the L1 weight, a number >= 0) is required for method='lasso'")
         return None
     return check_number(alpha, "alpha", low=0.0)
-
-
-def _scale_exponent(X: np.ndarray) -> int:
-    """0, or the power of two e such that X * 2^e has its largest |value| in
-    [0.5, 1), when that value lies outside [2^-60, 2^60] (see _SAFE_EXPONENT)."""
-    if X.size == 0:
-        return 0
-    largest = max(float(X.max()), -float(X.min()))
-    if largest == 0.0 or 2.0**-_SAFE_EXPONENT <= largest <= 2.0**_SAFE_EXPONENT:
-        return 0
-    return -math.frexp(largest)[1]
 
 
 def _unscaled(values: np.ndarray, scale: float, X: np.ndarray) -> np.ndarray:
@@ -200,7 +189,7 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
             _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], None)
     else:
         n_nonzero = _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], tol if method == "omp" else None)
-    exponent = _scale_exponent(X)
+    exponent = rescaling_exponent(X, _SAFE_EXPONENT)
     scale = math.ldexp(1.0, exponent)
     if exponent:
         X = np.ldexp(X, np.int32(exponent)).astype(np.float32, copy=False)  # exact (2^exponent may exceed float32)

@@ -20,7 +20,7 @@ import scipy.fft
 import scipy.sparse
 
 from . import _backend, _core
-from ._validation import as_array, check_choice, check_matrix, check_number, check_positive_int
+from ._validation import as_array, check_choice, check_matrix, check_number, check_positive_int, rescaling_exponent
 from .knn import METRICS as _KNN_METRICS, _resolve_metric, knn
 
 __all__ = ["TSNE", "perplexity_affinities", "uniform_affinities", "INITIALIZATIONS",
@@ -765,7 +765,7 @@ class TSNE:
         [2^-40, 2^40] (e = 0 for most data); e is remembered for transform()."""
         self._input_exponent = 0
         if isinstance(X, np.ndarray) and X.dtype.kind == "f" and X.size:
-            self._input_exponent = _safe_exponent(X)
+            self._input_exponent = rescaling_exponent(X, _SAFE_EXPONENT)
             if self._input_exponent:
                 X = np.ldexp(X, self._input_exponent).astype(X.dtype, copy=False)  # exact
         return X
@@ -990,16 +990,6 @@ def _tsne_metric(metric: Any) -> str:
         choices = sorted(set(_KNN_METRICS) - {"inner_product"}) + ["precomputed"]
         raise ValueError(f"metric={metric!r} is not a distance; t-SNE needs one of {choices}")
     return name
-
-
-def _safe_exponent(X: np.ndarray) -> int:
-    """0, or the e for which 2^e brings the largest |value| of X near 1 when
-    that lies outside [2^-40, 2^40] (NaN and inf are left for the finiteness
-    check to report)."""
-    top = max(abs(float(X.max())), abs(float(X.min())))
-    if not np.isfinite(top) or top == 0 or 2.0 ** -_SAFE_EXPONENT <= top <= 2.0 ** _SAFE_EXPONENT:
-        return 0
-    return -int(np.frexp(top)[1])
 
 
 def _n_points(X: Any) -> int | None:
