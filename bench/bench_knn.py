@@ -29,13 +29,9 @@ from __future__ import annotations
 
 import _thread
 import argparse
-import datetime
-import gc
 import json
 import os
-import platform
 import resource
-import shlex
 import subprocess
 import sys
 import threading
@@ -43,30 +39,11 @@ import time
 
 import numpy as np
 
+from common import N_CLUSTERS, append_section, int_list, machine_section, make_data, ratio, table, timed
+
 K = 15
-N_CLUSTERS = 50
 SEED = 0
 WARMUP_N = 2000
-_CHUNK = 4096  # rows generated at a time: keeps the generator's temporaries small
-
-
-# ---------------------------------------------------------------- data
-
-def make_data(n: int, d: int, seed: int = SEED) -> np.ndarray:
-    """n x d float32 points from a mixture of N_CLUSTERS Gaussians: unit-variance
-    centres, per-cluster widths in [0.2, 0.6]. Generated in chunks, so the only
-    large allocation is the result (this matters for the --rss mode)."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((N_CLUSTERS, d), dtype=np.float32)
-    widths = rng.uniform(0.2, 0.6, N_CLUSTERS).astype(np.float32)
-    X = np.empty((n, d), dtype=np.float32)
-    for start in range(0, n, _CHUNK):
-        block = X[start:start + _CHUNK]
-        labels = rng.integers(0, N_CLUSTERS, block.shape[0])
-        rng.standard_normal(out=block, dtype=np.float32)
-        block *= widths[labels, None]
-        block += centers[labels]
-    return X
 
 
 # ---------------------------------------------------------------- peers
@@ -105,105 +82,10 @@ def run_sklearn(X: np.ndarray, threads: int) -> np.ndarray:
     return nn.kneighbors(return_distance=False)
 
 
-def timed(fn, X: np.ndarray, threads: int) -> tuple[float, np.ndarray]:
-    from threadpoolctl import threadpool_limits
-
-    gc.collect()
-    with threadpool_limits(limits=threads):
-        t0 = time.perf_counter()
-        out = fn(X, threads)
-        seconds = time.perf_counter() - t0
-    return seconds, out
-
-
-# ---------------------------------------------------------------- machine
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def blas_summary() -> list[str]:
-    """One line per thread pool threadpoolctl sees (BLAS and OpenMP runtimes)."""
-    from scipy.linalg import cython_blas  # noqa: F401  (the BLAS latentcore calls: list it)
-    from threadpoolctl import threadpool_info
-
-    lines = []
-    for info in threadpool_info():
-        path = info.get("filepath", "?")  # the wheel's .libs folder says whose copy it is
-        where = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
-        if info.get("user_api") == "blas":
-            lines.append(f"{info.get('internal_api')} {info.get('version')} "
-                         f"({info.get('architecture', '?')}, {info.get('threading_layer', '?')} threads, "
-                         f"{info.get('num_threads')} by default) — {where}")
-        else:
-            lines.append(f"{info.get('internal_api')} runtime, {info.get('num_threads')} threads by default — {where}")
-    return sorted(lines)
-
-
-def versions(with_peers: bool = True) -> str:
-    import latentcore
-
-    parts = [f"latentcore {latentcore.__version__}", f"numpy {np.__version__}"]
-    if with_peers:
-        try:
-            import faiss
-
-            parts.append(f"faiss {faiss.__version__}")
-        except ImportError:
-            parts.append("faiss not installed")
-        try:
-            import sklearn
-
-            parts.append(f"scikit-learn {sklearn.__version__}")
-        except ImportError:
-            parts.append("scikit-learn not installed")
-    parts.append(f"Python {platform.python_version()}")
-    return ", ".join(parts)
-
-
-def machine_section(threads: int, with_peers: bool = True) -> str:
-    lines = [f"- CPU: {cpu_model()}, {os.cpu_count()} cores ({usable_cores()} usable); "
-             f"benchmark threads: {threads}",
-             f"- versions: {versions(with_peers)}",
-             "- thread pools (threadpoolctl):"]
-    lines += [f"  - {line}" for line in blas_summary()]
-    return "\n".join(lines)
-
-
-def command_line() -> str:
-    return "python " + shlex.join(sys.argv)
-
-
-def append_section(path: str, title: str, body: str) -> None:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = f"\n## {title} — {stamp}\n\n`{command_line()}`\n\n{body}\n"
-    with open(path, "a") as f:
-        f.write(text)
-    print(f"appended to {path}", file=sys.stderr)
-
-
 # ---------------------------------------------------------------- timing mode
 
 def fmt_s(x: float | None) -> str:
     return "—" if x is None else (f"{x:.3f}" if x < 100 else f"{x:.1f}")
-
-
-def fmt_ratio(peer: float | None, ours: float) -> str:
-    return "—" if peer is None else f"{peer / ours:.2f}"
 
 
 def bench_case(n: int, d: int, args, peers: dict) -> dict:
@@ -213,7 +95,7 @@ def bench_case(n: int, d: int, args, peers: dict) -> dict:
               if not (name == "sklearn" and n > args.sklearn_max_n)}
     small = make_data(WARMUP_N, d, seed=SEED + 1)
     for fn in active.values():
-        timed(fn, small, args.threads)
+        timed(fn, small, args.threads, threads=args.threads)
     del small
 
     X = make_data(n, d)
@@ -221,7 +103,7 @@ def bench_case(n: int, d: int, args, peers: dict) -> dict:
     result = {}
     for rep in range(args.repeats):
         for name, fn in active.items():  # interleaved: A, B, C, A, B, C, ...
-            seconds, out = timed(fn, X, args.threads)
+            seconds, out = timed(fn, X, args.threads, threads=args.threads)
             best[name] = min(best[name], seconds)
             result[name] = out
             print(f"  n={n} d={d} repeat {rep + 1}/{args.repeats}: {name} {seconds:.3f} s",
@@ -234,21 +116,16 @@ def bench_case(n: int, d: int, args, peers: dict) -> dict:
 
 
 def timing_table(rows: list[dict], notes: list[str]) -> str:
-    head = ("| n | d | latentcore s | faiss s | faiss / latentcore | sklearn brute s "
-            "| sklearn / latentcore | recall vs faiss | recall vs sklearn |")
-    lines = [head, "|" + " --- |" * 9]
+    head = ["n", "d", "latentcore s", "faiss s", "faiss / latentcore", "sklearn brute s",
+            "sklearn / latentcore", "recall vs faiss", "recall vs sklearn"]
+    cells = []
     for r in rows:
         ours = r["latentcore"]
-        lines.append(
-            f"| {r['n']} | {r['d']} | {fmt_s(ours)} | {fmt_s(r.get('faiss'))} "
-            f"| {fmt_ratio(r.get('faiss'), ours)} | {fmt_s(r.get('sklearn'))} "
-            f"| {fmt_ratio(r.get('sklearn'), ours)} "
-            f"| {'—' if r['recall_faiss'] is None else format(r['recall_faiss'], '.4f')} "
-            f"| {'—' if r['recall_sklearn'] is None else format(r['recall_sklearn'], '.4f')} |")
-    text = "\n".join(lines)
-    if notes:
-        text += "\n\n" + "\n".join(f"- {note}" for note in notes)
-    return text
+        cells.append([str(r["n"]), str(r["d"]), fmt_s(ours), fmt_s(r.get("faiss")), ratio(r.get("faiss"), ours),
+                      fmt_s(r.get("sklearn")), ratio(r.get("sklearn"), ours),
+                      "—" if r["recall_faiss"] is None else format(r["recall_faiss"], ".4f"),
+                      "—" if r["recall_sklearn"] is None else format(r["recall_sklearn"], ".4f")])
+    return table(head, cells, notes)
 
 
 def timing_mode(args) -> None:
@@ -280,10 +157,10 @@ def timing_mode(args) -> None:
     for n in args.sizes:
         for d in args.dims:
             rows.append(bench_case(n, d, args, peers))
-    table = timing_table(rows, notes)
-    print(table)
+    text = timing_table(rows, notes)
+    print(text)
     if args.append:
-        append_section(args.append, f"exact k-NN graph, k={K}", machine + "\n\n" + table)
+        append_section(args.append, f"exact k-NN graph, k={K}", machine + "\n\n" + text)
 
 
 # ---------------------------------------------------------------- RSS mode
@@ -337,38 +214,24 @@ def rss_mode(args) -> None:
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     in_out = n * d * 4 + n * K * 8  # float32 input; int32 indices + float32 distances
     mib = 1 << 20
-    table = "\n".join([
-        "| n | d | threads | input + output MiB | peak RSS MiB | peak / (in+out) "
-        "| baseline MiB | (peak − baseline) / (in+out) | knn s | cut |",
-        "|" + " --- |" * 10,
-        f"| {n} | {d} | {r['threads']} | {in_out / mib:.1f} | {r['peak'] / mib:.1f} "
-        f"| {r['peak'] / in_out:.2f} | {r['baseline'] / mib:.1f} "
-        f"| {(r['peak'] - r['baseline']) / in_out:.2f} | {r['seconds']:.1f} "
-        f"| {'yes' if r['cut'] else 'no'} |",
-    ])
+    head = ["n", "d", "threads", "input + output MiB", "peak RSS MiB", "peak / (in+out)", "baseline MiB",
+            "(peak − baseline) / (in+out)", "knn s", "cut"]
+    cells = [[str(n), str(d), str(r["threads"]), f"{in_out / mib:.1f}", f"{r['peak'] / mib:.1f}",
+              f"{r['peak'] / in_out:.2f}", f"{r['baseline'] / mib:.1f}",
+              f"{(r['peak'] - r['baseline']) / in_out:.2f}", f"{r['seconds']:.1f}", "yes" if r["cut"] else "no"]]
     notes = [f"one latentcore.knn(X, {K}) call in a fresh subprocess; peak RSS = ru_maxrss; "
              "baseline = ru_maxrss after imports and a 200-point warm-up call, before X exists"]
     if r["cut"]:
         notes.append(f"the call was stopped (KeyboardInterrupt) after {args.rss_seconds} s "
                      "(--rss-seconds): its allocations all happen up front, the search did not finish")
-    table += "\n\n" + "\n".join(f"- {note}" for note in notes)
-    print(table)
+    text = table(head, cells, notes)
+    print(text)
     if args.append:
-        body = machine_section(args.threads, with_peers=False) + "\n\n" + table
+        body = machine_section(args.threads, with_peers=False) + "\n\n" + text
         append_section(args.append, f"k-NN peak memory, k={K}", body)
 
 
 # ---------------------------------------------------------------- main
-
-def int_list(text: str) -> list[int]:
-    try:
-        values = [int(float(v)) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],

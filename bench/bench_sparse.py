@@ -47,25 +47,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bench_knn import append_section, machine_section
-
-
-def planted(n: int, d: int, n_atoms: int, k: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    D = rng.standard_normal((n_atoms, d))
-    D /= np.linalg.norm(D, axis=1, keepdims=True)
-    codes = np.zeros((n, n_atoms), np.float32)
-    for row in codes:
-        atoms = rng.choice(n_atoms, k, replace=False)
-        row[atoms] = rng.uniform(1.0, 2.0, k) * rng.choice([-1, 1], k)
-    X = codes @ D.astype(np.float32) + np.float32(0.01) * rng.standard_normal((n, d), dtype=np.float32)
-    return X.astype(np.float32), D.astype(np.float32), codes
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
+from common import append_section, machine_section, planted, table, timed
 
 
 def support_recovery(found: np.ndarray, truth: np.ndarray) -> float:
@@ -229,13 +211,10 @@ def dictionary_rows(args):
     return rows
 
 
-def table(head, rows, base_seconds):
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for name, rate, seconds, *rest in rows:
-        cells = [name, f"{rate:,.0f}", f"{seconds:.2f}", f"{seconds / base_seconds:.2f}"]
-        cells += [f"{v:.6g}" for v in rest]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def rate_table(head, rows, base_seconds):
+    """Rows (name, rate, seconds, *measures) as a markdown table, time relative to base_seconds."""
+    return table(head, [[name, f"{rate:,.0f}", f"{seconds:.2f}", f"{seconds / base_seconds:.2f}",
+                         *(f"{v:.6g}" for v in rest)] for name, rate, seconds, *rest in rows])
 
 
 def main() -> None:
@@ -269,11 +248,11 @@ def main() -> None:
             lasso = lasso_rows(X, D, args.alpha, args)
             sections += [
                 f"### OMP, {args.n} signals x {args.d} dims, {args.atoms} atoms, k={args.k}, noise 0.01",
-                table(["implementation", "signals/s", f"s for {args.n}", "time / latentcore", "supports recovered"],
-                      omp, omp[0][2]),
+                rate_table(["implementation", "signals/s", f"s for {args.n}", "time / latentcore",
+                            "supports recovered"], omp, omp[0][2]),
                 f"### LASSO, alpha={args.alpha} (sklearn scaling), same signals",
-                table(["implementation", "signals/s", f"s for {args.n}", "time / latentcore", "mean objective",
-                       "mean nonzeros"], lasso, lasso[0][2]),
+                rate_table(["implementation", "signals/s", f"s for {args.n}", "time / latentcore", "mean objective",
+                            "mean nonzeros"], lasso, lasso[0][2]),
                 f"- sklearn timed on the first {args.sklearn_n} signals, its time scaled to {args.n}; "
                 "SPAMS and sklearn take float64 (the conversion is not timed); "
                 "time / latentcore above 1: latentcore is faster"]
@@ -282,14 +261,14 @@ def main() -> None:
             sections += [
                 f"### TopK SAE training, {min(args.sae_n, args.n)} samples x {args.d} dims, {args.sae_epochs} epochs, "
                 f"{args.latents} latents, k={args.sae_k}, batch {args.batch}, Adam, AuxK",
-                table(["implementation", "samples/s", "s", "time / latentcore", "FVU, first 5 batches",
-                       "FVU, last 5 batches"], sae, sae[0][2])]
+                rate_table(["implementation", "samples/s", "s", "time / latentcore", "FVU, first 5 batches",
+                            "FVU, last 5 batches"], sae, sae[0][2])]
         if args.only in (None, "dl"):
             dl = dictionary_rows(args)
             sections += [
                 f"### Online dictionary learning, {args.dl_n} signals x {args.dl_d} dims, {args.dl_atoms} planted atoms, "
                 f"k={args.dl_k}, {args.dl_epochs} epochs",
-                table(["implementation", "samples/s", "s", "time / latentcore", "atoms recovered"], dl, dl[0][2])]
+                rate_table(["implementation", "samples/s", "s", "time / latentcore", "atoms recovered"], dl, dl[0][2])]
     body = "\n\n".join(sections)
     print(body)
     if args.append:

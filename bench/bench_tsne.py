@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from bench_knn import append_section, int_list, machine_section
+from common import append_section, int_list, machine_section, table, timed
 
 N_DIMS = 50
 N_BLOBS = 10
@@ -60,13 +58,6 @@ def run_sklearn(X, threads):
     return float(tsne.kl_divergence_)
 
 
-def timed(fn, X, threads):
-    with threadpool_limits(threads):
-        start = time.perf_counter()
-        kl = fn(X, threads)
-        return time.perf_counter() - start, kl
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int_list, default=[20000, 70000])
@@ -78,31 +69,31 @@ def main(argv=None) -> None:
 
     warm = make_blobs(500)
     for fn in (run_latentcore, run_opentsne):  # imports, thread pools, numba/JIT caches
-        timed(fn, warm, args.threads)
-    rows = ["| n | latentcore s | KL | openTSNE s | KL | openTSNE / latentcore | sklearn BH s | KL | sklearn / latentcore |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        timed(fn, warm, args.threads, threads=args.threads)
+    rows = []
     for n in args.sizes:
         X = make_blobs(n)
-        ours, ours_kl = timed(run_latentcore, X, args.threads)
+        ours, ours_kl = timed(run_latentcore, X, args.threads, threads=args.threads)
         print(f"n={n}: latentcore {ours:.1f} s, KL {ours_kl:.4f}", file=sys.stderr)
-        theirs, theirs_kl = timed(run_opentsne, X, args.threads)
+        theirs, theirs_kl = timed(run_opentsne, X, args.threads, threads=args.threads)
         print(f"n={n}: openTSNE {theirs:.1f} s, KL {theirs_kl:.4f}", file=sys.stderr)
         sk = sk_kl = None
         if n <= args.sklearn_max_n:
-            sk, sk_kl = timed(run_sklearn, X, args.threads)
+            sk, sk_kl = timed(run_sklearn, X, args.threads, threads=args.threads)
             print(f"n={n}: sklearn {sk:.1f} s, KL {sk_kl:.4f}", file=sys.stderr)
         sk_cells = ["—", "—", "—"] if sk is None else [f"{sk:.1f}", f"{sk_kl:.4f}", f"{sk / ours:.2f}"]
-        rows.append(f"| {n} | {ours:.1f} | {ours_kl:.4f} | {theirs:.1f} | {theirs_kl:.4f} | "
-                    f"{theirs / ours:.2f} | " + " | ".join(sk_cells) + " |")
-    table = "\n".join(rows)
+        rows.append([str(n), f"{ours:.1f}", f"{ours_kl:.4f}", f"{theirs:.1f}", f"{theirs_kl:.4f}",
+                     f"{theirs / ours:.2f}", *sk_cells])
+    text = table(["n", "latentcore s", "KL", "openTSNE s", "KL", "openTSNE / latentcore", "sklearn BH s", "KL",
+                  "sklearn / latentcore"], rows)
     notes = (f"- {N_BLOBS}-blob Gaussian mixture in {N_DIMS} dims (seed 0), perplexity 30, 750 iterations "
              f"(250 early exaggeration 12, momentum 0.5 then 0.8), FFT gradients for latentcore and openTSNE "
              f"{openTSNE.__version__} (Annoy k-NN, as default), Barnes-Hut for sklearn; "
              f"{args.threads} threads each; k-NN and affinity time included; one run each")
-    print(table)
+    print(text)
     if args.append:
         append_section(args.append, "t-SNE: latentcore vs openTSNE and scikit-learn",
-                       machine_section(args.threads) + "\n\n" + table + "\n\n" + notes)
+                       machine_section(args.threads) + "\n\n" + text + "\n\n" + notes)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ import time
 
 import numpy as np
 
-from bench_knn import append_section, machine_section
+from common import append_section, dist_version, fmt, has_edges, log, machine_section, ratio, table
 
 # ---------------------------------------------------------------- settings
 
@@ -94,15 +94,6 @@ PQ_SWEEP = (0.1, 0.25, 1.0, 4.0, 10.0)  # --pq-sweep: every p and q of these
 MIB = 1 << 20
 
 
-def dist_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
-
-
 def device_kw(fn, device: str) -> dict:
     """{"device": device} where latentcore's fn takes one (builds with CUDA do)."""
     import inspect
@@ -111,10 +102,6 @@ def device_kw(fn, device: str) -> dict:
         return {"device": device} if "device" in inspect.signature(fn).parameters else {}
     except (TypeError, ValueError):
         return {}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def rss() -> tuple[int, int]:
@@ -263,14 +250,6 @@ def walk_stats(W: np.ndarray, A, p: float, q: float, n_check: int = 20000, seed:
             out[f"{key}_obs"], out[f"{key}_exp"] = float(obs.mean()), float(exp.mean())
             out[f"{key}_z"] = float((obs.sum() - exp.sum()) / max(np.sqrt((exp * (1 - exp)).sum()), 1e-12))
     return out
-
-
-def has_edges(A, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    rows = np.repeat(np.arange(A.shape[0], dtype=np.int64), np.diff(A.indptr))
-    keys = rows * A.shape[0] + A.indices.astype(np.int64)  # sorted: CSR rows, sorted indices
-    q = u * A.shape[0] + v
-    pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
-    return keys[pos] == q
 
 
 def edge_auc(emb: np.ndarray, E: np.ndarray, n_pairs: int = 20000, seed: int = 0) -> float:
@@ -515,16 +494,6 @@ def run_child(python: str, spec: dict, threads: int) -> dict:
 
 # ---------------------------------------------------------------- formatting
 
-def fmt(x, digits: int = 1) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "—"
-    return f"{x:.{digits}f}"
-
-
-def ratio(peer, ours) -> str:
-    return "—" if peer is None or ours is None or ours == 0 else f"{peer / ours:.2f}"
-
-
 def check_cell(r: dict, key: str) -> str:
     if f"{key}_obs" not in r:
         return "—"
@@ -535,14 +504,6 @@ def check_cell(r: dict, key: str) -> str:
 
 def pq_text(p: float, q: float) -> str:
     return f"{p:g}, {q:g}"
-
-
-def table(head: list[str], rows: list[list[str]], notes: list[str] = ()) -> str:
-    """A markdown table, then its notes as a list."""
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    text = "\n".join(lines)
-    return text + "\n\n" + "\n".join(f"- {n}" for n in notes) if notes else text
 
 
 # ---------------------------------------------------------------- part: walks

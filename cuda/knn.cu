@@ -1,12 +1,13 @@
 #include "knn.cuh"
 
-#include "common.cuh"
-
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <stdexcept>
 #include <string>
+
+#include "common.cuh"
+#include "latentcore/distance.hpp"
 
 namespace latentcore::cuda {
 
@@ -98,27 +99,8 @@ __global__ void merge_tile_kernel(float* score, std::int32_t* index, int k, cons
     }
 }
 
-__device__ double exact_distance(const float* a, const float* b, std::int64_t dim, int metric) {
-    if (metric <= 1) {  // sqeuclidean, euclidean
-        double s = 0.0;
-        for (std::int64_t t = 0; t < dim; ++t) {
-            const double diff = static_cast<double>(a[t]) - b[t];
-            s += diff * diff;
-        }
-        return metric == 1 ? sqrt(s) : s;
-    }
-    double ab = 0.0, aa = 0.0, bb = 0.0;
-    for (std::int64_t t = 0; t < dim; ++t) {
-        ab += static_cast<double>(a[t]) * b[t];
-        aa += static_cast<double>(a[t]) * a[t];
-        bb += static_cast<double>(b[t]) * b[t];
-    }
-    if (metric == 3) return -ab;  // inner product
-    return fmax(0.0, 1.0 - ab / sqrt(aa * bb));
-}
-
 __global__ void finish_kernel(float* score, std::int32_t* index, int k, const float* queries,
-                              const float* data, std::int64_t dim, int metric) {
+                              const float* data, std::int64_t dim, Metric metric) {
     __shared__ float key[kMaxK];
     __shared__ std::int32_t idx[kMaxK];
     const std::int64_t row = blockIdx.x;
@@ -142,6 +124,9 @@ void check_k(int k) {
         throw std::invalid_argument("k must be in [1, " + std::to_string(kMaxK) + "] on the GPU");
 }
 
+// One block per row: at most kMaxBlocks rows a call.
+void check_rows(std::int64_t n_rows) { require(n_rows <= kMaxBlocks, "at most 2^31 - 1 rows a call on the GPU"); }
+
 }  // namespace
 
 int knn_max_tile_width(int k) {
@@ -155,20 +140,23 @@ void knn_merge_tile(float* score, std::int32_t* index, std::int64_t n_rows, int 
                     std::uintptr_t stream) {
     if (n_cols > knn_max_tile_width(k))
         throw std::invalid_argument("tile wider than knn_max_tile_width(k)");
+    check_rows(n_rows);
     if (n_rows == 0 || n_cols == 0) return;
-    merge_tile_kernel<<<static_cast<unsigned>(n_rows), kThreads, 0, as_stream(stream)>>>(
+    merge_tile_kernel<<<blocks_for(n_rows, 1), kThreads, 0, as_stream(stream)>>>(
         score, index, k, tile, n_cols, col_bias, row_first, col_first, exclude_self);
-    check(cudaGetLastError(), "knn_merge_tile launch");
+    check_launch("knn_merge_tile launch");
 }
 
 void knn_finish(float* score, std::int32_t* index, std::int64_t n_rows, int k,
-                const float* queries, const float* data, std::int64_t dim, int metric,
+                const float* queries, const float* data, std::int64_t dim, Metric metric,
                 std::uintptr_t stream) {
     check_k(k);
+    check_rows(n_rows);
+    require(is_metric_code(static_cast<int>(metric)), "unknown metric code");
     if (n_rows == 0) return;
-    finish_kernel<<<static_cast<unsigned>(n_rows), kThreads, 0, as_stream(stream)>>>(
+    finish_kernel<<<blocks_for(n_rows, 1), kThreads, 0, as_stream(stream)>>>(
         score, index, k, queries, data, dim, metric);
-    check(cudaGetLastError(), "knn_finish launch");
+    check_launch("knn_finish launch");
 }
 
 }  // namespace latentcore::cuda

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "latentcore/common.hpp"
+
 namespace latentcore::cuda {
 
 // Widest tile knn_merge_tile accepts for k kept neighbours (1 <= k <= 1024).
@@ -22,9 +24,9 @@ void knn_merge_tile(float* score, std::int32_t* index, std::int64_t n_rows, int 
                     std::uintptr_t stream);
 
 // Replaces the scores by exact distances between queries[r] and data[index[r, t]]
-// (double accumulation; metric codes as latentcore::Metric) and re-sorts rows.
+// (latentcore::exact_distance, the C++ kernel's) and re-sorts rows.
 void knn_finish(float* score, std::int32_t* index, std::int64_t n_rows, int k,
-                const float* queries, const float* data, std::int64_t dim, int metric,
+                const float* queries, const float* data, std::int64_t dim, Metric metric,
                 std::uintptr_t stream);
 
 }  // namespace latentcore::cuda

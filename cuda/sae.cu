@@ -1,37 +1,21 @@
 #include "sae.cuh"
 
-#include "common.cuh"
-
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cmath>
 #include <stdexcept>
+
+#include "common.cuh"
+#include "latentcore/adam.hpp"
 
 namespace latentcore::cuda {
 
 namespace {
 
-constexpr int kWarp = 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kDecodeMaxThreads = 256;     // also the codes a decode block stages at once
 constexpr int kBackwardThreads = 256;      // 8 warps, one entry each
 constexpr int kAdamThreads = 256;
-constexpr std::int64_t kMaxBlocks = 1 << 20;  // every kernel is grid-stride beyond this
-
-unsigned blocks_for(std::int64_t items, std::int64_t per_block) {
-    return static_cast<unsigned>(std::min(kMaxBlocks, (items + per_block - 1) / per_block));
-}
-
-void require(bool ok, const char* what) {
-    if (!ok) throw std::invalid_argument(what);
-}
-
-// A butterfly: every lane ends with the same sum, so the warp branches on it uniformly.
-__device__ float warp_sum(float v) {
-    for (int offset = kWarp / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullMask, v, offset);
-    return v;
-}
+// Every kernel here is grid-stride beyond blocks_for's kMaxBlocks.
 
 // One block per row. The row's codes are staged in shared memory a chunk at
 // a time (an id out of range, or a zero value, becomes -1 there, so the inner
@@ -115,17 +99,11 @@ __global__ void backward_kernel(const std::int32_t* index, const float* value, s
 }
 
 __global__ void adam_kernel(float* param, const float* grad, float* first_moment, float* second_moment,
-                            std::int64_t n, float b1, float b2, float step_size, float root2, float e) {
+                            std::int64_t n, AdamStep adam) {
     const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
     for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += stride) {
-        const float g = grad[i];
-        const float m = b1 * first_moment[i] + (1.0f - b1) * g;
-        const float v = b2 * second_moment[i] + (1.0f - b2) * g * g;
-        first_moment[i] = m;
-        second_moment[i] = v;
-        param[i] -= step_size * m / (sqrtf(v) / root2 + e);
-    }
+         i += stride)
+        adam.apply(param[i], grad[i], first_moment[i], second_moment[i]);
 }
 
 }  // namespace
@@ -140,7 +118,7 @@ void sparse_decode(const std::int32_t* index, const float* value, std::int64_t b
         static_cast<int>(std::min<std::int64_t>(kDecodeMaxThreads, (std::int64_t{n_features} + kWarp - 1) / kWarp * kWarp));
     decode_kernel<<<blocks_for(batch, 1), threads, 0, as_stream(stream)>>>(index, value, batch, k, decoder,
                                                                               n_latents, n_features, bias, out);
-    check(cudaGetLastError(), "sae_sparse_decode launch");
+    check_launch("sae_sparse_decode launch");
 }
 
 void sparse_decode_backward(const std::int32_t* index, const float* value, std::int64_t batch, int k,
@@ -155,7 +133,7 @@ void sparse_decode_backward(const std::int32_t* index, const float* value, std::
     backward_kernel<<<blocks_for(entries, kBackwardThreads / kWarp), kBackwardThreads, 0, as_stream(stream)>>>(
         index, value, entries, k, grad_out, x_centered, decoder, n_latents, n_features, grad_decoder,
         grad_encoder, grad_encoder_bias);
-    check(cudaGetLastError(), "sae_sparse_decode_backward launch");
+    check_launch("sae_sparse_decode_backward launch");
 }
 
 void adam_update(float* param, const float* grad, float* first_moment, float* second_moment,
@@ -163,15 +141,9 @@ void adam_update(float* param, const float* grad, float* first_moment, float* se
                  long long step, std::uintptr_t stream) {
     require(n >= 0, "adam_update: negative size");
     if (n == 0) return;
-    // latentcore::adam_update's folding, on the host in double, to the same floats.
-    const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(step));
-    const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(step));
-    const float step_size = static_cast<float>(learning_rate / correction1);
-    const float root2 = static_cast<float>(std::sqrt(correction2));
     adam_kernel<<<blocks_for(n, kAdamThreads), kAdamThreads, 0, as_stream(stream)>>>(
-        param, grad, first_moment, second_moment, n, static_cast<float>(beta1), static_cast<float>(beta2),
-        step_size, root2, static_cast<float>(eps));
-    check(cudaGetLastError(), "sae_adam_update launch");
+        param, grad, first_moment, second_moment, n, AdamStep::make(learning_rate, beta1, beta2, eps, step));
+    check_launch("sae_adam_update launch");
 }
 
 }  // namespace latentcore::cuda

@@ -48,10 +48,8 @@ void sparse_decode_backward(const std::int32_t* index, const float* value, std::
                             int n_latents, int n_features, float* grad_decoder, float* grad_encoder,
                             float* grad_encoder_bias, std::uintptr_t stream);
 
-// latentcore::adam_update over n parameters in place, with the bias
-// corrections folded into the step size and eps on the host in double
-// exactly as the CPU folds them; elementwise, so each element differs from
-// the CPU only by fused multiply-adds. step counts from 1.
+// latentcore::adam_update over n parameters in place: latentcore::AdamStep
+// (latentcore/adam.hpp), the CPU's code, elementwise. step counts from 1.
 void adam_update(float* param, const float* grad, float* first_moment, float* second_moment,
                  std::int64_t n, double learning_rate, double beta1, double beta2, double eps,
                  long long step, std::uintptr_t stream);

@@ -1,24 +1,20 @@
 #include "sgns.cuh"
 
-#include "common.cuh"
-
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 
+#include "common.cuh"
 #include "latentcore/random.hpp"
 
 namespace latentcore::cuda {
 
 namespace {
 
-constexpr int kWarp = 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kMaxWarpsPerBlock = 8;
 constexpr int kSharedBudget = 48 * 1024;  // dynamic shared memory without opt-in
-constexpr std::int64_t kMaxBlocks = 0x7fffffff;
 
 // A warp's shared scratch, in 4-byte words, for a (window, negative).
 struct Layout {
@@ -31,11 +27,6 @@ struct Layout {
         words = ring + 2 * window + targets + 2 * window * targets + kWarp * targets;
     }
 };
-
-__device__ float warp_sum(float v) {
-    for (int offset = kWarp / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullMask, v, offset);
-    return v;
-}
 
 __device__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -222,12 +213,12 @@ __global__ void sgns_kernel(Params P, Layout layout) {
 
 }  // namespace
 
-void train_sgns(const std::int32_t* walks, std::int64_t n_walks, int walk_length,
-                const float* keep_probability, const float* noise_keep,
-                const std::int32_t* noise_alias, std::int64_t n_nodes, float* input,
-                float* output, int dim, int window, int negative, double alpha, double min_alpha,
-                std::uint64_t seed, std::uint64_t first_walk, std::uint64_t total_walks,
-                unsigned long long* tokens, std::uintptr_t stream) {
+std::int64_t train_sgns(const std::int32_t* walks, std::int64_t n_walks, int walk_length,
+                        const float* keep_probability, const float* noise_keep,
+                        const std::int32_t* noise_alias, std::int64_t n_nodes, float* input,
+                        float* output, int dim, int window, int negative, double alpha, double min_alpha,
+                        std::uint64_t seed, std::uint64_t first_walk, std::uint64_t total_walks,
+                        std::uintptr_t stream) {
     if (walk_length < 1) throw std::invalid_argument("walk_length must be >= 1");
     if (window < 1) throw std::invalid_argument("window must be >= 1, got " + std::to_string(window));
     const int widest = std::max(1, std::min(window, walk_length - 1));
@@ -240,19 +231,28 @@ void train_sgns(const std::int32_t* walks, std::int64_t n_walks, int walk_length
     if (dim < 1) throw std::invalid_argument("dim must be >= 1");
     if (n_nodes < 1 || n_nodes > 0x7fffffff)
         throw std::invalid_argument("the vectors need 1 to 2^31 - 1 rows");
-    if (n_walks <= 0) return;
+    if (n_walks <= 0) return 0;
     const Layout layout(widest, negative);
     const int warp_bytes = layout.words * static_cast<int>(sizeof(std::int32_t));
     const int warps = std::min(kMaxWarpsPerBlock, kSharedBudget / warp_bytes);  // >= 1 within the bounds
-    const Params params{walks,  n_walks, walk_length, keep_probability,
-                        noise_keep, noise_alias, n_nodes, input,
-                        output, dim, window, widest, negative,
-                        alpha, min_alpha, seed, first_walk,
-                        static_cast<double>(std::max<std::uint64_t>(total_walks, 1)), tokens};
-    const auto blocks = static_cast<unsigned>(std::min(kMaxBlocks, (n_walks + warps - 1) / warps));
-    sgns_kernel<<<blocks, warps * kWarp, static_cast<std::size_t>(warps) * warp_bytes,
-                  as_stream(stream)>>>(params, layout);
-    check(cudaGetLastError(), "train_sgns launch");
+    Params params{walks,  n_walks, walk_length, keep_probability,
+                  noise_keep, noise_alias, n_nodes, input,
+                  output, dim, window, widest, negative,
+                  alpha, min_alpha, seed, first_walk,
+                  static_cast<double>(std::max<std::uint64_t>(total_walks, 1)), nullptr};
+    const cudaStream_t s = as_stream(stream);
+    // The kept tokens are counted on the device and read back once the walks
+    // are trained: the call returns with the training done, as on the CPU.
+    Scratch counter(sizeof(unsigned long long), s);
+    params.tokens = counter.at<unsigned long long>(0);
+    check(cudaMemsetAsync(params.tokens, 0, sizeof(unsigned long long), s), "train_sgns counter");
+    sgns_kernel<<<blocks_for(n_walks, warps), warps * kWarp, static_cast<std::size_t>(warps) * warp_bytes, s>>>(
+        params, layout);
+    check_launch("train_sgns launch");
+    unsigned long long tokens = 0;
+    check(cudaMemcpyAsync(&tokens, params.tokens, sizeof tokens, cudaMemcpyDeviceToHost, s), "train_sgns count");
+    check(cudaStreamSynchronize(s), "train_sgns");
+    return static_cast<std::int64_t>(tokens);
 }
 
 }  // namespace latentcore::cuda

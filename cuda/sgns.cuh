@@ -4,8 +4,7 @@
 // order (latentcore/random.hpp), so every walk trains with the subsampling
 // coins, reduced windows and negatives of the CPU. Behind plain pointers so
 // that no CUDA header leaks into the bindings. Every array is a device
-// pointer; `stream` is a cudaStream_t as an integer (cupy's current stream)
-// and the call is asynchronous on it.
+// pointer; `stream` is a cudaStream_t as an integer (cupy's current stream).
 #pragma once
 
 #include <cstdint>
@@ -31,7 +30,9 @@ inline constexpr int kSgnsMaxNegative = 64;
 // min_alpha). keep_probability (n_nodes) may be null (no subsampling);
 // noise_keep / noise_alias (n_nodes) is the alias table of the negatives.
 // input / output are the (n_nodes, dim) row-major vectors, updated in place.
-// `tokens` (one device counter) is incremented by the number of tokens kept.
+// Returns the number of tokens kept, as the C++ kernel does: the call waits
+// for the training to end on `stream` (to read the count back), so unlike the
+// other CUDA kernels it is synchronous.
 //
 // One warp per walk, Hogwild across warps; blocks of up to 8 warps (fewer
 // when their scratch, 4 bytes a word as above, would pass 48 KiB). Every lane
@@ -44,11 +45,11 @@ inline constexpr int kSgnsMaxNegative = 64;
 // Node ids are not range-checked against n_nodes in the binding (Python
 // validates them): here a walk entry outside [0, n_nodes) ends the walk and
 // a noise draw outside it is skipped, so no access leaves the arrays.
-void train_sgns(const std::int32_t* walks, std::int64_t n_walks, int walk_length,
-                const float* keep_probability, const float* noise_keep,
-                const std::int32_t* noise_alias, std::int64_t n_nodes, float* input,
-                float* output, int dim, int window, int negative, double alpha, double min_alpha,
-                std::uint64_t seed, std::uint64_t first_walk, std::uint64_t total_walks,
-                unsigned long long* tokens, std::uintptr_t stream);
+std::int64_t train_sgns(const std::int32_t* walks, std::int64_t n_walks, int walk_length,
+                        const float* keep_probability, const float* noise_keep,
+                        const std::int32_t* noise_alias, std::int64_t n_nodes, float* input,
+                        float* output, int dim, int window, int negative, double alpha, double min_alpha,
+                        std::uint64_t seed, std::uint64_t first_walk, std::uint64_t total_walks,
+                        std::uintptr_t stream);
 
 }  // namespace latentcore::cuda

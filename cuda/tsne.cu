@@ -1,7 +1,5 @@
 #include "tsne.cuh"
 
-#include "common.cuh"
-
 #include <cuda_runtime.h>
 
 #include <cub/device/device_radix_sort.cuh>
@@ -11,67 +9,28 @@
 #include <stdexcept>
 #include <string>
 
+#include "common.cuh"
+#include "latentcore/tsne_math.hpp"
+
 namespace latentcore::cuda {
 
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kWarp = 32;
-constexpr int kMaxInterp = 16;
 constexpr int kChunk = 32;  // points whose weights a scatter block stages at once
-constexpr unsigned kMaxBlocks = 4096;  // grid-stride kernels need no more
-
-unsigned blocks_for(std::int64_t items, int threads) {
-    return static_cast<unsigned>((items + threads - 1) / threads);
-}
-
-std::size_t aligned(std::size_t bytes) { return (bytes + 255) & ~static_cast<std::size_t>(255); }
-
-// Stream-ordered scratch memory: allocated on the stream, freed on it when
-// the call returns (also on an exception), so later kernels on the stream
-// still see it and nothing synchronizes.
-class Scratch {
-public:
-    Scratch(std::size_t bytes, cudaStream_t stream) : stream_(stream) {
-        if (bytes > 0) check(cudaMallocAsync(&data_, bytes, stream), "scratch allocation");
-    }
-    ~Scratch() {
-        if (data_) cudaFreeAsync(data_, stream_);
-    }
-    Scratch(const Scratch&) = delete;
-    Scratch& operator=(const Scratch&) = delete;
-
-    template <typename T>
-    T* at(std::size_t offset) const {
-        return reinterpret_cast<T*>(static_cast<char*>(data_) + offset);
-    }
-
-private:
-    void* data_ = nullptr;
-    cudaStream_t stream_;
-};
 
 // ---------------------------------------------------------------- forces
 
-// A butterfly over the warp: every lane ends with the same sum, whose order
-// depends on nothing but the lane assignment (deterministic).
-__device__ double warp_sum(double v) {
-    for (int offset = kWarp / 2; offset > 0; offset >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, offset);
-    return v;
-}
-
 // One warp per row; lane l takes the row's entries l, l + 32, ...
 template <int Dim, typename Weight>
-__global__ void attractive_kernel(const std::int64_t* indptr, const std::int32_t* indices,
-                                  const Weight* weights, std::int64_t nnz, const double* Y,
-                                  std::int64_t n, double dof, double exaggeration, double* forces,
-                                  double* kl_terms) {
+__global__ void attractive_kernel(CsrGraph<Weight> P, std::int64_t nnz, const double* Y, double dof,
+                                  double exaggeration, double* forces, double* kl_terms) {
     const std::int64_t row = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
     const int lane = static_cast<int>(threadIdx.x % kWarp);
+    const std::int64_t n = P.n_rows;
     if (row >= n) return;  // whole warps leave together
-    const std::int64_t begin = max(indptr[row], static_cast<std::int64_t>(0));
-    const std::int64_t end = min(indptr[row + 1], nnz);
+    const std::int64_t begin = max(P.indptr[row], static_cast<std::int64_t>(0));
+    const std::int64_t end = min(P.indptr[row + 1], nnz);
     double yi[Dim], f[Dim];
 #pragma unroll
     for (int t = 0; t < Dim; ++t) {
@@ -80,7 +39,7 @@ __global__ void attractive_kernel(const std::int64_t* indptr, const std::int32_t
     }
     double kl = 0.0;
     for (std::int64_t e = begin + lane; e < end; e += kWarp) {
-        const std::int32_t j = indices[e];
+        const std::int32_t j = P.indices[e];
         if (j < 0 || j >= n) continue;
         double diff[Dim];
         double sq = 0.0;
@@ -89,11 +48,11 @@ __global__ void attractive_kernel(const std::int64_t* indptr, const std::int32_t
             diff[t] = yi[t] - Y[static_cast<std::int64_t>(j) * Dim + t];
             sq += diff[t] * diff[t];
         }
-        const double p = static_cast<double>(weights[e]);
-        const double pq = p / (1.0 + sq / dof);
+        const double p = static_cast<double>(P.weights[e]);
+        const double pq = attraction(p, sq, dof);
 #pragma unroll
         for (int t = 0; t < Dim; ++t) f[t] += pq * diff[t];
-        if (kl_terms && p > 0) kl += p * (log(p) + dof * log1p(sq / dof));
+        if (kl_terms && p > 0) kl += kl_term(p, sq, dof);
     }
 #pragma unroll
     for (int t = 0; t < Dim; ++t) f[t] = warp_sum(f[t]);
@@ -105,27 +64,25 @@ __global__ void attractive_kernel(const std::int64_t* indptr, const std::int32_t
 }
 
 template <int Dim, typename Weight>
-void launch_attractive(const std::int64_t* indptr, const std::int32_t* indices,
-                       const Weight* weights, std::int64_t nnz, const double* Y, std::int64_t n,
-                       double dof, double exaggeration, double* forces, double* kl_terms,
-                       cudaStream_t stream) {
-    attractive_kernel<Dim, Weight><<<blocks_for(n * kWarp, kThreads), kThreads, 0, stream>>>(
-        indptr, indices, weights, nnz, Y, n, dof, exaggeration, forces, kl_terms);
+void launch_attractive(const CsrGraph<Weight>& P, std::int64_t nnz, const double* Y, double dof,
+                       double exaggeration, double* forces, double* kl_terms, cudaStream_t stream) {
+    attractive_kernel<Dim, Weight><<<blocks_for(P.n_rows * kWarp, kThreads), kThreads, 0, stream>>>(
+        P, nnz, Y, dof, exaggeration, forces, kl_terms);
 }
 
 template <typename Weight>
-void attractive(const std::int64_t* indptr, const std::int32_t* indices, const Weight* weights,
-                std::int64_t nnz, const double* Y, std::int64_t n, int dim, double dof,
+void attractive(const CsrGraph<Weight>& P, std::int64_t nnz, const double* Y, int dim, double dof,
                 double exaggeration, double* forces, double* kl_terms, std::uintptr_t stream) {
-    if (n == 0) return;
+    if (P.n_rows == 0) return;
+    require(P.n_rows <= INT32_MAX, "at most 2^31 - 1 points on the GPU");
     const cudaStream_t s = as_stream(stream);
     switch (dim) {
-        case 1: launch_attractive<1>(indptr, indices, weights, nnz, Y, n, dof, exaggeration, forces, kl_terms, s); break;
-        case 2: launch_attractive<2>(indptr, indices, weights, nnz, Y, n, dof, exaggeration, forces, kl_terms, s); break;
-        case 3: launch_attractive<3>(indptr, indices, weights, nnz, Y, n, dof, exaggeration, forces, kl_terms, s); break;
+        case 1: launch_attractive<1>(P, nnz, Y, dof, exaggeration, forces, kl_terms, s); break;
+        case 2: launch_attractive<2>(P, nnz, Y, dof, exaggeration, forces, kl_terms, s); break;
+        case 3: launch_attractive<3>(P, nnz, Y, dof, exaggeration, forces, kl_terms, s); break;
         default: throw std::invalid_argument("embeddings have 1, 2 or 3 columns");
     }
-    check(cudaGetLastError(), "tsne_attractive_forces launch");
+    check_launch("tsne_attractive_forces launch");
 }
 
 // One thread per i; the block walks all j in index order through shared
@@ -158,8 +115,8 @@ __global__ void exact_kernel(const double* Y, std::int64_t n, double dof, double
                 diff[t] = yi[t] - tile[s * Dim + t];
                 sq += diff[t] * diff[t];
             }
-            const double q = 1.0 / (1.0 + sq / dof);
-            const double w = dof == 1.0 ? q : pow(q, dof);
+            const double q = cauchy_factor(sq, dof);
+            const double w = tsne_kernel(q, dof);
             z += w;
 #pragma unroll
             for (int t = 0; t < Dim; ++t) f[t] += w * q * diff[t];
@@ -173,66 +130,10 @@ __global__ void exact_kernel(const double* Y, std::int64_t n, double dof, double
 
 // ---------------------------------------------------------------- grid
 
-// The Lagrange basis over the nodes (m + 1/2) / p of the unit interval,
-// computed on the host exactly as the C++ kernel computes it, and passed by
-// value to the kernels.
-struct Basis {
-    int p;
-    double node[kMaxInterp];
-    double inv_denominator[kMaxInterp];
-};
+// The grid, the boxes and the Lagrange weights are latentcore/interp.hpp's,
+// the C++ kernels' code.
 
-Basis make_basis(int p) {
-    Basis b{};
-    b.p = p;
-    for (int m = 0; m < p; ++m) b.node[m] = (m + 0.5) / p;
-    for (int m = 0; m < p; ++m) {
-        double d = 1.0;
-        for (int o = 0; o < p; ++o)
-            if (o != m) d *= b.node[m] - b.node[o];
-        b.inv_denominator[m] = 1.0 / d;
-    }
-    return b;
-}
-
-// The explicit roundings below (__dadd_rn, __dmul_rn, ...) stop the compiler
-// from fusing a multiply and an add: weights and sums are rounded exactly as
-// the C++ kernel rounds them.
-__device__ void lagrange_weights(const Basis& b, double t, double* w) {
-    for (int m = 0; m < b.p; ++m) {
-        double v = b.inv_denominator[m];
-        for (int o = 0; o < b.p; ++o)
-            if (o != m) v = __dmul_rn(v, __dsub_rn(t, b.node[o]));
-        w[m] = v;
-    }
-}
-
-// The box of coordinate y, clamped to the grid as the C++ kernel clamps it;
-// clamping before the conversion to int keeps huge values defined, and fmax
-// sends NaN to box 0, so any input lands in some box.
-__device__ int box_index(const Grid& g, double y) {
-    const double box = floor(__ddiv_rn(__dsub_rn(y, g.lower), g.box_width));
-    return static_cast<int>(fmin(fmax(box, 0.0), static_cast<double>(g.n_boxes - 1)));
-}
-
-// Where y sits inside box `box`, in units of the box width.
-__device__ double box_offset(const Grid& g, double y, int box) {
-    return __dsub_rn(__ddiv_rn(__dsub_rn(y, g.lower), g.box_width), static_cast<double>(box));
-}
-
-std::int64_t total_boxes(const Grid& g) {
-    std::int64_t boxes = 1;
-    for (int d = 0; d < g.dim; ++d) boxes *= g.n_boxes;
-    return boxes;
-}
-
-std::int64_t total_nodes(const Grid& g) {
-    std::int64_t nodes = 1;
-    for (int d = 0; d < g.dim; ++d) nodes *= static_cast<std::int64_t>(g.n_boxes) * g.n_interp;
-    return nodes;
-}
-
-void check_grid(const Grid& g) {
+void check_grid(const InterpGrid& g) {
     if (g.dim < 1 || g.dim > 3) throw std::invalid_argument("embeddings have 1, 2 or 3 columns");
     if (g.n_boxes < 1 || g.n_interp < 2 || g.n_interp > kMaxInterp)
         throw std::invalid_argument("need n_boxes >= 1 and 2 <= n_interp <= 16");
@@ -241,14 +142,14 @@ void check_grid(const Grid& g) {
 
 // The row-major flat box of each point (dimension 0 slowest), with its index.
 template <int Dim>
-__global__ void box_key_kernel(Grid g, const double* Y, std::int64_t n, std::uint32_t* keys,
+__global__ void box_key_kernel(InterpGrid g, const double* Y, std::int64_t n, std::uint32_t* keys,
                                std::int32_t* ids) {
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     std::uint32_t key = 0;
 #pragma unroll
     for (int d = 0; d < Dim; ++d)
-        key = key * static_cast<std::uint32_t>(g.n_boxes) + static_cast<std::uint32_t>(box_index(g, Y[i * Dim + d]));
+        key = key * static_cast<std::uint32_t>(g.n_boxes) + static_cast<std::uint32_t>(g.box_of(Y[i * Dim + d]));
     keys[i] = key;
     ids[i] = static_cast<std::int32_t>(i);
 }
@@ -274,7 +175,7 @@ __global__ void box_start_kernel(const std::uint32_t* sorted_keys, std::int64_t 
 // order, the C++ kernel's. The points' weights are staged in shared memory a
 // chunk at a time; an empty box writes zeros.
 template <int Dim>
-__global__ void scatter_kernel(Grid g, Basis basis, const double* Y, const double* charges,
+__global__ void scatter_kernel(InterpGrid g, LagrangeBasis basis, const double* Y, const double* charges,
                                int n_charges, const std::int32_t* order, const std::int64_t* start,
                                std::int64_t nodes, double* values) {
     __shared__ double weight[kChunk][Dim][kMaxInterp];
@@ -320,8 +221,7 @@ __global__ void scatter_kernel(Grid g, Basis basis, const double* Y, const doubl
                 const int s = k / Dim, d = k % Dim;
                 const std::int32_t i = order[chunk + s];
                 if (d == 0) point[s] = i;
-                lagrange_weights(basis, box_offset(g, Y[static_cast<std::int64_t>(i) * Dim + d], coord[d]),
-                                 weight[s][d]);
+                basis.weights(g.offset_in(Y[static_cast<std::int64_t>(i) * Dim + d], coord[d]), weight[s][d]);
             }
             __syncthreads();
             if (!active) continue;
@@ -338,10 +238,10 @@ __global__ void scatter_kernel(Grid g, Basis basis, const double* Y, const doubl
 }
 
 template <int Dim>
-void launch_scatter(const Grid& g, const double* Y, std::int64_t n, const double* charges,
+void launch_scatter(const InterpGrid& g, const double* Y, std::int64_t n, const double* charges,
                     int n_charges, double* values, cudaStream_t stream) {
-    const std::int64_t boxes = total_boxes(g);
-    const std::int64_t nodes = total_nodes(g);
+    const std::int64_t boxes = g.boxes();
+    const std::int64_t nodes = g.nodes();
     int bits = 1;
     while ((static_cast<std::int64_t>(1) << bits) < boxes) ++bits;
     std::size_t sort_bytes = 0;
@@ -364,23 +264,23 @@ void launch_scatter(const Grid& g, const double* Y, std::int64_t n, const double
     void* sort_temp = scratch.at<void>(at += start_bytes);
 
     box_key_kernel<Dim><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(g, Y, n, keys_in, ids_in);
-    check(cudaGetLastError(), "tsne_scatter_charges launch (box keys)");
+    check_launch("tsne_scatter_charges launch (box keys)");
     // A radix sort is stable: each box's points stay in index order.
     check(cub::DeviceRadixSort::SortPairs(sort_temp, sort_bytes, keys_in, keys_out, ids_in, ids_out,
                                           static_cast<int>(n), 0, bits, stream),
           "tsne_scatter_charges sort");
     box_start_kernel<<<blocks_for(boxes + 1, kThreads), kThreads, 0, stream>>>(keys_out, n, boxes, start);
-    check(cudaGetLastError(), "tsne_scatter_charges launch (box starts)");
+    check_launch("tsne_scatter_charges launch (box starts)");
     const int pairs = static_cast<int>(nodes / boxes) * n_charges;
     const int threads = std::min(kThreads, std::max(kWarp, (pairs + kWarp - 1) / kWarp * kWarp));
     scatter_kernel<Dim><<<static_cast<unsigned>(boxes), threads, 0, stream>>>(
-        g, make_basis(g.n_interp), Y, charges, n_charges, ids_out, start, nodes, values);
-    check(cudaGetLastError(), "tsne_scatter_charges launch");
+        g, LagrangeBasis(g.n_interp), Y, charges, n_charges, ids_out, start, nodes, values);
+    check_launch("tsne_scatter_charges launch");
 }
 
 // One thread per point: the p^dim nodes of its box, in the C++ kernel's order.
 template <int Dim>
-__global__ void gather_kernel(Grid g, Basis basis, const double* Y, std::int64_t n,
+__global__ void gather_kernel(InterpGrid g, LagrangeBasis basis, const double* Y, std::int64_t n,
                               const double* values, int n_charges, std::int64_t nodes,
                               double* potentials) {
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -392,9 +292,9 @@ __global__ void gather_kernel(Grid g, Basis basis, const double* Y, std::int64_t
 #pragma unroll
     for (int d = 0; d < Dim; ++d) {
         const double y = Y[i * Dim + d];
-        const int box = box_index(g, y);
+        const int box = g.box_of(y);
         first[d] = static_cast<std::int64_t>(box) * p;
-        lagrange_weights(basis, box_offset(g, y, box), weight[d]);
+        basis.weights(g.offset_in(y, box), weight[d]);
     }
     for (int c = 0; c < n_charges; ++c) {
         const double* field = values + static_cast<std::int64_t>(c) * nodes;
@@ -421,8 +321,6 @@ __global__ void gather_kernel(Grid g, Basis basis, const double* Y, std::int64_t
 }
 
 // ---------------------------------------------------------------- gradient step
-
-__device__ int sign(double x) { return (x > 0) - (x < 0); }
 
 // Sums `value` (one per thread, per dimension) over the block with a fixed
 // tree; thread 0's `out` receives the totals. blockDim.x must be kThreads.
@@ -459,12 +357,8 @@ __global__ void step_kernel(double* Y, std::int64_t n, const double* gradient, d
 #pragma unroll
         for (int d = 0; d < Dim; ++d) {
             const std::int64_t t = i * Dim + d;
-            const double grad = gradient[t];
-            double u = update[t];
-            double gain = gains[t];
-            gain = sign(u) != sign(grad) ? __dadd_rn(gain, 0.2) : __dadd_rn(__dmul_rn(gain, 0.8), min_gain);
-            u = __dsub_rn(__dmul_rn(momentum, u), __dmul_rn(__dmul_rn(learning_rate, gain), grad));
-            const double y = __dadd_rn(Y[t], u);
+            double y = Y[t], u = update[t], gain = gains[t];
+            descend(y, gradient[t], u, gain, learning_rate, momentum, min_gain);
             gains[t] = gain;
             update[t] = u;
             Y[t] = y;
@@ -505,35 +399,31 @@ void launch_step(double* Y, std::int64_t n, const double* gradient, double* upda
                  cudaStream_t stream) {
     const unsigned partials = std::min(static_cast<unsigned>(kThreads), blocks_for(n, kThreads));
     if (!recenter) {
-        step_kernel<Dim><<<std::min(kMaxBlocks, blocks_for(n, kThreads)), kThreads, 0, stream>>>(
+        step_kernel<Dim><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(
             Y, n, gradient, update, gains, learning_rate, momentum, min_gain, nullptr);
-        check(cudaGetLastError(), "tsne_gradient_step launch");
+        check_launch("tsne_gradient_step launch");
         return;
     }
     Scratch scratch(sizeof(double) * Dim * partials, stream);
     double* partial = scratch.at<double>(0);
     step_kernel<Dim><<<partials, kThreads, 0, stream>>>(Y, n, gradient, update, gains, learning_rate,
                                                         momentum, min_gain, partial);
-    check(cudaGetLastError(), "tsne_gradient_step launch");
-    center_kernel<Dim><<<std::min(kMaxBlocks, blocks_for(n, kThreads)), kThreads, 0, stream>>>(
+    check_launch("tsne_gradient_step launch");
+    center_kernel<Dim><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(
         Y, n, partial, static_cast<int>(partials));
-    check(cudaGetLastError(), "tsne_gradient_step launch (centring)");
+    check_launch("tsne_gradient_step launch (centring)");
 }
 
 }  // namespace
 
-void tsne_attractive_forces(const std::int64_t* indptr, const std::int32_t* indices,
-                            const float* weights, std::int64_t nnz, const double* Y,
-                            std::int64_t n, int dim, double dof, double exaggeration,
-                            double* forces, double* kl_terms, std::uintptr_t stream) {
-    attractive(indptr, indices, weights, nnz, Y, n, dim, dof, exaggeration, forces, kl_terms, stream);
+void tsne_attractive_forces(const CsrGraph<float>& P, std::int64_t nnz, const double* Y, int dim, double dof,
+                            double exaggeration, double* forces, double* kl_terms, std::uintptr_t stream) {
+    attractive(P, nnz, Y, dim, dof, exaggeration, forces, kl_terms, stream);
 }
 
-void tsne_attractive_forces(const std::int64_t* indptr, const std::int32_t* indices,
-                            const double* weights, std::int64_t nnz, const double* Y,
-                            std::int64_t n, int dim, double dof, double exaggeration,
-                            double* forces, double* kl_terms, std::uintptr_t stream) {
-    attractive(indptr, indices, weights, nnz, Y, n, dim, dof, exaggeration, forces, kl_terms, stream);
+void tsne_attractive_forces(const CsrGraph<double>& P, std::int64_t nnz, const double* Y, int dim, double dof,
+                            double exaggeration, double* forces, double* kl_terms, std::uintptr_t stream) {
+    attractive(P, nnz, Y, dim, dof, exaggeration, forces, kl_terms, stream);
 }
 
 void tsne_exact_repulsion(const double* Y, std::int64_t n, int dim, double dof, double* repulsion,
@@ -547,18 +437,18 @@ void tsne_exact_repulsion(const double* Y, std::int64_t n, int dim, double dof, 
         case 3: exact_kernel<3><<<blocks, kThreads, 0, s>>>(Y, n, dof, repulsion, z_terms); break;
         default: throw std::invalid_argument("embeddings have 1, 2 or 3 columns");
     }
-    check(cudaGetLastError(), "tsne_exact_repulsion launch");
+    check_launch("tsne_exact_repulsion launch");
 }
 
-void tsne_scatter_charges(const Grid& grid, const double* Y, std::int64_t n, const double* charges,
+void tsne_scatter_charges(const InterpGrid& grid, const double* Y, std::int64_t n, const double* charges,
                           int n_charges, double* values, std::uintptr_t stream) {
     check_grid(grid);
     if (n > INT32_MAX) throw std::invalid_argument("at most 2^31 - 1 points on the GPU");
-    if (total_boxes(grid) > INT32_MAX) throw std::invalid_argument("at most 2^31 - 1 boxes on the GPU");
+    if (grid.boxes() > INT32_MAX) throw std::invalid_argument("at most 2^31 - 1 boxes on the GPU");
     if (n_charges == 0) return;
     const cudaStream_t s = as_stream(stream);
     if (n == 0) {  // no points: every node is zero
-        check(cudaMemsetAsync(values, 0, sizeof(double) * n_charges * total_nodes(grid), s),
+        check(cudaMemsetAsync(values, 0, sizeof(double) * n_charges * grid.nodes(), s),
               "tsne_scatter_charges memset");
         return;
     }
@@ -569,21 +459,21 @@ void tsne_scatter_charges(const Grid& grid, const double* Y, std::int64_t n, con
     }
 }
 
-void tsne_gather_potentials(const Grid& grid, const double* Y, std::int64_t n,
+void tsne_gather_potentials(const InterpGrid& grid, const double* Y, std::int64_t n,
                             const double* values, int n_charges, double* potentials,
                             std::uintptr_t stream) {
     check_grid(grid);
     if (n == 0 || n_charges == 0) return;
     const cudaStream_t s = as_stream(stream);
-    const Basis basis = make_basis(grid.n_interp);
-    const std::int64_t nodes = total_nodes(grid);
+    const LagrangeBasis basis(grid.n_interp);
+    const std::int64_t nodes = grid.nodes();
     const unsigned blocks = blocks_for(n, kThreads);
     switch (grid.dim) {
         case 1: gather_kernel<1><<<blocks, kThreads, 0, s>>>(grid, basis, Y, n, values, n_charges, nodes, potentials); break;
         case 2: gather_kernel<2><<<blocks, kThreads, 0, s>>>(grid, basis, Y, n, values, n_charges, nodes, potentials); break;
         case 3: gather_kernel<3><<<blocks, kThreads, 0, s>>>(grid, basis, Y, n, values, n_charges, nodes, potentials); break;
     }
-    check(cudaGetLastError(), "tsne_gather_potentials launch");
+    check_launch("tsne_gather_potentials launch");
 }
 
 void tsne_gradient_step(double* Y, std::int64_t n, int dim, const double* gradient,

@@ -1,13 +1,10 @@
 #include "walks.cuh"
 
-#include "common.cuh"
-
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <stdexcept>
-#include <string>
 
+#include "common.cuh"
 #include "latentcore/random.hpp"
 
 namespace latentcore::cuda {
@@ -17,24 +14,21 @@ namespace {
 // Small blocks spread even a small chunk of walks over every SM: each
 // thread's walk is a chain of dependent loads, so what counts is walks in
 // flight on every SM (a 16384-walk chunk is only 4 warps per SM on an H100).
-constexpr int kThreads = 64;
-constexpr std::int64_t kMaxBlocks = 0x7fffffff;  // grid x limit; the kernel strides beyond
+constexpr int kThreads = 64;  // the kernel strides beyond blocks_for's kMaxBlocks
 
+// The graph with its tables, as node2vec_step reads it (latentcore/random.hpp).
 struct Graph {
-    const std::int64_t* indptr;
-    const std::int32_t* indices;
+    CsrGraph<float> csr;
     std::int64_t nnz;
     const float* keep;
     const std::int32_t* alias;
     const double* totals;
     const float* maxima;
-    std::int64_t n_nodes;
-    const float* weights;
 
     // Row v's edges [begin, end), clamped into the edge arrays.
     __device__ void row(std::int32_t v, std::int64_t& begin, std::int64_t& end) const {
-        begin = min(max(indptr[v], std::int64_t{0}), nnz);
-        end = min(max(indptr[v + 1], begin), nnz);
+        begin = min(max(csr.indptr[v], std::int64_t{0}), nnz);
+        end = min(max(csr.indptr[v + 1], begin), nnz);
     }
 
     // An alias draw over a row: an offset in [0, degree), or -1 (corrupt tables).
@@ -45,13 +39,13 @@ struct Graph {
 
     // The edge's target, or -1 out of range.
     __device__ std::int32_t target(std::int64_t e) const {
-        const std::int32_t v = indices[e];
-        return v >= 0 && v < n_nodes ? v : -1;
+        const std::int32_t v = csr.indices[e];
+        return v >= 0 && v < csr.n_rows ? v : -1;
     }
 
     // The edge's weight over its row's total, as on the CPU.
     __device__ double share(std::int64_t e, std::int32_t v, std::int64_t) const {
-        return static_cast<double>(weights[e]) / totals[v];
+        return static_cast<double>(csr.weights[e]) / totals[v];
     }
     __device__ double largest_share(std::int32_t v, std::int64_t) const {
         return static_cast<double>(maxima[v]) / totals[v];
@@ -74,12 +68,12 @@ struct Graph {
         std::int64_t hi = end;
         while (lo < hi) {
             const std::int64_t mid = lo + (hi - lo) / 2;
-            if (indices[mid] < to)
+            if (csr.indices[mid] < to)
                 lo = mid + 1;
             else
                 hi = mid;
         }
-        return lo < end && indices[lo] == to;
+        return lo < end && csr.indices[lo] == to;
     }
 };
 
@@ -97,7 +91,7 @@ __global__ void walk_kernel(Graph g, const std::int32_t* starts, std::int64_t n_
         std::int32_t here = starts[w];
         walk[0] = here;
         int step = 1;
-        if (here >= 0 && here < g.n_nodes) {
+        if (here >= 0 && here < g.csr.n_rows) {
             std::int32_t previous = -1;
             for (; step < walk_length; ++step) {
                 const std::int32_t next = biased && step >= 2 ? node2vec_step(g, here, previous, bias, rng)
@@ -114,27 +108,23 @@ __global__ void walk_kernel(Graph g, const std::int32_t* starts, std::int64_t n_
 
 }  // namespace
 
-void sample_walks(const std::int64_t* indptr, const std::int32_t* indices, const float* weights,
-                  std::int64_t nnz, const float* keep, const std::int32_t* alias, const double* totals,
-                  const float* maxima, std::int64_t n_nodes,
-                  const std::int32_t* starts, std::int64_t n_walks, int walk_length, double p,
-                  double q, std::uint64_t seed, std::uint64_t first_walk, std::int32_t* walks,
-                  std::uintptr_t stream) {
+void sample_walks(const CsrGraph<float>& graph, std::int64_t nnz, const float* keep, const std::int32_t* alias,
+                  const double* totals, const float* maxima, const std::int32_t* starts, std::int64_t n_walks,
+                  int walk_length, double p, double q, std::uint64_t seed, std::uint64_t first_walk,
+                  std::int32_t* walks, std::uintptr_t stream) {
     if (walk_length < 1) throw std::invalid_argument("walk_length must be >= 1");
     if (!(p >= 1e-100 && p <= 1e100) || !(q >= 1e-100 && q <= 1e100))
         throw std::invalid_argument("p and q must be in [1e-100, 1e100]");
-    if (n_nodes < 1 || n_nodes > 0x7fffffff)
+    if (graph.n_rows < 1 || graph.n_rows > 0x7fffffff)
         throw std::invalid_argument("the graph needs 1 to 2^31 - 1 nodes");
     if (n_walks <= 0) return;
     // As on the CPU: computed on the host in double, compared on the device.
     const bool biased = p != 1.0 || q != 1.0;
     const Node2VecBias bias(p, q);
-    const Graph g{indptr, indices, nnz, keep, alias, totals, maxima, n_nodes, weights};
-    const auto blocks =
-        static_cast<unsigned>(std::min(kMaxBlocks, (n_walks + kThreads - 1) / kThreads));
-    walk_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(g, starts, n_walks, walk_length, biased, bias,
+    const Graph g{graph, nnz, keep, alias, totals, maxima};
+    walk_kernel<<<blocks_for(n_walks, kThreads), kThreads, 0, as_stream(stream)>>>(g, starts, n_walks, walk_length, biased, bias,
                                                              seed, first_walk, walks);
-    check(cudaGetLastError(), "sample_walks launch");
+    check_launch("sample_walks launch");
 }
 
 }  // namespace latentcore::cuda

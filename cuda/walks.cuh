@@ -8,12 +8,14 @@
 
 #include <cstdint>
 
+#include "latentcore/common.hpp"
+
 namespace latentcore::cuda {
 
 // Walk w starts at starts[w] and takes walk_length - 1 steps, drawing from
 // Rng(seed, first_walk + w); walks (n_walks, walk_length) row-major receives
 // the nodes, padded with -1 after a node without out-edges. The graph is CSR
-// (n_nodes rows, nnz = indptr[n_nodes] edges, rows sorted by target, as
+// (graph.n_rows nodes, nnz = indptr[n_rows] edges, rows sorted by target, as
 // latentcore.walks.as_csr_graph makes them) with the per-row alias tables of
 // latentcore::build_alias_tables (keep, alias: one entry per edge), the edge
 // weights, each row's total weight (totals, double, one per node) and its
@@ -27,11 +29,9 @@ namespace latentcore::cuda {
 // their contents: row bounds are clamped to [0, nnz], and a start, edge
 // target or alias offset out of range acts as a sink (the walk ends there).
 // For tables that pass the CPU binding's checks nothing changes.
-void sample_walks(const std::int64_t* indptr, const std::int32_t* indices, const float* weights,
-                  std::int64_t nnz, const float* keep, const std::int32_t* alias, const double* totals,
-                  const float* maxima, std::int64_t n_nodes,
-                  const std::int32_t* starts, std::int64_t n_walks, int walk_length, double p,
-                  double q, std::uint64_t seed, std::uint64_t first_walk, std::int32_t* walks,
-                  std::uintptr_t stream);
+void sample_walks(const CsrGraph<float>& graph, std::int64_t nnz, const float* keep, const std::int32_t* alias,
+                  const double* totals, const float* maxima, const std::int32_t* starts, std::int64_t n_walks,
+                  int walk_length, double p, double q, std::uint64_t seed, std::uint64_t first_walk,
+                  std::int32_t* walks, std::uintptr_t stream);
 
 }  // namespace latentcore::cuda

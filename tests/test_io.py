@@ -541,3 +541,125 @@ def test_atomic_write_to_bad_links(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"), atomic_write(tmp_path / "nowhere"):
         pass
     assert files_in(tmp_path) == ["loop_a", "loop_b", "nowhere", "to_dir"]
+
+
+def test_write_target_follows_links_to_the_file_they_reach(tmp_path):
+    plain = tmp_path / "plain.bin"
+    assert io.write_target(plain) == plain  # need not exist
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a").symlink_to("b")  # a -> b -> sub/t.bin (missing yet), relative links
+    (tmp_path / "b").symlink_to(os.path.join("sub", "t.bin"))
+    assert io.write_target(str(tmp_path / "a")) == (tmp_path / "sub" / "t.bin").resolve()
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    with pytest.raises(OSError, match="loop_a: its symbolic links form a loop"):
+        io.write_target(tmp_path / "loop_a")
+
+
+# ------------------------------------------------------------------ tables with a labels column
+
+def test_table_columns_and_split_of_a_csv(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((7, 2)).astype(np.float32)
+    labels = np.array(["x", "y", "x", "z", "y", "x", "z"])
+    path = tmp_path / "t.tsv"
+    path.write_text('a\t"kind"\tb\n' + "".join(f"{r[0]:.9g}\t{c}\t{r[1]:.9g}\n" for r, c in zip(X, labels)))
+    assert io.table_columns(path) == ["a", "kind", "b"]
+    features, found = io.read_table_split(path, "kind")
+    assert features.dtype == np.float64
+    np.testing.assert_array_equal(features.astype(np.float32), X)  # 9 digits: float32 exactly
+    assert found.tolist() == labels.tolist()
+    numbers = tmp_path / "n.csv"
+    numbers.write_text("id,v\n3,0.5\n-1,1.5\n")
+    features, found = io.read_table_split(numbers, "id", io.table_columns(numbers))
+    assert found.dtype == np.int64 and found.tolist() == [3, -1] and features.tolist() == [[0.5], [1.5]]
+    headless = tmp_path / "h.csv"
+    headless.write_text("1,2\n3,4\n")
+    assert io.table_columns(headless) == []
+
+
+@pytest.mark.parametrize("text,column,problem", [
+    ("a,b\n1,2\n", "c", "has no column 'c'; its columns are: a, b"),
+    ("lab\nx\n", "lab", "has no feature columns besides the labels 'lab'"),
+    ("lab,a\n", "lab", "holds no data rows"),
+    ("lab,a\nx,oops\n", "lab", "cannot read as csv"),
+])
+def test_table_split_errors_name_the_file(tmp_path, text, column, problem):
+    path = write(tmp_path, "t.csv", text)
+    with pytest.raises(ValueError) as info:
+        io.read_table_split(path, column)
+    assert str(info.value).startswith(f"{path}: ") and problem in str(info.value)
+
+
+def test_only_tables_have_columns(tmp_path):
+    np.save(tmp_path / "t.npy", np.zeros((2, 2)))
+    for call in (io.table_columns, lambda p: io.read_table_split(p, "a", ["a", "b"])):
+        with pytest.raises(ValueError, match="t.npy: unknown table type '.npy'"):
+            call(tmp_path / "t.npy")
+    with pytest.raises(ValueError, match="t.csv: no such file"):
+        io.table_columns(tmp_path / "t.csv")
+
+
+def test_table_split_of_a_parquet_file(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0, 3.0], "kind": ["p", "q", "p"], "b": [4, 5, 6]}), path)
+    assert io.table_columns(path) == ["a", "kind", "b"]
+    features, labels = io.read_table_split(path, "kind")
+    np.testing.assert_array_equal(features, [[1, 4], [2, 5], [3, 6]])
+    assert labels.tolist() == ["p", "q", "p"]
+
+
+def test_read_labeled_matrix_takes_a_column_or_a_file(tmp_path):
+    table = write(tmp_path, "t.csv", "kind,a,b\n7,1,2\n8,3,4\n7,5,6\n")
+    X, labels, source = io.read_labeled_matrix(table, "kind")
+    assert X.tolist() == [[1, 2], [3, 4], [5, 6]] and labels.tolist() == [7, 8, 7]
+    assert source == f"column 'kind' of {table}"
+    X, labels, source = io.read_labeled_matrix(table)
+    assert X.shape == (3, 3) and labels is None and source is None
+    np.save(tmp_path / "X.npy", np.eye(3, dtype=np.float32))
+    names = write(tmp_path, "names.txt", "cluster\nred\nblue\nred\n")  # n + 1 lines: a header
+    X, labels, source = io.read_labeled_matrix(tmp_path / "X.npy", names)
+    assert X.shape == (3, 3) and labels.tolist() == ["red", "blue", "red"] and source == str(names)
+    with pytest.raises(ValueError, match="--labels species: neither a file nor a column of .*t.csv "
+                                         r"\(columns: kind, a, b\)"):
+        io.read_labeled_matrix(table, "species", name="--labels")
+    with pytest.raises(ValueError, match=r"labels kind: no such file \(a column name applies only"):
+        io.read_labeled_matrix(tmp_path / "X.npy", "kind")
+    short = write(tmp_path, "short.txt", "red\nblue\n")
+    with pytest.raises(ValueError, match="short.txt: 2 labels for the 3 points of .*X.npy"):
+        io.read_labeled_matrix(tmp_path / "X.npy", short)
+
+
+# ------------------------------------------------------------------ writers
+
+@pytest.mark.parametrize("name", ["m.npy", "m.csv", "m.TSV"])
+def test_write_matrix_round_trips_through_read_matrix(tmp_path, name):
+    Y = np.random.default_rng(5).standard_normal((9, 3)).astype(np.float32) * 1e-3
+    io.write_matrix(tmp_path / name, Y)
+    back = read_matrix(tmp_path / name)
+    np.testing.assert_array_equal(np.asarray(back, dtype=np.float32), Y)  # text: 9 digits are exact
+    if name != "m.npy":
+        first = (tmp_path / name).read_text().splitlines()[0]
+        assert first == ("\t" if name.endswith("TSV") else ",").join(["dim1", "dim2", "dim3"])
+    assert files_in(tmp_path) == [name]
+
+
+def test_write_matrix_refuses_what_it_cannot_write(tmp_path):
+    with pytest.raises(ValueError, match="m.txt: unknown file type '.txt'"):
+        io.write_matrix(tmp_path / "m.txt", np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"m.csv: expected a 2-D matrix of numbers, got shape \(3,\)"):
+        io.write_matrix(tmp_path / "m.csv", np.zeros(3))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        io.write_matrix(tmp_path / "missing" / "m.npy", np.zeros((2, 2)))
+    assert files_in(tmp_path) == []
+
+
+def test_write_sparse_npz_is_scipy_format_under_the_exact_name(tmp_path):
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    codes = scipy_sparse.random_array((20, 30), density=0.1, random_state=0, format="csr", dtype=np.float32)
+    io.write_sparse_npz(tmp_path / "codes", codes)
+    assert files_in(tmp_path) == ["codes"]  # no ".npz" appended
+    back = scipy_sparse.load_npz(tmp_path / "codes")
+    assert back.dtype == np.float32 and (back != codes).nnz == 0

@@ -195,7 +195,7 @@ def test_select_topk_rows_matches_stable_argsort(rng, n_cols, k):
         for col_bias in (None, bias):
             score = np.empty((300, k), np.float32)
             index = np.empty((300, k), np.int32)
-            _core.select_topk_rows(values, largest, score, index, 2, col_bias)
+            _core.select_topk_rows(values, largest, score, index, col_bias, 2)
             shifted = values if col_bias is None else values + col_bias
             order = np.argsort(-shifted if largest else shifted, axis=1, kind="stable")[:, :k]
             np.testing.assert_array_equal(index, order)

@@ -6,10 +6,10 @@ import pytest
 from conftest import pair_distances
 
 import latentcore
-from latentcore import _backend
+from latentcore import _device
 
 cp = pytest.importorskip("cupy")
-pytestmark = pytest.mark.skipif(not _backend.cuda_available(), reason="no CUDA device or no CUDA build")
+pytestmark = pytest.mark.skipif(not _device.cuda_available(), reason="no CUDA device or no CUDA build")
 
 METRICS = ["euclidean", "sqeuclidean", "cosine", "inner_product"]
 DIST_RTOL = 1e-4  # both paths recompute exact distances in double: they agree far closer
@@ -35,6 +35,16 @@ def test_all_pairs_equal_cpu(rng, metric, n, d, k):
     gpu = latentcore.knn(cp.asarray(X), k, metric=metric)
     assert isinstance(gpu[0], cp.ndarray) and isinstance(gpu[1], cp.ndarray)
     assert_matches_cpu(gpu, latentcore.knn(X, k, metric=metric), X, metric)
+
+
+def test_all_pairs_beyond_one_row_block_excludes_each_point_itself(rng):
+    # Above 16,384 rows the query rows come in several blocks: the self
+    # exclusion must follow each block's row offset.
+    X = rng.standard_normal((40000, 8)).astype(np.float32)
+    idx, _ = latentcore.knn(cp.asarray(X), 10)
+    idx = cp.asnumpy(idx)
+    assert not (idx == np.arange(len(X))[:, None]).any()
+    assert_matches_cpu((cp.asarray(idx), latentcore.knn(cp.asarray(X), 10)[1]), latentcore.knn(X, 10), X, "euclidean")
 
 
 @pytest.mark.parametrize("metric", METRICS)

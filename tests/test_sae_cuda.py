@@ -9,10 +9,10 @@ a GPU."""
 import numpy as np
 import pytest
 
-from latentcore import _backend, _core
+from latentcore import _core, _device
 
 cp = pytest.importorskip("cupy")
-pytestmark = pytest.mark.skipif(not _backend.cuda_available(), reason="no CUDA device or no CUDA build")
+pytestmark = pytest.mark.skipif(not _device.cuda_available(), reason="no CUDA device or no CUDA build")
 
 # Each output element adds its row's k entries in j order on both devices.
 DECODE_RTOL = 1e-5
@@ -39,7 +39,7 @@ SHAPES = [
 
 
 def cuda_module():
-    return _backend.require_cuda_module()
+    return _device.require_cuda_module()
 
 
 def stream():

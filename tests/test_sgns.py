@@ -1,13 +1,15 @@
 """Skip-gram against gensim's Word2Vec on the same walks (node classification
 on a planted block structure, subsampling odds), and its reproducibility."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from conftest import assert_interruptible, micro_f1, planted_blocks, run_isolated
 
 import latentcore
-from latentcore import skipgram
+from latentcore import _device, skipgram
 from latentcore.sgns import keep_probabilities
 
 PARAMS = dict(dim=32, window=5, negative=5, epochs=1, alpha=0.025, min_alpha=1e-4, sample=1e-3)
@@ -242,7 +244,7 @@ def test_deterministic_mode_gives_the_same_vectors_for_any_thread_count():
         np.testing.assert_array_equal(a.embedding_, b.embedding_)
         assert a.n_tokens_ == b.n_tokens_
     with pytest.raises(ValueError, match="deterministic"):
-        latentcore.sgns.Kernels("cuda", 1, deterministic=True)
+        latentcore.sgns.check_deterministic(True, dataclasses.replace(_device.cpu(1), name="cuda", stream=lambda: 0))
     with pytest.raises(TypeError, match="deterministic"):
         skipgram(walks, deterministic="yes")
 

@@ -9,9 +9,10 @@ from sklearn.datasets import load_digits
 from sklearn.neighbors import KNeighborsClassifier
 
 import latentcore
-from latentcore import _core
+from latentcore import _core, _device
 from latentcore.tsne import _ExactRepulsion, _FFTRepulsion, _Objective, _pca_initialization
 
+CPU2 = _device.cpu(2)  # the C++ kernels on two threads
 KL_RTOL = 0.02  # the bar: final KL within 2% of openTSNE's
 
 
@@ -28,10 +29,10 @@ def relative_error(a, b):
 @pytest.mark.parametrize("dim,intervals", [(1, 50), (2, 50), (3, 20)])
 def test_fft_gradient_converges_to_exact(rng, dim, intervals):
     Y = rng.standard_normal((2000, dim)) * (5.0 if dim < 3 else 1.0)
-    exact_rep, exact_z = _ExactRepulsion(1.0, 2)(Y)
+    exact_rep, exact_z = _ExactRepulsion(1.0, CPU2)(Y)
     errors = []
     for points in (3, 4, 5):  # beyond, single-precision FFTs set a floor near 1e-5
-        rep, z = _FFTRepulsion(1.0, 2, points, intervals, 1.0)(Y)
+        rep, z = _FFTRepulsion(1.0, CPU2, points, intervals, 1.0)(Y)
         errors.append(relative_error(rep, exact_rep))
         assert z == pytest.approx(exact_z, rel=1e-2)
     assert errors[-1] < 1e-3
@@ -41,10 +42,10 @@ def test_fft_gradient_converges_to_exact(rng, dim, intervals):
 def test_far_flung_points_are_handled_exactly(rng):
     Y = rng.standard_normal((3000, 2)) * 5
     Y[:2] *= 40  # far outside the map: the grid should not stretch to them
-    fft = _FFTRepulsion(1.0, 2, 5, 50, 1.0)
+    fft = _FFTRepulsion(1.0, CPU2, 5, 50, 1.0)
     far = fft._far_points(Y)
     assert far is not None and set(np.flatnonzero(far)) == {0, 1}
-    exact_rep, exact_z = _ExactRepulsion(1.0, 2)(Y)
+    exact_rep, exact_z = _ExactRepulsion(1.0, CPU2)(Y)
     rep, z = fft(Y)
     assert relative_error(rep, exact_rep) < 1e-3
     assert relative_error(rep[:2], exact_rep[:2]) < 1e-9  # computed directly
@@ -56,8 +57,8 @@ def test_full_gradient_and_kl_match_exact(rng, dof):
     X, _ = gaussian_mixture(rng, n=600, d=10)
     P = latentcore.TSNE(perplexity=20, n_iter=1).fit(X).affinities_  # any valid P will do
     Y = rng.standard_normal((600, 2)) * 3
-    exact = _Objective(P, _ExactRepulsion(dof, 2), dof, 2)(Y, 4.0, with_kl=True)
-    fft = _Objective(P, _FFTRepulsion(dof, 2, 6, 50, 1.0), dof, 2)(Y, 4.0, with_kl=True)
+    exact = _Objective(P, _ExactRepulsion(dof, CPU2), dof)(Y, 4.0, with_kl=True)
+    fft = _Objective(P, _FFTRepulsion(dof, CPU2, 6, 50, 1.0), dof)(Y, 4.0, with_kl=True)
     assert relative_error(fft[0], exact[0]) < 1e-4
     assert fft[1] == pytest.approx(exact[1], rel=1e-5)
     # The KL itself, from its definition with dense matrices.
@@ -714,7 +715,7 @@ def test_attractive_forces_and_gradient_against_a_dense_numpy_gradient(rng, dim,
     _core.tsne_attractive_forces(P.indptr.astype(np.int64), P.indices.astype(np.int32), P.data.astype(np.float32),
                                  Y, dof, exaggeration, forces, kl_terms, 2)
     np.testing.assert_allclose(forces, attraction, rtol=1e-12, atol=1e-15 * np.abs(attraction).max())
-    objective = _Objective(P, _ExactRepulsion(dof, 2), dof, 2)
+    objective = _Objective(P, _ExactRepulsion(dof, CPU2), dof)
     ours, our_kl = objective(Y, exaggeration, with_kl=True)
     np.testing.assert_allclose(ours, gradient, rtol=1e-10, atol=1e-12 * np.abs(gradient).max())
     # Un-exaggerated whatever the exaggeration; rel 1e-7: the float32 weights sum to one within 1e-8.
@@ -735,7 +736,7 @@ def test_ctrl_c_stops_fit_and_transform():
 def test_ctrl_c_stops_a_long_kernel_call():
     rng = np.random.default_rng(6)
     Y = rng.standard_normal((60000, 2))  # one exact repulsion: 3.6e9 pairs, well over a second
-    assert_interruptible(lambda: _ExactRepulsion(1.0, 2)(Y))
+    assert_interruptible(lambda: _ExactRepulsion(1.0, CPU2)(Y))
     n, k = 200_000, 90  # the calibration: about 4 s on 2 cores
     idx = (np.arange(n)[:, None] + 1 + np.arange(k)[None, :]) % n
     dist = np.sort(rng.random((n, k), dtype=np.float32) * 10, axis=1)

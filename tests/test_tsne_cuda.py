@@ -1,5 +1,5 @@
 """The CUDA t-SNE kernels against their C++ twins (latentcore._core.tsne_*) on
-fresh random inputs, and the GPU objective (latentcore._tsne_cuda) against
+fresh random inputs, and the GPU objective (tsne._Objective on the GPU device) against
 tsne._Objective. Skipped without cupy or without a GPU."""
 
 import numpy as np
@@ -8,12 +8,11 @@ import scipy.fft
 import scipy.sparse
 
 import latentcore
-from latentcore import _backend, _core
-from latentcore._tsne_cuda import double_convolve
-from latentcore.tsne import _ExactRepulsion, _FFTRepulsion, _Objective
+from latentcore import _core, _device
+from latentcore.tsne import _ExactRepulsion, _FFTRepulsion, _Objective, double_convolve
 
 cp = pytest.importorskip("cupy")
-pytestmark = pytest.mark.skipif(not _backend.cuda_available(), reason="no CUDA device or no CUDA build")
+pytestmark = pytest.mark.skipif(not _device.cuda_available(), reason="no CUDA device or no CUDA build")
 
 # Relative to the largest entry of the reference array, so that entries that
 # cancel to near zero are not held to a relative bound they cannot meet.
@@ -30,6 +29,8 @@ SINGLE_FFT_RTOL = 1e-5
 DIMS = [1, 2, 3]
 DOFS = [0.5, 1.0, 3.0]
 THREADS = 2
+CPU = _device.cpu(THREADS)
+GPU = _device.gpu
 
 
 def stream():
@@ -37,7 +38,7 @@ def stream():
 
 
 def cuda():
-    return _backend.require_cuda_module()
+    return _device.require_cuda_module()
 
 
 def assert_close(actual, desired, rtol):
@@ -236,43 +237,39 @@ def affinities():
 @pytest.mark.parametrize("dim", DIMS)
 @pytest.mark.parametrize("dof", DOFS)
 def test_objective_matches_cpu(rng, affinities, dim, dof):
-    from latentcore._tsne_cuda import CudaObjective
-
     P = affinities
     Y = embedding(rng, P.shape[0], dim)
     g_Y = cp.asarray(Y)
     intervals = 20 if dim == 3 else 50
 
-    exact = _Objective(P, _ExactRepulsion(dof, THREADS), dof, THREADS)(Y, 4.0, with_kl=True)
-    g_exact = CudaObjective(P, _ExactRepulsion(dof, THREADS), dof)(g_Y, 4.0, with_kl=True)
+    exact = _Objective(P, _ExactRepulsion(dof, CPU), dof)(Y, 4.0, with_kl=True)
+    g_exact = _Objective(P, _ExactRepulsion(dof, GPU()), dof)(g_Y, 4.0, with_kl=True)
     assert isinstance(g_exact[0], cp.ndarray)
     assert relative_error(g_exact[0], exact[0]) < OBJECTIVE_RTOL
     assert g_exact[1] == pytest.approx(exact[1], rel=KL_VS_CPU_RTOL)
 
-    fft = _FFTRepulsion(dof, THREADS, 5, intervals, 1.0)
-    double = _Objective(P, _DoubleFFTRepulsion(dof, THREADS, 5, intervals, 1.0), dof, THREADS)(Y, 4.0, True)
-    single = _Objective(P, fft, dof, THREADS)(Y, 4.0, True)
-    g_fft = CudaObjective(P, fft, dof)(g_Y, 4.0, with_kl=True)
+    fft = _FFTRepulsion(dof, CPU, 5, intervals, 1.0)
+    double = _Objective(P, _DoubleFFTRepulsion(dof, CPU, 5, intervals, 1.0), dof)(Y, 4.0, True)
+    single = _Objective(P, fft, dof)(Y, 4.0, True)
+    g_fft = _Objective(P, _FFTRepulsion(dof, GPU(), 5, intervals, 1.0), dof)(g_Y, 4.0, with_kl=True)
     assert relative_error(g_fft[0], double[0]) < OBJECTIVE_RTOL
     assert relative_error(g_fft[0], single[0]) < SINGLE_FFT_RTOL
     assert g_fft[1] == pytest.approx(double[1], rel=KL_VS_CPU_RTOL)
-    assert CudaObjective(P, fft, dof)(g_Y, 1.0, with_kl=False)[1] is None
+    assert _Objective(P, _FFTRepulsion(dof, GPU(), 5, intervals, 1.0), dof)(g_Y, 1.0, with_kl=False)[1] is None
 
 
 def test_a_few_steps_follow_cpu(rng, affinities):
-    from latentcore._tsne_cuda import CudaExactRepulsion, CudaObjective, cuda_gradient_step
-
     P = affinities
     Y = embedding(rng, P.shape[0], 2, scale=1e-2)
     update, gains = np.zeros_like(Y), np.ones_like(Y)
     g = [cp.asarray(a) for a in (Y, update, gains)]
-    cpu = _Objective(P, _ExactRepulsion(1.0, THREADS), 1.0, THREADS)
-    gpu = CudaObjective(P, CudaExactRepulsion(1.0, THREADS), 1.0)
+    cpu = _Objective(P, _ExactRepulsion(1.0, CPU), 1.0)
+    gpu = _Objective(P, _ExactRepulsion(1.0, GPU()), 1.0)
     for _ in range(10):
         gradient, _ = cpu(Y, 12.0, with_kl=False)
         _core.tsne_gradient_step(Y, gradient, update, gains, 50.0, 0.5, 0.01, True, THREADS)
         g_gradient, _ = gpu(g[0], 12.0, with_kl=False)
-        cuda_gradient_step(g[0], g_gradient, g[1], g[2], 50.0, 0.5, 0.01)
+        GPU().call("tsne_gradient_step", g[0], g_gradient, g[1], g[2], 50.0, 0.5, 0.01, True)
     assert relative_error(g[0], Y) < TRAJECTORY_RTOL
 
 

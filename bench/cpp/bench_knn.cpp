@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "latentcore/parallel.hpp"  // resolve_threads
 #include "latentcore/knn.hpp"
 
 namespace {

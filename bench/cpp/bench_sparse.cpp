@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "latentcore/parallel.hpp"  // resolve_threads
 #include "latentcore/sae.hpp"
 #include "latentcore/sparse.hpp"
 #include "latentcore/topk.hpp"

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "latentcore/parallel.hpp"  // resolve_threads
 #include "latentcore/sgns.hpp"
 #include "latentcore/walks.hpp"
 

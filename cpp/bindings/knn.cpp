@@ -28,9 +28,9 @@ void require_output(const ScoreOut& score, const IndexOut& index, size_t rows) {
 }
 
 void exact_knn_binding(Matrix data, std::optional<Matrix> queries, int metric, bool exclude_self,
-                       std::optional<Vector> center, nb::capsule sgemm, int64_t block,
-                       int n_threads, IndexOut index, ScoreOut score) {
-    require(metric >= 0 && metric <= 3, "unknown metric code");
+                       std::optional<Vector> center, nb::capsule sgemm, int64_t block, IndexOut index,
+                       ScoreOut score, int n_threads) {
+    require(is_metric_code(metric), "unknown metric code");
     require(block >= 1, "block must be >= 1");
     // The ranking GEMM takes int sizes: dim and block must fit.
     bindings::narrow<int>(data.shape(1), "the dimension");
@@ -55,8 +55,8 @@ void exact_knn_binding(Matrix data, std::optional<Matrix> queries, int metric, b
     exact_knn(p, gemm, block, n_threads, index.data(), score.data());
 }
 
-void select_topk(Matrix values, bool largest, ScoreOut score, IndexOut index, int n_threads,
-                 std::optional<Vector> col_bias) {
+void select_topk(Matrix values, bool largest, ScoreOut score, IndexOut index, std::optional<Vector> col_bias,
+                 int n_threads) {
     require_output(score, index, values.shape(0));
     require(score.shape(1) <= values.shape(1), "k must not exceed the row length");
     if (col_bias) require(col_bias->shape(0) == values.shape(1), "col_bias needs one entry per column");
@@ -70,11 +70,13 @@ void select_topk(Matrix values, bool largest, ScoreOut score, IndexOut index, in
 }  // namespace
 
 void bind_knn(nb::module_& m) {
+    // Outputs and in-place arrays are .noconvert(): a wrong dtype, order or
+    // device is a TypeError, never a copy that the kernel would write into.
     m.def("exact_knn", &exact_knn_binding, nb::arg("data"), nb::arg("queries").none(),
           nb::arg("metric"), nb::arg("exclude_self"), nb::arg("center").none(), nb::arg("sgemm"),
-          nb::arg("block"), nb::arg("n_threads"), nb::arg("index"), nb::arg("score"));
+          nb::arg("block"), nb::arg("index").noconvert(), nb::arg("score").noconvert(), nb::arg("n_threads"));
     m.def("knn_ranking_scale", &ranking_scale, nb::arg("max_abs"), nb::arg("dim"));
     m.def("knn_candidates_per_point", &candidates_per_point, nb::arg("k"), nb::arg("available"));
-    m.def("select_topk_rows", &select_topk, nb::arg("values"), nb::arg("largest"),
-          nb::arg("score"), nb::arg("index"), nb::arg("n_threads"), nb::arg("col_bias").none() = nb::none());
+    m.def("select_topk_rows", &select_topk, nb::arg("values"), nb::arg("largest"), nb::arg("score").noconvert(),
+          nb::arg("index").noconvert(), nb::arg("col_bias").none(), nb::arg("n_threads"));
 }

@@ -45,8 +45,7 @@ void encode_binding(Cpu::Mat<const float> x, Cpu::Mat<const float> weight, Cpu::
 }
 
 void decode_binding(Cpu::Mat<const index_t> index, Cpu::Mat<const float> value, Cpu::Mat<const float> decoder,
-                    nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu> bias, Cpu::Mat<float> out,
-                    int n_threads) {
+                    Cpu::Vec<const float> bias, Cpu::Mat<float> out, int n_threads) {
     require_codes(index, value, decoder.shape(0));
     require(out.shape(0) == index.shape(0) && out.shape(1) == decoder.shape(1), "out must be (batch, n_features)");
     require(bias.shape(0) == 0 || bias.shape(0) == decoder.shape(1), "bias needs n_features entries, or none");
@@ -75,11 +74,9 @@ void backward_binding(Cpu::Mat<const index_t> index, Cpu::Mat<const float> value
                            grad_encoder.data(), grad_encoder_bias.data(), n_threads);
 }
 
-void adam_binding(nb::ndarray<float, nb::c_contig, nb::device::cpu> param,
-                  nb::ndarray<const float, nb::c_contig, nb::device::cpu> grad,
-                  nb::ndarray<float, nb::c_contig, nb::device::cpu> first_moment,
-                  nb::ndarray<float, nb::c_contig, nb::device::cpu> second_moment, double learning_rate,
-                  double beta1, double beta2, double eps, long long step, int n_threads) {
+void adam_binding(Cpu::Array<float> param, Cpu::Array<const float> grad, Cpu::Array<float> first_moment,
+                  Cpu::Array<float> second_moment, double learning_rate, double beta1, double beta2, double eps,
+                  long long step, int n_threads) {
     const size_t n = param.size();
     require(grad.size() == n && first_moment.size() == n && second_moment.size() == n,
             "grad and both moments must have the parameter's size");
@@ -92,14 +89,15 @@ void adam_binding(nb::ndarray<float, nb::c_contig, nb::device::cpu> param,
 }  // namespace
 
 void bind_sae(nb::module_& m) {
+    // Outputs and in-place arrays are .noconvert() (see cpp/bindings/knn.cpp).
     m.def("sae_topk_encode", &encode_binding, nb::arg("x"), nb::arg("weight"), nb::arg("bias"), nb::arg("sgemm"),
-          nb::arg("value"), nb::arg("index"), nb::arg("n_threads"));
+          nb::arg("value").noconvert(), nb::arg("index").noconvert(), nb::arg("n_threads"));
     m.def("sae_sparse_decode", &decode_binding, nb::arg("index"), nb::arg("value"), nb::arg("decoder"),
-          nb::arg("bias"), nb::arg("out"), nb::arg("n_threads"));
+          nb::arg("bias"), nb::arg("out").noconvert(), nb::arg("n_threads"));
     m.def("sae_sparse_decode_backward", &backward_binding, nb::arg("index"), nb::arg("value"), nb::arg("grad_out"),
-          nb::arg("x_centered"), nb::arg("decoder"), nb::arg("grad_decoder"), nb::arg("grad_encoder"),
-          nb::arg("grad_encoder_bias"), nb::arg("n_threads"));
-    m.def("sae_adam_update", &adam_binding, nb::arg("param"), nb::arg("grad"), nb::arg("first_moment"),
-          nb::arg("second_moment"), nb::arg("learning_rate"), nb::arg("beta1"), nb::arg("beta2"), nb::arg("eps"),
-          nb::arg("step"), nb::arg("n_threads"));
+          nb::arg("x_centered"), nb::arg("decoder"), nb::arg("grad_decoder").noconvert(),
+          nb::arg("grad_encoder").noconvert(), nb::arg("grad_encoder_bias").noconvert(), nb::arg("n_threads"));
+    m.def("sae_adam_update", &adam_binding, nb::arg("param").noconvert(), nb::arg("grad"),
+          nb::arg("first_moment").noconvert(), nb::arg("second_moment").noconvert(), nb::arg("learning_rate"),
+          nb::arg("beta1"), nb::arg("beta2"), nb::arg("eps"), nb::arg("step"), nb::arg("n_threads"));
 }

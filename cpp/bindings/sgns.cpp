@@ -51,8 +51,9 @@ std::int64_t train_binding(Cpu::Mat<const index_t> walks, Cpu::Vec<const float> 
 }  // namespace
 
 void bind_sgns(nb::module_& m) {
+    // The vectors, trained in place, are .noconvert() (see cpp/bindings/knn.cpp).
     m.def("sgns_train", &train_binding, nb::arg("walks"), nb::arg("keep_probability"),
-          nb::arg("noise_keep"), nb::arg("noise_alias"), nb::arg("input"), nb::arg("output"),
+          nb::arg("noise_keep"), nb::arg("noise_alias"), nb::arg("input").noconvert(), nb::arg("output").noconvert(),
           nb::arg("window"), nb::arg("negative"), nb::arg("alpha"), nb::arg("min_alpha"),
           nb::arg("seed"), nb::arg("first_walk"), nb::arg("total_walks"), nb::arg("n_threads"));
 }

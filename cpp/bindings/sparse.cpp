@@ -87,14 +87,16 @@ int update_binding(Cpu::Mat<const double> A, Cpu::Mat<const double> B, Cpu::Mat<
 }  // namespace
 
 void bind_sparse(nb::module_& m) {
+    // Outputs and in-place arrays are .noconvert() (see cpp/bindings/knn.cpp).
     m.def("sparse_batch_omp", &omp_binding, nb::arg("x"), nb::arg("dictionary"), nb::arg("gram"), nb::arg("sgemm"),
-          nb::arg("tol"), nb::arg("positive"), nb::arg("support"), nb::arg("coefs"), nb::arg("count"), nb::arg("n_threads"));
+          nb::arg("tol"), nb::arg("positive"), nb::arg("support").noconvert(), nb::arg("coefs").noconvert(),
+          nb::arg("count").noconvert(), nb::arg("n_threads"));
     m.def("sparse_lasso_cd", &lasso_binding, nb::arg("x"), nb::arg("dictionary"), nb::arg("gram"), nb::arg("sgemm"),
           nb::arg("alpha"), nb::arg("positive"), nb::arg("tol"), nb::arg("max_iter"),
-          nb::arg("codes"), nb::arg("n_threads"));
+          nb::arg("codes").noconvert(), nb::arg("n_threads"));
     m.def("sparse_topk", &topk_binding, nb::arg("x"), nb::arg("dictionary"), nb::arg("sgemm"), nb::arg("positive"),
-          nb::arg("index"), nb::arg("values"), nb::arg("n_threads"));
+          nb::arg("index").noconvert(), nb::arg("values").noconvert(), nb::arg("n_threads"));
     m.def("sparse_omp_capacity", &omp_capacity, nb::arg("max_nonzero"), nb::arg("n_features"));
-    m.def("sparse_update_dictionary", &update_binding, nb::arg("A"), nb::arg("B"), nb::arg("dictionary"),
-          nb::arg("min_usage"), nb::arg("unused"), nb::arg("n_threads"));
+    m.def("sparse_update_dictionary", &update_binding, nb::arg("A"), nb::arg("B"), nb::arg("dictionary").noconvert(),
+          nb::arg("min_usage"), nb::arg("unused").noconvert(), nb::arg("n_threads"));
 }

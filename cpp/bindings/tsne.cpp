@@ -62,17 +62,18 @@ nb::tuple symmetrize_binding(Cpu<const index_t, 2> neighbors, Cpu<const double, 
     const size_type total = n * static_cast<size_type>(k);
     for (size_type t = 0; t < total; ++t)
         require(neighbors.data()[t] >= 0 && neighbors.data()[t] < n, "neighbor index out of range");
-    Csr P;
+    CsrBuffers<double> P;
     {
         nb::gil_scoped_release release;
         P = symmetrize_affinities(neighbors.data(), conditional.data(), n, k, n_threads);
     }
     return nb::make_tuple(to_numpy(std::move(P.indptr)), to_numpy(std::move(P.indices)),
-                          to_numpy(std::move(P.values)));
+                          to_numpy(std::move(P.weights)));
 }
 
+template <typename Weight>
 void attractive_binding(Cpu<const std::int64_t, 1> indptr, Cpu<const index_t, 1> indices,
-                        Cpu<const float, 1> weights, ConstEmbedding Y, double dof,
+                        Cpu<const Weight, 1> weights, ConstEmbedding Y, double dof,
                         double exaggeration, Embedding forces,
                         std::optional<Cpu<double, 1>> kl_terms, int n_threads) {
     const int dim = embedding_dim(Y);
@@ -90,7 +91,7 @@ void attractive_binding(Cpu<const std::int64_t, 1> indptr, Cpu<const index_t, 1>
     require_dof(dof);
     require_same_shape(Y, forces, "forces must match the embedding");
     if (kl_terms) require(kl_terms->shape(0) == Y.shape(0), "kl_terms must have n entries");
-    const CsrGraph<float> P{indptr.data(), indices.data(), weights.data(), n};
+    const CsrGraph<Weight> P{indptr.data(), indices.data(), weights.data(), n};
     nb::gil_scoped_release release;
     attractive_forces(P, Y.data(), dim, dof, exaggeration, forces.data(),
                       kl_terms ? kl_terms->data() : nullptr, n_threads);
@@ -171,24 +172,29 @@ void step_binding(Embedding Y, ConstEmbedding gradient, Embedding update, Embedd
 }  // namespace
 
 void bind_tsne(nb::module_& m) {
+    // Outputs and in-place arrays are .noconvert() (see cpp/bindings/knn.cpp).
     m.def("tsne_perplexity_affinities", &perplexity_binding, nb::arg("sq_distances"),
-          nb::arg("perplexities"), nb::arg("tol"), nb::arg("conditional"), nb::arg("n_threads"));
+          nb::arg("perplexities"), nb::arg("tol"), nb::arg("conditional").noconvert(), nb::arg("n_threads"));
     m.def("tsne_symmetrize_affinities", &symmetrize_binding, nb::arg("neighbors"),
           nb::arg("conditional"), nb::arg("n_threads"));
-    m.def("tsne_attractive_forces", &attractive_binding, nb::arg("indptr"), nb::arg("indices"),
+    // Weights as float32 (what tsne._Objective holds) or float64, as on the GPU.
+    m.def("tsne_attractive_forces", &attractive_binding<float>, nb::arg("indptr"), nb::arg("indices"),
           nb::arg("weights"), nb::arg("Y"), nb::arg("dof"), nb::arg("exaggeration"),
-          nb::arg("forces"), nb::arg("kl_terms").none(), nb::arg("n_threads"));
+          nb::arg("forces").noconvert(), nb::arg("kl_terms").none().noconvert(), nb::arg("n_threads"));
+    m.def("tsne_attractive_forces", &attractive_binding<double>, nb::arg("indptr"), nb::arg("indices"),
+          nb::arg("weights"), nb::arg("Y"), nb::arg("dof"), nb::arg("exaggeration"),
+          nb::arg("forces").noconvert(), nb::arg("kl_terms").none().noconvert(), nb::arg("n_threads"));
     m.def("tsne_exact_repulsion", &exact_repulsion_binding, nb::arg("Y"), nb::arg("dof"),
-          nb::arg("repulsion"), nb::arg("z_terms"), nb::arg("n_threads"));
+          nb::arg("repulsion").noconvert(), nb::arg("z_terms").noconvert(), nb::arg("n_threads"));
     m.def("tsne_repulsion_from", &repulsion_from_binding, nb::arg("sources"), nb::arg("points"),
-          nb::arg("dof"), nb::arg("repulsion"), nb::arg("w_sums"), nb::arg("n_threads"));
+          nb::arg("dof"), nb::arg("repulsion").noconvert(), nb::arg("w_sums").noconvert(), nb::arg("n_threads"));
     m.def("tsne_scatter_charges", &scatter_binding, nb::arg("Y"), nb::arg("charges"),
           nb::arg("n_boxes"), nb::arg("n_interp"), nb::arg("lower"), nb::arg("box_width"),
-          nb::arg("values"), nb::arg("n_threads"));
+          nb::arg("values").noconvert(), nb::arg("n_threads"));
     m.def("tsne_gather_potentials", &gather_binding, nb::arg("Y"), nb::arg("values"),
           nb::arg("n_boxes"), nb::arg("n_interp"), nb::arg("lower"), nb::arg("box_width"),
-          nb::arg("potentials"), nb::arg("n_threads"));
-    m.def("tsne_gradient_step", &step_binding, nb::arg("Y"), nb::arg("gradient"), nb::arg("update"),
-          nb::arg("gains"), nb::arg("learning_rate"), nb::arg("momentum"), nb::arg("min_gain"),
-          nb::arg("recenter"), nb::arg("n_threads"));
+          nb::arg("potentials").noconvert(), nb::arg("n_threads"));
+    m.def("tsne_gradient_step", &step_binding, nb::arg("Y").noconvert(), nb::arg("gradient"),
+          nb::arg("update").noconvert(), nb::arg("gains").noconvert(), nb::arg("learning_rate"),
+          nb::arg("momentum"), nb::arg("min_gain"), nb::arg("recenter"), nb::arg("n_threads"));
 }

@@ -96,10 +96,11 @@ void sample_binding(Cpu::Vec<const std::int64_t> indptr, Cpu::Vec<const index_t>
 }  // namespace
 
 void bind_walks(nb::module_& m) {
+    // Outputs are .noconvert() (see cpp/bindings/knn.cpp).
     m.def("walks_build_alias", &alias_binding, nb::arg("indptr"), nb::arg("indices"),
-          nb::arg("weights"), nb::arg("keep"), nb::arg("alias"), nb::arg("n_threads"));
+          nb::arg("weights"), nb::arg("keep").noconvert(), nb::arg("alias").noconvert(), nb::arg("n_threads"));
     m.def("walks_sample", &sample_binding, nb::arg("indptr"), nb::arg("indices"), nb::arg("weights"),
           nb::arg("keep"), nb::arg("alias"), nb::arg("totals"), nb::arg("maxima"), nb::arg("starts"),
-          nb::arg("p"), nb::arg("q"),
-          nb::arg("seed"), nb::arg("first_walk"), nb::arg("walks"), nb::arg("n_threads"));
+          nb::arg("p"), nb::arg("q"), nb::arg("seed"), nb::arg("first_walk"), nb::arg("walks").noconvert(),
+          nb::arg("n_threads"));
 }

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "latentcore/distance.hpp"
 #include "latentcore/parallel.hpp"
 #include "latentcore/topk.hpp"
 
@@ -117,25 +118,11 @@ void fold_columns(const Heaps& heaps, size_type col_begin, const float* tile, si
                     row_bias, row_first);
 }
 
-// Not inlined: inside ParallelWork::run's try block g++ keeps the running sum
-// in memory, which made the re-ranking twice as slow.
-[[gnu::noinline]] double exact_distance(const float* a, const float* b, size_type dim, Metric metric) {
-    if (metric == Metric::sqeuclidean || metric == Metric::euclidean) {
-        double s = 0.0;
-        for (size_type t = 0; t < dim; ++t) {
-            const double diff = static_cast<double>(a[t]) - b[t];
-            s += diff * diff;
-        }
-        return metric == Metric::euclidean ? std::sqrt(s) : s;
-    }
-    double ab = 0.0, aa = 0.0, bb = 0.0;
-    for (size_type t = 0; t < dim; ++t) {
-        ab += static_cast<double>(a[t]) * b[t];
-        aa += static_cast<double>(a[t]) * a[t];
-        bb += static_cast<double>(b[t]) * b[t];
-    }
-    if (metric == Metric::inner_product) return -ab;
-    return std::max(0.0, 1.0 - ab / std::sqrt(aa * bb));
+// latentcore::exact_distance (distance.hpp), not inlined: inside
+// ParallelWork::run's try block g++ keeps the running sum in memory, which
+// made the re-ranking twice as slow.
+[[gnu::noinline]] double row_distance(const float* a, const float* b, size_type dim, Metric metric) {
+    return exact_distance(a, b, dim, metric);
 }
 
 // Ranks one row's candidates by exact distance and writes the best k. The
@@ -148,7 +135,7 @@ void finish_row(const KnnProblem& p, const float* query, const index_t* candidat
         // Every score is finite (ranking_scale), so each row's selection is
         // full; an empty slot would be a defect, not something to read through.
         if (candidates[t] < 0 || candidates[t] >= p.n) throw std::logic_error("k-NN selection left a slot empty");
-        scratch.emplace_back(exact_distance(query, p.data + candidates[t] * p.dim, p.dim, p.metric),
+        scratch.emplace_back(row_distance(query, p.data + candidates[t] * p.dim, p.dim, p.metric),
                              candidates[t]);
     }
     std::sort(scratch.begin(), scratch.end());

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "latentcore/adam.hpp"
 #include "latentcore/parallel.hpp"
 #include "latentcore/topk.hpp"
 
@@ -215,35 +216,22 @@ namespace {
 
 LATENTCORE_DISPATCH
 void adam_range(float* param, const float* grad, float* first_moment, float* second_moment, size_type begin,
-                size_type end, float b1, float b2, float step_size, float root2, float e) {
-    for (size_type i = begin; i < end; ++i) {
-        const float g = grad[i];
-        const float m = b1 * first_moment[i] + (1.0f - b1) * g;
-        const float v = b2 * second_moment[i] + (1.0f - b2) * g * g;
-        first_moment[i] = m;
-        second_moment[i] = v;
-        param[i] -= step_size * m / (std::sqrt(v) / root2 + e);
-    }
+                size_type end, const AdamStep adam) {
+    for (size_type i = begin; i < end; ++i) adam.apply(param[i], grad[i], first_moment[i], second_moment[i]);
 }
 
 }  // namespace
 
 void adam_update(float* param, const float* grad, float* first_moment, float* second_moment, size_type n,
                  double learning_rate, double beta1, double beta2, double eps, long long step, int n_threads) {
-    const float b1 = static_cast<float>(beta1), b2 = static_cast<float>(beta2);
-    // Bias corrections folded into the step size and eps, as PyTorch does.
-    const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(step));
-    const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(step));
-    const float step_size = static_cast<float>(learning_rate / correction1);
-    const float root2 = static_cast<float>(std::sqrt(correction2));
-    const float e = static_cast<float>(eps);
+    const AdamStep adam = AdamStep::make(learning_rate, beta1, beta2, eps, step);
     const size_type n_items = (n + kElementsPerItem - 1) / kElementsPerItem;
     ParallelWork work;
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (size_type item = 0; item < n_items; ++item)
         work.run([&] {
             adam_range(param, grad, first_moment, second_moment, item * kElementsPerItem,
-                       std::min(n, (item + 1) * kElementsPerItem), b1, b2, step_size, root2, e);
+                       std::min(n, (item + 1) * kElementsPerItem), adam);
         });
     work.finish();
 }

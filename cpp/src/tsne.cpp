@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "latentcore/parallel.hpp"
+#include "latentcore/tsne_math.hpp"
 
 namespace latentcore {
 
@@ -55,47 +56,6 @@ double squared_distance(const double* a, const double* b, int dim) {
     return s;
 }
 
-// w^(1/dof) = 1 / (1 + d^2 / dof): the factor every force carries.
-double cauchy_factor(double sq_dist, double dof) { return 1.0 / (1.0 + sq_dist / dof); }
-
-double kernel(double factor, double dof) { return dof == 1.0 ? factor : std::pow(factor, dof); }
-
-constexpr int kMaxInterp = 16;
-
-// Lagrange basis over the nodes (m + 1/2) / p of the unit interval, with its
-// denominators computed once per call rather than per point.
-struct LagrangeBasis {
-    int p;
-    double node[kMaxInterp];
-    double inv_denominator[kMaxInterp];
-
-    explicit LagrangeBasis(int p_) : p(p_) {
-        for (int m = 0; m < p; ++m) node[m] = (m + 0.5) / p;
-        for (int m = 0; m < p; ++m) {
-            double d = 1.0;
-            for (int o = 0; o < p; ++o)
-                if (o != m) d *= node[m] - node[o];
-            inv_denominator[m] = 1.0 / d;
-        }
-    }
-
-    void weights(double t, double* w) const {
-        for (int m = 0; m < p; ++m) {
-            double v = inv_denominator[m];
-            for (int o = 0; o < p; ++o)
-                if (o != m) v *= t - node[o];
-            w[m] = v;
-        }
-    }
-};
-
-// Clamped before the conversion to int, so huge coordinates stay defined; fmax
-// sends NaN to box 0 (as the CUDA twin does): any input lands in some box.
-int box_index(const InterpGrid& g, double y) {
-    const double box = std::floor((y - g.lower) / g.box_width);
-    return static_cast<int>(std::fmin(std::fmax(box, 0.0), static_cast<double>(g.n_boxes - 1)));
-}
-
 // Where a point sits in the grid: its box per dimension and the interpolation
 // weights of that box's p nodes per dimension.
 struct Stencil {
@@ -104,8 +64,8 @@ struct Stencil {
 
     Stencil(const InterpGrid& g, const LagrangeBasis& basis, const double* y) {
         for (int d = 0; d < g.dim; ++d) {
-            box[d] = box_index(g, y[d]);
-            basis.weights((y[d] - g.lower) / g.box_width - box[d], weight[d]);
+            box[d] = g.box_of(y[d]);
+            basis.weights(g.offset_in(y[d], box[d]), weight[d]);
         }
     }
 
@@ -134,14 +94,6 @@ struct Stencil {
         }
     }
 };
-
-size_type grid_nodes(const InterpGrid& g) {
-    size_type nodes = 1;
-    for (int d = 0; d < g.dim; ++d) nodes *= static_cast<size_type>(g.n_boxes) * g.n_interp;
-    return nodes;
-}
-
-double sign(double x) { return (x > 0) - (x < 0); }
 
 }  // namespace
 
@@ -196,8 +148,8 @@ void for_row_blocks(ParallelWork& work, size_type n, size_type per_item, int n_t
 // was outside: the caller throws. (An exception thrown inside a target_clones
 // function is not seen by GCC's callers, which it compiles as if the function
 // could not throw, so the check cannot throw here.)
-template <int DIM>
-LATENTCORE_DISPATCH bool attract_row(const CsrGraph<float>& P, size_type i, const double* Y,
+template <int DIM, typename Weight>
+LATENTCORE_DISPATCH bool attract_row(const CsrGraph<Weight>& P, size_type i, const double* Y,
                                      double dof, double* force, double* kl_out, std::uint32_t n_columns) {
     const double* yi = Y + i * DIM;
     double f[DIM] = {};
@@ -216,7 +168,7 @@ LATENTCORE_DISPATCH bool attract_row(const CsrGraph<float>& P, size_type i, cons
                 offset[t][l] = yi[t] - Y[j * DIM + t];
                 sq += offset[t][l] * offset[t][l];
             }
-            pull[l] = P.weights[start + l] / (1.0 + sq / dof);
+            pull[l] = attraction(P.weights[start + l], sq, dof);
         }
         for (int l = 0; l < len; ++l)
             for (int t = 0; t < DIM; ++t) f[t] += pull[l] * offset[t][l];
@@ -228,22 +180,22 @@ LATENTCORE_DISPATCH bool attract_row(const CsrGraph<float>& P, size_type i, cons
         for (std::int64_t e = P.indptr[i]; e < P.indptr[i + 1]; ++e) {
             if (P.weights[e] <= 0) continue;
             const double sq = squared_distance(yi, Y + static_cast<size_type>(P.indices[e]) * DIM, DIM);
-            kl += P.weights[e] * (std::log(static_cast<double>(P.weights[e])) + dof * std::log1p(sq / dof));
+            kl += kl_term(P.weights[e], sq, dof);
         }
         *kl_out = kl;
     }
     return true;
 }
 
-template <int DIM>
-void attract(const CsrGraph<float>& P, const double* Y, double dof, double exaggeration,
+template <int DIM, typename Weight>
+void attract(const CsrGraph<Weight>& P, const double* Y, double dof, double exaggeration,
              double* forces, double* kl_terms, int n_threads) {
     ParallelWork work;
     // Columns are int32: with more rows than that, every non-negative one is in range.
     const std::uint32_t n_columns = static_cast<std::uint32_t>(std::min<size_type>(P.n_rows, size_type{1} << 31));
     for_row_blocks(work, P.n_rows, kRowsPerItem, n_threads, [&](size_type first, size_type last) {
         for (size_type i = first; i < last; ++i) {
-            if (!attract_row<DIM>(P, i, Y, dof, forces + i * DIM, kl_terms ? kl_terms + i : nullptr, n_columns))
+            if (!attract_row<DIM, Weight>(P, i, Y, dof, forces + i * DIM, kl_terms ? kl_terms + i : nullptr, n_columns))
                 throw std::invalid_argument("affinity column index out of range [0, n)");
             for (int t = 0; t < DIM; ++t) forces[i * DIM + t] *= exaggeration;
         }
@@ -253,7 +205,7 @@ void attract(const CsrGraph<float>& P, const double* Y, double dof, double exagg
 
 }  // namespace
 
-Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, size_type n, int k,
+CsrBuffers<double> symmetrize_affinities(const index_t* neighbors, const double* conditional, size_type n, int k,
                           int n_threads) {
     using Entry = std::pair<index_t, double>;
     const auto by_column = [](const Entry& a, const Entry& b) { return a.first < b.first; };
@@ -315,7 +267,7 @@ Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, s
         }
         if (column >= 0) emit(column, sum);
     };
-    Csr P;
+    CsrBuffers<double> P;
     P.indptr.assign(n + 1, 0);
     for_row_blocks(work, n, kRowsPerItem, n_threads, [&](size_type first, size_type last) {
         for (size_type r = first; r < last; ++r) merge(r, [&](index_t, double) { ++P.indptr[r + 1]; });
@@ -323,13 +275,13 @@ Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, s
     work.finish();
     for (size_type r = 0; r < n; ++r) P.indptr[r + 1] += P.indptr[r];
     P.indices.resize(P.indptr[n]);
-    P.values.resize(P.indptr[n]);
+    P.weights.resize(P.indptr[n]);
     for_row_blocks(work, n, kRowsPerItem, n_threads, [&](size_type first, size_type last) {
         for (size_type r = first; r < last; ++r) {
             std::int64_t at = P.indptr[r];
             merge(r, [&](index_t column, double value) {
                 P.indices[at] = column;
-                P.values[at++] = value * scale;
+                P.weights[at++] = value * scale;
             });
         }
     });
@@ -337,11 +289,26 @@ Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, s
     return P;
 }
 
-void attractive_forces(const CsrGraph<float>& P, const double* Y, int dim, double dof,
-                       double exaggeration, double* forces, double* kl_terms, int n_threads) {
+namespace {
+
+template <typename Weight>
+void attract_any(const CsrGraph<Weight>& P, const double* Y, int dim, double dof, double exaggeration,
+                 double* forces, double* kl_terms, int n_threads) {
     if (dim == 1) attract<1>(P, Y, dof, exaggeration, forces, kl_terms, n_threads);
     if (dim == 2) attract<2>(P, Y, dof, exaggeration, forces, kl_terms, n_threads);
     if (dim == 3) attract<3>(P, Y, dof, exaggeration, forces, kl_terms, n_threads);
+}
+
+}  // namespace
+
+void attractive_forces(const CsrGraph<float>& P, const double* Y, int dim, double dof,
+                       double exaggeration, double* forces, double* kl_terms, int n_threads) {
+    attract_any(P, Y, dim, dof, exaggeration, forces, kl_terms, n_threads);
+}
+
+void attractive_forces(const CsrGraph<double>& P, const double* Y, int dim, double dof,
+                       double exaggeration, double* forces, double* kl_terms, int n_threads) {
+    attract_any(P, Y, dim, dof, exaggeration, forces, kl_terms, n_threads);
 }
 
 void repulsion_from(const double* sources, size_type n, const double* points, size_type m, int dim,
@@ -357,7 +324,7 @@ void repulsion_from(const double* sources, size_type n, const double* points, si
             if (same_set && j == i) continue;
             const double* yj = sources + j * dim;
             const double q = cauchy_factor(squared_distance(yi, yj, dim), dof);
-            const double w = kernel(q, dof);
+            const double w = tsne_kernel(q, dof);
             z += w;
             for (int t = 0; t < dim; ++t) f[t] += w * q * (yi[t] - yj[t]);
         }
@@ -369,7 +336,7 @@ void repulsion_from(const double* sources, size_type n, const double* points, si
 
 void scatter_charges(const InterpGrid& g, const double* Y, size_type n, const double* charges,
                      int n_charges, double* values, int n_threads) {
-    const size_type nodes = grid_nodes(g);
+    const size_type nodes = g.nodes();
     const LagrangeBasis basis(g.n_interp);
     // Points are bucketed by their box along the first axis: a bucket touches
     // only its own slab of nodes, so slabs fill in parallel, each in point
@@ -377,7 +344,7 @@ void scatter_charges(const InterpGrid& g, const double* Y, size_type n, const do
     std::vector<size_type> start(g.n_boxes + 1, 0), order(n);
     std::vector<int> slab(n);
     for (size_type i = 0; i < n; ++i) {
-        slab[i] = box_index(g, Y[i * g.dim]);
+        slab[i] = g.box_of(Y[i * g.dim]);
         ++start[slab[i] + 1];
     }
     for (int b = 0; b < g.n_boxes; ++b) start[b + 1] += start[b];
@@ -404,7 +371,7 @@ void scatter_charges(const InterpGrid& g, const double* Y, size_type n, const do
 
 void gather_potentials(const InterpGrid& g, const double* Y, size_type n, const double* values,
                        int n_charges, double* potentials, int n_threads) {
-    const size_type nodes = grid_nodes(g);
+    const size_type nodes = g.nodes();
     const LagrangeBasis basis(g.n_interp);
     ParallelWork work;
     for_row_blocks(work, n, kRowsPerItem, n_threads, [&](size_type first, size_type last) {
@@ -426,9 +393,7 @@ void gradient_step(double* Y, size_type n, int dim, const double* gradient, doub
     ParallelWork work;
     for_row_blocks(work, total, 16 * kRowsPerItem, n_threads, [&](size_type first, size_type last) {
         for (size_type t = first; t < last; ++t) {
-            gains[t] = sign(update[t]) != sign(gradient[t]) ? gains[t] + 0.2 : gains[t] * 0.8 + min_gain;
-            update[t] = momentum * update[t] - learning_rate * gains[t] * gradient[t];
-            Y[t] += update[t];
+            descend(Y[t], gradient[t], update[t], gains[t], learning_rate, momentum, min_gain);
         }
     });
     work.finish();

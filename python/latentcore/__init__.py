@@ -17,11 +17,13 @@ from .sgns import skipgram
 from .sae import TopKSAE
 from .sparse import DictionaryLearning, SparseCoder, sparse_encode
 from .walks import DeepWalk, Node2Vec, random_walks
+from ._validation import InvalidParameterError, NotFittedError
 
 try:
     __version__ = version("latentcore")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["DeepWalk", "DictionaryLearning", "KNNGraph", "Node2Vec", "SparseCoder", "TSNE", "knn", "knn_recall", "random_walks", "skipgram",
-           "sparse_encode", "TopKSAE", "trustworthiness", "__version__"]
+__all__ = ["DeepWalk", "DictionaryLearning", "InvalidParameterError", "KNNGraph", "Node2Vec", "NotFittedError",
+           "SparseCoder", "TSNE", "knn", "knn_recall", "random_walks", "skipgram", "sparse_encode", "TopKSAE",
+           "trustworthiness", "__version__"]

@@ -23,8 +23,8 @@ import numpy as np
 
 from . import __version__
 from ._validation import check_number
-from .io import (_read_table_split, _table_columns, _write_target, atomic_write, read_labels, read_matrix,
-                 write_npz_atomic)
+from .io import (read_labeled_matrix, read_matrix, write_matrix, write_npz_atomic, write_sparse_npz,
+                 write_target)
 from .knn import METRICS, knn
 from .metrics import knn_recall, trustworthiness
 
@@ -342,7 +342,7 @@ def _check_files(inputs: list[tuple[str, str | os.PathLike | None]],
             continue
         path = Path(path)
         try:
-            target = _write_target(path)  # a symbolic link's final target
+            target = write_target(path)  # a symbolic link's final target
         except OSError as exc:  # links in a loop
             raise ValueError(f"{flag} {exc}") from None
         via = "" if target == path else f" (a link to {target})"
@@ -414,7 +414,7 @@ def _walks(args: argparse.Namespace) -> None:
 
 def _encode(args: argparse.Namespace) -> None:
     from .metrics import fraction_of_variance_unexplained
-    from .sparse import _unit_dictionary, sparse_encode
+    from .sparse import unit_dictionary, sparse_encode
 
     _check_common(args)
     _check_count(args.n_nonzero, "-k")
@@ -435,7 +435,7 @@ def _encode(args: argparse.Namespace) -> None:
     try:
         # The coder's own check, reworded for the command line; the rescaled
         # atoms are those the FVU is measured against.
-        unit = _unit_dictionary(D, X.shape[1], args.normalize)
+        unit = unit_dictionary(D, X.shape[1], args.normalize)
     except ValueError as exc:
         raise ValueError(f"{args.dictionary}: {str(exc).replace('pass normalize=True', 'pass --normalize')}") \
             from exc
@@ -443,7 +443,7 @@ def _encode(args: argparse.Namespace) -> None:
     codes = sparse_encode(X, unit, method=args.method, n_nonzero=args.n_nonzero, alpha=args.alpha,
                           tol=args.tol, positive=args.positive, n_jobs=args.threads)
     seconds = time.perf_counter() - start
-    _write_sparse_npz(output, codes)
+    write_sparse_npz(output, codes)
     if not args.quiet:
         n, d = X.shape
         fvu = _fvu_text(fraction_of_variance_unexplained, X, codes @ unit)
@@ -482,7 +482,7 @@ def _sae(args: argparse.Namespace) -> None:
     sae.save(output)
     written = [output]
     if codes_path is not None:
-        _write_sparse_npz(codes_path, sae.encode(X))
+        write_sparse_npz(codes_path, sae.encode(X))
         written.append(codes_path)
     if not args.quiet:
         n, d = X.shape
@@ -497,15 +497,6 @@ def _check_sparse_output(path: Path, option: str) -> None:
     if path.suffix.lower() != ".npz":
         raise ValueError(f"{option} {path}: sparse codes are saved as .npz (scipy.sparse.save_npz), "
                          f"not {path.suffix or '(no extension)'!r}")
-
-
-def _write_sparse_npz(path: Path, codes) -> None:
-    """scipy's own sparse format, readable by scipy.sparse.load_npz, atomically."""
-    import scipy.sparse
-
-    with atomic_write(path) as f:
-        # Through a file object: save_npz appends ".npz" to a name lacking it.
-        scipy.sparse.save_npz(f, codes, compressed=False)
 
 
 def _fvu_text(fvu, X: np.ndarray, reconstruction: np.ndarray) -> str:
@@ -529,7 +520,6 @@ def _as_points(X: np.ndarray) -> np.ndarray:
 _TRUST_K = 10
 _TRUST_SAMPLE = 5000  # trustworthiness costs O(n^2): measured on a sample above this
 _COORD_FORMATS = (".npy", ".csv")
-_TABLES = (".csv", ".tsv", ".parquet")
 
 
 def _map(args: argparse.Namespace) -> None:
@@ -556,14 +546,14 @@ def _map(args: argparse.Namespace) -> None:
     _check_files([("INPUT", args.input), ("--labels", label_file)],
                  [("-o", output), ("--html (-o as .html)", page), (coords_flag, coords)])
 
-    X, labels, label_source = _read_points_and_labels(Path(args.input), args.labels, args.key)
+    X, labels, label_source = read_labeled_matrix(args.input, args.labels, key=args.key, name="--labels")
     X = _as_points(X)
     n, d = X.shape
     if labels is not None:
         print(f"labels: {label_source}, {np.unique(labels).size} distinct values")
     tsne = TSNE(n_components=args.dims, perplexity=args.perplexity, random_state=args.seed,
                 n_jobs=args.threads, verbose=True)
-    tsne._check_params(n)  # a perplexity too large for n fails here, before any output
+    tsne.check_n_samples(n)  # a perplexity too large for n fails here, before any output
     print(f"t-SNE of {n} points x {d} dims, perplexity {args.perplexity:g}, "
           f"{args.dims}-D map: k-NN graph and affinities, then gradient descent",
           file=sys.stderr)
@@ -577,22 +567,13 @@ def _map(args: argparse.Namespace) -> None:
     if page is not None:
         plot.scatter_map_html(Y, page, labels=labels, title=title)
         written.append(page)
-    _write_coords(coords, Y)
+    write_matrix(coords, Y)
     written.append(coords)
 
     print(f"map: {n} points x {d} dims -> {args.dims}-D, perplexity {args.perplexity:g}: "
           f"{seconds:.3f} s -> {', '.join(map(str, written))}")
     print(f"KL divergence: {tsne.kl_divergence_:.4f}")
     _print_trustworthiness(X, Y, seed=args.seed, n_jobs=args.threads)
-
-
-def _write_coords(path: Path, Y: np.ndarray) -> None:
-    with atomic_write(path) as f:
-        if path.suffix.lower() == ".npy":
-            np.save(f, Y)
-        else:
-            header = ",".join(f"dim{j + 1}" for j in range(Y.shape[1]))
-            np.savetxt(f, Y, fmt="%.9g", delimiter=",", header=header, comments="")
 
 
 def _print_trustworthiness(X: np.ndarray, Y: np.ndarray, *, seed: int, n_jobs: int | None) -> None:
@@ -608,39 +589,6 @@ def _print_trustworthiness(X: np.ndarray, Y: np.ndarray, *, seed: int, n_jobs: i
         note = f" (on a random sample of {_TRUST_SAMPLE} of the {n} points, for speed)"
     value = trustworthiness(X, Y, _TRUST_K, n_jobs=n_jobs)
     print(f"trustworthiness (k={_TRUST_K}): {value:.4f}{note}")
-
-
-def _read_points_and_labels(source: Path, labels_arg: str | None,
-                            key: str | None) -> tuple[np.ndarray, np.ndarray | None, str | None]:
-    """The points and, with --labels, one label per point and where they came from.
-
-    A --labels value that names a column of a table INPUT is that column;
-    anything else is a labels file."""
-    if labels_arg is None:
-        return read_matrix(source, key=key), None, None
-    suffix = source.suffix.lower()
-    columns: list[str] = []
-    if suffix in _TABLES and source.is_file() and key is None:
-        columns = _table_columns(source)
-        if labels_arg in columns:
-            X, labels = _read_table_split(source, labels_arg, columns)
-            return X, labels, f"column {labels_arg!r} of {source}"
-    label_path = Path(labels_arg)
-    if source.is_file() and not label_path.is_file():  # read_matrix reports a bad INPUT
-        if columns:
-            raise ValueError(f"--labels {labels_arg}: neither a file nor a column of {source} "
-                             f"(columns: {', '.join(columns)})")
-        if suffix in _TABLES:
-            raise ValueError(f"--labels {labels_arg}: no such file, and {source} has no "
-                             f"header row naming its columns")
-        raise ValueError(f"--labels {labels_arg}: no such file (a column name applies "
-                         f"only to .csv, .tsv and .parquet input)")
-    X = read_matrix(source, key=key)
-    labels = read_labels(label_path, X.shape[0])
-    if labels.shape[0] != X.shape[0]:
-        raise ValueError(f"--labels {label_path}: {labels.shape[0]} labels for the {X.shape[0]} points "
-                         f"of {source}; one label per row is needed")
-    return X, labels, str(label_path)
 
 
 # ------------------------------------------------------------------ demo

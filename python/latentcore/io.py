@@ -28,8 +28,10 @@ from typing import BinaryIO
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["EDGE_FORMATS", "FORMATS", "LABEL_FORMATS", "atomic_write", "read_edge_list", "read_labels",
-           "read_matrix", "read_npz_array", "read_word2vec", "write_npz_atomic", "write_word2vec"]
+__all__ = ["EDGE_FORMATS", "FORMATS", "LABEL_FORMATS", "TABLE_FORMATS", "WRITE_FORMATS", "atomic_write",
+           "read_edge_list", "read_labeled_matrix", "read_labels", "read_matrix", "read_npz_array",
+           "read_table_split", "read_word2vec", "table_columns", "write_matrix", "write_npz_atomic",
+           "write_sparse_npz", "write_target", "write_word2vec"]
 
 #: File extensions read_matrix understands (case-insensitive).
 FORMATS = (".npy", ".npz", ".csv", ".tsv", ".parquet")
@@ -395,12 +397,38 @@ def _delimiter(path: Path) -> str:
     return "\t" if path.suffix.lower() == ".tsv" else ","
 
 
-def _table_columns(path: str | os.PathLike) -> list[str]:
-    """The column names of a .csv/.tsv/.parquet table; [] for a delimited
-    file without a header row. Errors name the file (ValueError / OSError)."""
-    path = Path(path)
-    with _reading(path, path.suffix[1:].lower()):
-        if path.suffix.lower() == ".parquet":
+#: Tables whose columns have names (a header row; parquet's schema).
+TABLE_FORMATS = (".csv", ".tsv", ".parquet")
+
+
+def table_columns(path: str | os.PathLike) -> list[str]:
+    """The column names of a table.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.csv``, ``.tsv`` or ``.parquet`` file (parquet needs pyarrow).
+
+    Returns
+    -------
+    list of str
+        The names of the header row, as written (quotes removed), or of the
+        parquet schema; ``[]`` for a ``.csv``/``.tsv`` file whose first row
+        is data (see :func:`read_matrix` for how a header is recognised).
+
+    Raises
+    ------
+    ValueError
+        The file is missing, not a table, or its content cannot be read; the
+        message names the file.
+    OSError
+        The file cannot be opened or read; the message names it.
+    ImportError
+        A ``.parquet`` file and pyarrow is not installed.
+    """
+    path, suffix = _readable(path, TABLE_FORMATS, "table type")
+    with _reading(path, suffix[1:]):
+        if suffix == ".parquet":
             pa, pq = _pyarrow(path)
             try:
                 return list(pq.read_schema(path).names)
@@ -415,13 +443,50 @@ def _table_columns(path: str | os.PathLike) -> list[str]:
         return [_unquote(name) for name in header.split("#", 1)[0].rstrip("\r\n").split(delimiter)]
 
 
-def _read_table_split(path: str | os.PathLike, column: str,
-                      columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(features, labels) of a .csv/.tsv/.parquet table: the table without
-    ``column``, and ``column``. Errors name the file (ValueError / OSError)."""
-    path = Path(path)
-    with _reading(path, path.suffix[1:].lower()):
-        if path.suffix.lower() == ".parquet":
+def read_table_split(path: str | os.PathLike, column: str,
+                     columns: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reads a table as features and one column of labels.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.csv``, ``.tsv`` or ``.parquet`` file (parquet needs pyarrow)
+        with named columns.
+    column : str
+        The name of the labels column.
+    columns : list of str, optional
+        The table's column names, when the caller already has them from
+        :func:`table_columns` (read again when left out).
+
+    Returns
+    -------
+    features : ndarray of shape (n, d)
+        The other columns: float64 from ``.csv``/``.tsv``; from parquet its
+        numeric columns as stored (nulls become NaN), other columns skipped.
+    labels : ndarray of shape (n,)
+        The labels column: from ``.csv``/``.tsv`` int64 when every label is
+        an integral number, float64 when all are numbers, else strings (as
+        :func:`read_labels`); from parquet, numbers or booleans as stored,
+        anything else as strings.
+
+    Raises
+    ------
+    ValueError
+        The file is missing or unreadable, ``column`` is not one of its
+        columns, no feature column is left, or a feature is not a number; the
+        message names the file.
+    OSError
+        The file cannot be opened or read; the message names it.
+    ImportError
+        A ``.parquet`` file and pyarrow is not installed.
+    """
+    if columns is None:
+        columns = table_columns(path)
+    path, suffix = _readable(path, TABLE_FORMATS, "table type")
+    with _reading(path, suffix[1:]):
+        if column not in columns:
+            raise _ContentError(f"has no column {column!r}; its columns are: {', '.join(columns) or 'none named'}")
+        if suffix == ".parquet":
             X = _read_parquet(path, None, exclude=column)
             pa, pq = _pyarrow(path)
             try:
@@ -446,6 +511,75 @@ def _read_table_split(path: str | os.PathLike, column: str,
         if X.shape[0] == 0:
             raise _ContentError("holds no data rows")
         return X, _parse_labels([_unquote(v) for v in raw.ravel().tolist()])
+
+
+def read_labeled_matrix(path: str | os.PathLike, labels: str | os.PathLike | None = None, *,
+                        key: str | None = None,
+                        name: str = "labels") -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """Reads points and, optionally, one label per point, from a column of the
+    same table or from a labels file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The points, any format of :func:`read_matrix`.
+    labels : str or path-like, optional
+        A column name of a ``.csv``/``.tsv``/``.parquet`` ``path`` (the column
+        is then left out of the points), or else a labels file as
+        :func:`read_labels` reads it. A name that is both a column and a file
+        is the column. None: no labels.
+    key : str, optional
+        The array of an ``.npz`` ``path`` (see :func:`read_matrix`); with a
+        key, ``labels`` is always a file.
+    name : str
+        What to call ``labels`` in messages (e.g. a command-line flag).
+
+    Returns
+    -------
+    points : ndarray of shape (n, d)
+        As :func:`read_matrix` returns them (a labels column removed).
+    labels : ndarray of shape (n,) or None
+    source : str or None
+        Where the labels came from, for a message: ``column 'x' of path`` or
+        the labels file's path.
+
+    Raises
+    ------
+    ValueError
+        ``labels`` is neither a column of ``path`` nor a file, the number of
+        labels differs from the number of points, or a reader's error (which
+        names its file).
+    OSError
+        A file cannot be opened or read; the message names it.
+    ImportError
+        A ``.parquet`` file and pyarrow is not installed.
+    """
+    source = Path(path)
+    if labels is None:
+        return read_matrix(source, key=key), None, None
+    suffix = source.suffix.lower()
+    columns: list[str] = []
+    if suffix in TABLE_FORMATS and source.is_file() and key is None:
+        columns = table_columns(source)
+        if str(labels) in columns:
+            X, values = read_table_split(source, str(labels), columns)
+            return X, values, f"column {str(labels)!r} of {source}"
+    label_path = Path(labels)
+    if source.is_file() and not label_path.is_file():  # read_matrix reports a bad path
+        if columns:
+            raise ValueError(f"{name} {labels}: neither a file nor a column of {source} "
+                             f"(columns: {', '.join(columns)})")
+        if suffix in TABLE_FORMATS:
+            raise ValueError(f"{name} {labels}: no such file, and {source} has no "
+                             f"header row naming its columns")
+        raise ValueError(f"{name} {labels}: no such file (a column name applies "
+                         f"only to .csv, .tsv and .parquet input)")
+    X = read_matrix(source, key=key)
+    values = read_labels(label_path, X.shape[0])
+    if values.shape[0] != X.shape[0]:
+        raise ValueError(f"{name} {label_path}: {values.shape[0]} labels for the {X.shape[0]} points "
+                         f"of {source}; one label per row is needed")
+    return X, values, str(label_path)
 
 
 @contextmanager
@@ -489,7 +623,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     ...     f.write(payload)
     """
     path = Path(path)
-    target = _write_target(path)
+    target = write_target(path)
     via = "" if target == path else f" (a link to {target})"
     if not target.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}{via}: directory {target.parent} does not exist")
@@ -510,9 +644,26 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     _fsync_directory(target.parent)
 
 
-def _write_target(path: Path) -> Path:
-    """The file a write to ``path`` must replace: ``path`` itself, or for a
-    symbolic link the file it finally points to (which may not exist yet)."""
+def write_target(path: str | os.PathLike) -> Path:
+    """The file that :func:`atomic_write` to ``path`` replaces.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    Path
+        ``path`` itself, or for a symbolic link (or a chain of them) the
+        real path of the file it finally points to, which may not exist yet.
+        Neither is checked for existence or permission.
+
+    Raises
+    ------
+    OSError
+        ``path`` is a symbolic link whose links form a loop.
+    """
+    path = Path(path)
     if not path.is_symlink():
         return path
     target = Path(os.path.realpath(path))
@@ -568,6 +719,67 @@ def write_npz_atomic(path: str | os.PathLike, **arrays: ArrayLike) -> None:
     with atomic_write(path) as f:
         # Through a file object: np.savez appends ".npz" to a name lacking it.
         np.savez(f, **arrays)
+
+
+#: File extensions write_matrix writes (case-insensitive).
+WRITE_FORMATS = (".npy", ".csv", ".tsv")
+
+
+def write_matrix(path: str | os.PathLike, X: ArrayLike, *, column_prefix: str = "dim") -> None:
+    """Saves a 2-D matrix, atomically, in a format :func:`read_matrix` reads back.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.npy`` (the array as it is), or ``.csv``/``.tsv``: a header row
+        ``{column_prefix}1, {column_prefix}2, ...``, then one row per line,
+        each value with 9 significant digits (float32 values read back
+        exactly).
+    X : array_like of shape (n, d)
+        Numbers.
+    column_prefix : str
+        The header's column names, numbered from 1 (text formats only).
+
+    Raises
+    ------
+    ValueError
+        An unknown extension, or ``X`` is not a 2-D array of numbers; nothing
+        is written then.
+    FileNotFoundError
+        The directory of ``path`` does not exist.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITE_FORMATS:
+        raise ValueError(f"{path}: unknown file type {path.suffix or '(no extension)'!r}; "
+                         f"expected one of {', '.join(WRITE_FORMATS)}")
+    X = np.asarray(X)
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: expected a 2-D matrix of numbers, got shape {X.shape} of type {X.dtype}")
+    with atomic_write(path) as f:
+        if suffix == ".npy":
+            np.save(f, X)
+        else:
+            delimiter = _delimiter(path)
+            header = delimiter.join(f"{column_prefix}{j + 1}" for j in range(X.shape[1]))
+            np.savetxt(f, X, fmt="%.9g", delimiter=delimiter, header=header, comments="")
+
+
+def write_sparse_npz(path: str | os.PathLike, matrix) -> None:
+    """Saves a scipy sparse matrix or array atomically, in scipy's own format
+    (``scipy.sparse.load_npz`` reads it), uncompressed, exactly under ``path``
+    (no ``.npz`` is appended).
+
+    Raises
+    ------
+    FileNotFoundError
+        The directory of ``path`` does not exist.
+    """
+    import scipy.sparse
+
+    with atomic_write(path) as f:
+        # Through a file object: save_npz appends ".npz" to a name lacking it.
+        scipy.sparse.save_npz(f, matrix, compressed=False)
 
 
 #: File extensions read_edge_list understands (case-insensitive).

@@ -19,9 +19,11 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse
+from sklearn.base import BaseEstimator
 
-from . import _backend, _core
-from ._validation import check_choice, check_matrix, check_positive_int
+from . import _backend, _core, _device
+from ._validation import (DEVICE, N_JOBS, Boolean, Choice, Custom, Integer, check_choice, check_fitted, check_params,
+                          check_positive_int, host_array_like, record_features)
 
 __all__ = ["knn", "KNNGraph", "METRICS"]
 
@@ -57,8 +59,10 @@ def _resolve_metric(metric: str) -> str:
 _CPU_BLOCK = 512
 # Query rows per tile on the GPU, where tiles are as large as memory allows.
 _GPU_ROWS = 16384
-# The CUDA merge kernel sorts a row's selection in shared memory.
-_GPU_MAX_K = 1024
+# Entries of one GPU product tile of the TopK selection (256 MiB of float32).
+_GPU_TILE_ENTRIES = 1 << 26
+# Signals per CPU call of the TopK selection (Ctrl-C lands between calls).
+_CPU_SELECTION_ROWS = 1 << 13
 
 
 def _blocks(n: int, size: int):
@@ -66,7 +70,7 @@ def _blocks(n: int, size: int):
 
 
 def _knn_cpu(data: np.ndarray, queries: np.ndarray | None, k: int, metric: str,
-             exclude_self: bool, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+             exclude_self: bool, device: _device.Device) -> tuple[np.ndarray, np.ndarray]:
     spec = METRICS[metric]
     m = data.shape[0] if queries is None else queries.shape[0]
     index = np.empty((m, k), dtype=np.int32)
@@ -74,7 +78,7 @@ def _knn_cpu(data: np.ndarray, queries: np.ndarray | None, k: int, metric: str,
     center = data.mean(axis=0, dtype=np.float64).astype(np.float32) if spec.prepare == "center" else None
     with _backend.single_threaded_blas():
         _core.exact_knn(data, queries, spec.code, exclude_self, center, _backend.scipy_sgemm(),
-                        _CPU_BLOCK, n_threads, index, distances)
+                        _CPU_BLOCK, index, distances, device.n_threads)
     return index, distances
 
 
@@ -84,79 +88,101 @@ class _GpuRows:
     float32's limits, centred (euclidean) or normalised (cosine), with half
     squared norms as the bias that turns inner products into ranking scores."""
 
-    def __init__(self, data, queries, metric: _Metric, cp):
+    def __init__(self, data, queries, metric: _Metric, xp):
         self.kind = metric.prepare
-        self.cp = cp
-        self.center = data.mean(axis=0, dtype=cp.float64) if self.kind == "center" else None
-        largest = max(float(cp.abs(a).max()) for a in (data, queries) if a is not None)
+        self.xp = xp
+        self.center = data.mean(axis=0, dtype=xp.float64) if self.kind == "center" else None
+        largest = max(float(xp.abs(a).max()) for a in (data, queries) if a is not None)
         self.scale = _core.knn_ranking_scale(largest, data.shape[1])
 
     def block(self, x):
-        cp = self.cp
+        xp = self.xp
         if self.scale != 1.0:  # in float64: the scale may exceed float32's range
-            wide = x.astype(cp.float64) * self.scale
+            wide = x.astype(xp.float64) * self.scale
             if self.kind == "center":
                 wide -= self.center * self.scale
-            x = wide.astype(cp.float32)
+            x = wide.astype(xp.float32)
         elif self.kind == "center":
-            x = x - self.center.astype(cp.float32)
+            x = x - self.center.astype(xp.float32)
         if self.kind == "normalize":
-            return x / cp.linalg.norm(x, axis=1, keepdims=True)
+            return x / xp.linalg.norm(x, axis=1, keepdims=True)
         return x
 
     def bias(self, prepared):
         if self.kind != "center":
             return None
-        return 0.5 * self.cp.einsum("ij,ij->i", prepared, prepared)
+        return 0.5 * self.xp.einsum("ij,ij->i", prepared, prepared)
 
 
-def _knn_cuda(data, queries, k: int, metric: str, exclude_self: bool):
-    cp = _backend.require_cupy()
-    cuda = _backend.require_cuda_module()
+def _knn_gpu(data, queries, k: int, metric: str, exclude_self: bool, device: _device.Device):
+    xp = device.xp
     spec = METRICS[metric]
-    rows = _GpuRows(data, queries, spec, cp)
+    rows = _GpuRows(data, queries, spec, xp)
     symmetric_self = queries is None and exclude_self
     targets = data if queries is None else queries
     available = data.shape[0] - int(symmetric_self)
-    kc = max(k, min(_core.knn_candidates_per_point(k, available), _GPU_MAX_K))
-    score = cp.full((targets.shape[0], kc), cp.inf, dtype=cp.float32)
-    index = cp.full((targets.shape[0], kc), -1, dtype=cp.int32)
-    stream = cp.cuda.get_current_stream().ptr
-    width = cuda.knn_max_tile_width(kc)
+    kc = max(k, min(_core.knn_candidates_per_point(k, available), device.max_k))
+    score = xp.full((targets.shape[0], kc), xp.inf, dtype=xp.float32)
+    index = xp.full((targets.shape[0], kc), -1, dtype=xp.int32)
+    width = device.module.knn_max_tile_width(kc)
     a_all = rows.block(targets)
     for j0, j1 in _blocks(data.shape[0], width):
         b = rows.block(data[j0:j1])
         b_bias = rows.bias(b)
         for i0, i1 in _blocks(targets.shape[0], _GPU_ROWS):
             tile = a_all[i0:i1] @ b.T
-            cuda.knn_merge_tile(score[i0:i1], index[i0:i1], tile, b_bias, i0, j0,
-                                symmetric_self, stream)
-    cuda.knn_finish(score, index, targets, data, spec.code, stream)
-    return cp.ascontiguousarray(index[:, :k]), cp.ascontiguousarray(score[:, :k])
+            device.call("knn_merge_tile", score[i0:i1], index[i0:i1], tile, b_bias, i0, j0, symmetric_self)
+    device.call("knn_finish", score, index, targets, data, spec.code)
+    return xp.ascontiguousarray(index[:, :k]), xp.ascontiguousarray(score[:, :k])
 
 
-def largest_products_cuda(x, weight, k: int, *, bias=None, magnitude: bool = False):
-    """The k largest of ``x @ weight.T + bias`` (or of ``|x @ weight.T|``) in
-    each row, descending, as (values, index), on the GPU.
+def largest_products(x, weight, k: int, device: _device.Device, *, bias=None, magnitude: bool = False):
+    """The k largest of ``x @ weight.T + bias`` (or, with ``magnitude``, of
+    ``|x @ weight.T|``, values read back signed) in each row, descending, as
+    (values, index), float32 and int32 (n, k) on ``device``.
 
-    The k-NN search's tile merge serves it (one top-k selection for both):
-    it keeps the smallest col_bias - tile, so -bias keeps the largest
-    products. k is at most 1024 (the merge sorts a row in shared memory).
+    The one top-k selection of the TopK encoders (``TopKSAE``,
+    ``sparse_encode(method="topk")``): on the CPU the C++ kernels share the
+    k-NN selection (a value that is not finite is a ValueError there); on the
+    GPU the k-NN tile merge keeps the smallest col_bias - tile, so -bias keeps
+    the largest products, rows and columns in blocks of bounded memory. k is at
+    most ``device.max_k``. Without ``magnitude`` and without a bias, values are
+    clipped at 0 on the CPU (callers clip on either device).
     """
-    cp = _backend.require_cupy()
-    cuda = _backend.require_cuda_module()
-    if not 1 <= k <= _GPU_MAX_K:
-        raise ValueError(f"k must be between 1 and {_GPU_MAX_K} on the GPU, got {k}")
-    score = cp.full((x.shape[0], k), cp.inf, dtype=cp.float32)
-    index = cp.full((x.shape[0], k), -1, dtype=cp.int32)
-    stream = cp.cuda.get_current_stream().ptr
-    for j0, j1 in _blocks(weight.shape[0], cuda.knn_max_tile_width(k)):
+    if not 1 <= k <= device.max_k:
+        raise ValueError(f"k must be between 1 and {device.max_k} on {device.name}, got {k}")
+    xp = device.xp
+    n = x.shape[0]
+    values = xp.empty((n, k), xp.float32)
+    index = xp.empty((n, k), xp.int32)
+    rows = _CPU_SELECTION_ROWS if not device.is_gpu else max(1, _GPU_TILE_ENTRIES // max(1, weight.shape[0]))
+    with _backend.single_threaded_blas():
+        for i0, i1 in _blocks(n, rows):
+            if device.is_gpu:
+                values[i0:i1], index[i0:i1] = _largest_products_gpu(x[i0:i1], weight, k, device, bias, magnitude)
+            elif bias is not None:
+                _core.sae_topk_encode(x[i0:i1], weight, bias, _backend.scipy_sgemm(), values[i0:i1],
+                                      index[i0:i1], device.n_threads)
+            else:
+                _core.sparse_topk(x[i0:i1], weight, _backend.scipy_sgemm(), not magnitude, index[i0:i1],
+                                  values[i0:i1], device.n_threads)
+    return values, index
+
+
+def _largest_products_gpu(x, weight, k: int, device: _device.Device, bias, magnitude: bool):
+    xp = device.xp
+    score = xp.full((x.shape[0], k), xp.inf, dtype=xp.float32)
+    index = xp.full((x.shape[0], k), -1, dtype=xp.int32)
+    for j0, j1 in _blocks(weight.shape[0], device.module.knn_max_tile_width(k)):
         tile = x @ weight[j0:j1].T
         if magnitude:
-            tile = cp.abs(tile)
-        cuda.knn_merge_tile(score, index, tile, None if bias is None else cp.ascontiguousarray(-bias[j0:j1]), 0, j0,
-                            False, stream)
-    return -score, index
+            tile = xp.abs(tile)
+        col_bias = None if bias is None else xp.ascontiguousarray(-bias[j0:j1])
+        device.call("knn_merge_tile", score, index, tile, col_bias, 0, j0, False)
+    if not magnitude:
+        return -score, index
+    # Selected on |x . w|: the signed products of the kept columns.
+    return xp.einsum("nd,nkd->nk", x, weight[index]).astype(xp.float32), index
 
 
 def knn(
@@ -211,45 +237,18 @@ def knn(
     ((1000, 15), dtype('float32'))
     """
     metric = _resolve_metric(metric)
-    n_threads = _backend.resolve_n_jobs(n_jobs)
-    data, q_data, placement, device = _placed_inputs(X, queries, device)
-    k = _check_k(k, data.shape[0], queries is None and exclude_self, device)
+    data, q_data, where, give_back = _device.prepare_pair(X, queries, device, n_jobs)
+    k = _check_k(k, data.shape[0], queries is None and exclude_self, where)
     if metric == "cosine":
         _check_no_zero_rows(data, "X")
         if q_data is not None:
             _check_no_zero_rows(q_data, "queries")
-    if device == "cuda":
-        index, dist = _knn_cuda(data, q_data, k, metric, bool(exclude_self))
-    else:
-        index, dist = _knn_cpu(data, q_data, k, metric, bool(exclude_self), n_threads)
-    wrap = _backend.wrap_for(placement, device)
-    return wrap(index), wrap(dist)
+    search = _knn_gpu if where.is_gpu else _knn_cpu
+    index, dist = search(data, q_data, k, metric, bool(exclude_self), where)
+    return give_back(index), give_back(dist)
 
 
-def _placed_inputs(X, queries, device):
-    """Validated float32 X and queries on the compute device, where the
-    results must go back to, and that device."""
-    data, placement = _backend.to_backend(X)
-    q_data = None
-    if queries is not None:
-        q_data, q_place = _backend.to_backend(queries)
-        if q_place.device != placement.device:
-            raise ValueError(
-                f"X is on {placement.device} but queries is on {q_place.device}; put both on one device"
-            )
-    device = placement.device if device is None else check_choice(device, "device", {"cpu", "cuda"})
-    xp = _move_namespace(device)
-    data = check_matrix(_backend.to_device(data, device), "X", xp=xp)
-    if q_data is not None:
-        q_data = check_matrix(_backend.to_device(q_data, device), "queries", xp=xp)
-        if q_data.shape[1] != data.shape[1]:
-            raise ValueError(
-                f"queries has {q_data.shape[1]} features but X has {data.shape[1]}; they must match"
-            )
-    return data, q_data, placement, device
-
-
-def _check_k(k, n: int, self_excluded: bool, device: str) -> int:
+def _check_k(k, n: int, self_excluded: bool, device: _device.Device) -> int:
     k = check_positive_int(k, "k")
     limit = n - 1 if self_excluded else n
     if k > limit:
@@ -257,8 +256,8 @@ def _check_k(k, n: int, self_excluded: bool, device: str) -> int:
             f"k={k} is too large for X with {n} rows: at most {limit}"
             + (" (each point is excluded from its own list)" if self_excluded else "")
         )
-    if device == "cuda" and k > _GPU_MAX_K:
-        raise ValueError(f"k={k} exceeds {_GPU_MAX_K}, the largest k of the CUDA kernel; use device='cpu'")
+    if k > device.max_k:
+        raise ValueError(f"k={k} exceeds {device.max_k}, the largest k of the CUDA kernel; use device='cpu'")
     return k
 
 
@@ -269,11 +268,7 @@ def _check_no_zero_rows(x, name: str) -> None:
         )
 
 
-def _move_namespace(device: str):
-    return _backend.require_cupy() if device == "cuda" else np
-
-
-class KNNGraph:
+class KNNGraph(BaseEstimator):
     """The exact k-NN graph of a point set, as a sparse matrix.
 
     Parameters
@@ -299,6 +294,9 @@ class KNNGraph:
     indices_ : int32 ndarray of shape (n, n_neighbors)
     distances_ : float32 ndarray of shape (n, n_neighbors)
     n_samples_fit_ : int
+    n_features_in_ : int
+        Columns of the fitted X (with ``feature_names_in_`` for a DataFrame
+        with string column names).
 
     Examples
     --------
@@ -320,14 +318,26 @@ class KNNGraph:
         self.n_jobs = n_jobs
         self.device = device
 
+    _parameter_specs = {
+        "n_neighbors": Integer(),
+        "metric": Custom(lambda value, name: _resolve_metric(value), "a metric knn() accepts"),
+        "mode": Choice("connectivity", "distance"),
+        "symmetrize": Boolean(),
+        "n_jobs": N_JOBS,
+        "device": DEVICE,
+    }
+
     def fit(self, X: Any, y: Any = None) -> "KNNGraph":
-        """Computes the graph of the rows of X (n, d); returns self."""
-        check_choice(self.mode, "mode", {"connectivity", "distance"})
+        """Computes the graph of the rows of X (n, d): an array (numpy,
+        cupy, torch) or a pandas DataFrame; returns self."""
+        check_params(self)
+        record_features(self, X, reset=True)
+        X = host_array_like(X)  # a pandas DataFrame: its values
         self._fit_X = X
         indices, distances = knn(X, self.n_neighbors, metric=self.metric, n_jobs=self.n_jobs,
                                  device=self.device)
-        self.indices_ = _to_numpy(indices)
-        self.distances_ = _to_numpy(distances)
+        self.indices_ = _device.to_host(indices)
+        self.distances_ = _device.to_host(distances)
         self.n_samples_fit_ = self.indices_.shape[0]
         self.graph_ = self._as_graph(self.indices_, self.distances_)
         return self
@@ -341,8 +351,9 @@ class KNNGraph:
 
         Returns ``(indices int32 (m, k), distances float32 (m, k))`` as :func:`knn`.
         """
-        if not hasattr(self, "graph_"):
-            raise RuntimeError("this KNNGraph is not fitted yet: call fit(X) first")
+        check_fitted(self, "graph_", "fit(X)")
+        record_features(self, Y, reset=False, name="Y")
+        Y = host_array_like(Y)  # a pandas DataFrame: its values
         k = self.n_neighbors if n_neighbors is None else n_neighbors
         return knn(self._fit_X, k, queries=Y, metric=self.metric, n_jobs=self.n_jobs,
                    device=self.device)
@@ -364,9 +375,4 @@ class KNNGraph:
         return scipy.sparse.csr_array((vals, (keys // n, keys % n)), shape=(n, n))
 
 
-def _to_numpy(a) -> np.ndarray:
-    if isinstance(a, np.ndarray):
-        return a
-    if _backend.is_cupy(a):
-        return a.get()
-    return a.cpu().numpy()  # torch
+

@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
-import scipy.sparse
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from . import _backend, _core
-from ._validation import check_choice, check_matrix, check_number, check_positive_int
+from . import _backend, _device
+from ._progress import Progress
+from ._validation import (DEVICE, N_JOBS, RANDOM_STATE, VERBOSE, Boolean, Choice, Integer, Options, Pair, Real,
+                          check_fitted, check_matrix, check_number, check_params, dense_input, host_array_like,
+                          record_features)
 from .io import atomic_write, read_matrix, write_npz_atomic
-from .knn import largest_products_cuda
+from .knn import largest_products
 from .sparse import _check_codes, rows_to_csr
 
 __all__ = ["TopKSAE"]
@@ -60,79 +63,35 @@ def _sum_of_squares(a, xp, centered: bool = False) -> float:
     return float((a ** 2).sum())
 
 
-class _Kernels:
-    """The step's primitives on one device: numpy + C++ or cupy + CUDA."""
-
-    def __init__(self, device: str, n_threads: int):
-        self.device = device
-        self.n_threads = n_threads
-        if device == "cuda":
-            self.xp = _backend.require_cupy()
-            self.cuda = _backend.require_cuda_module()
-        else:
-            self.xp = np
-        self._buffers: dict[str, Any] = {}
-        # The GPU selection sorts a row in shared memory: 1024 entries at most.
-        self.max_k = 1024 if device == "cuda" else 1 << 30
-
-    def buffer(self, name: str, shape: tuple[int, ...], dtype=np.float32):
-        """A scratch array reused from step to step: a fresh one each step
-        would cost its page faults and zeroing every time."""
-        array = self._buffers.get(name)
-        if array is None or array.shape != shape or array.dtype != dtype:
-            array = self._buffers[name] = self.xp.empty(shape, dtype)
-        return array
-
-    def _stream(self) -> int:
-        return self.xp.cuda.get_current_stream().ptr
-
-    def largest(self, x, weight, bias, k: int, training: bool = False):
-        """The k largest of x @ weight.T + bias per row, descending, as
-        (values, index); a ValueError when a pre-activation is not finite."""
-        if self.device == "cpu":
-            values = np.empty((x.shape[0], k), np.float32)
-            index = np.empty((x.shape[0], k), np.int32)
-            # The callers turn BLAS threading off (single_threaded_blas): each
-            # OpenMP thread runs its own blocks' SGEMM.
-            try:
-                _core.sae_topk_encode(x, weight, bias, _backend.scipy_sgemm(), values, index, self.n_threads)
-            except ValueError as exc:
-                if _OVERFLOW in str(exc):
-                    raise _overflow_error(training) from None
-                raise
-            return values, index
-        values, index = largest_products_cuda(x, weight, k, bias=bias)
-        # The GPU selection is shared with k-NN: the values it kept are checked here.
-        if not bool(self.xp.isfinite(values).all()) or not bool(self.xp.isfinite(x).all()):
-            raise _overflow_error(training)
-        return values, index
-
-    def decode(self, index, values, decoder, bias, out=None):
-        out = self.xp.empty((index.shape[0], decoder.shape[1]), self.xp.float32) if out is None else out
-        bias = self.xp.empty(0, self.xp.float32) if bias is None else bias
-        if self.device == "cpu":
-            _core.sae_sparse_decode(index, values, decoder, bias, out, self.n_threads)
-        else:
-            self.cuda.sae_sparse_decode(index, values, decoder, bias, out, self._stream())
-        return out
-
-    def backward(self, index, values, grad_out, x_centered, decoder, grads):
-        args = (index, values, grad_out, x_centered, decoder, grads["decoder"], grads["encoder"],
-                grads["encoder_bias"])
-        if self.device == "cpu":
-            _core.sae_sparse_decode_backward(*args, self.n_threads)
-        else:
-            self.cuda.sae_sparse_decode_backward(*args, self._stream())
-
-    def adam(self, param, grad, first, second, lr, betas, eps, step):
-        args = (param, grad, first, second, lr, betas[0], betas[1], eps, step)
-        if self.device == "cpu":
-            _core.sae_adam_update(*args, self.n_threads)
-        else:
-            self.cuda.sae_adam_update(*args, self._stream())
+def _largest(device: _device.Device, x, weight, bias, k: int, training: bool):
+    """The k largest of x @ weight.T + bias per row, descending, as
+    (values, index); a ValueError when a pre-activation is not finite."""
+    try:
+        values, index = largest_products(x, weight, k, device, bias=bias)
+    except ValueError as exc:
+        if _OVERFLOW in str(exc):
+            raise _overflow_error(training) from None
+        raise
+    # The GPU selection is shared with k-NN: the values it kept are checked here.
+    if device.is_gpu and (not bool(device.xp.isfinite(values).all()) or not bool(device.xp.isfinite(x).all())):
+        raise _overflow_error(training)
+    return values, index
 
 
-class TopKSAE:
+def _decode(device: _device.Device, index, values, decoder, bias, out=None):
+    xp = device.xp
+    out = xp.empty((index.shape[0], decoder.shape[1]), xp.float32) if out is None else out
+    bias = xp.empty(0, xp.float32) if bias is None else bias
+    device.call("sae_sparse_decode", index, values, decoder, bias, out)
+    return out
+
+
+def _backward(device: _device.Device, index, values, grad_out, x_centered, decoder, grads) -> None:
+    device.call("sae_sparse_decode_backward", index, values, grad_out, x_centered, decoder, grads["decoder"],
+                grads["encoder"], grads["encoder_bias"])
+
+
+class TopKSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """TopK sparse autoencoder: ``n_latents`` directions, ``k`` active per sample.
 
     encode: ``z = TopK(ReLU-kept)(W_enc (x - b_pre) + b_enc)``; decode:
@@ -178,7 +137,7 @@ class TopKSAE:
         Seeds the initialization and the shuffling.
     n_jobs : int, optional
         CPU threads (kernels and BLAS); None or -1: all cores.
-    verbose : bool, default False
+    verbose : bool or int, default False
         A tqdm bar with FVU, mean L0 and the dead fraction.
     device : {"cpu", "cuda"}, optional
         Where to train; default where the first data lives (cupy or a CUDA
@@ -194,6 +153,9 @@ class TopKSAE:
         Subtracted before encoding, added back after decoding.
     threshold_ : float
         BatchTopK's inference cut-off (0 for "topk").
+    n_features_in_ : int
+        Columns of X (with ``feature_names_in_`` for a pandas DataFrame with
+        string column names).
     n_samples_seen_, n_steps_ : int
     history_ : dict of float arrays
         Per step: "samples" seen, "fvu", "l0" (mean active latents) and
@@ -238,7 +200,8 @@ class TopKSAE:
         ----------
         X : array (n_samples, n_features), path to a .npy file, or iterable of arrays
             numpy (a ``np.memmap`` or ``np.load(..., mmap_mode="r")`` array is
-            read batch by batch), cupy or torch; a path is memory-mapped; an
+            read batch by batch), cupy, torch or a pandas DataFrame (its
+            column names become ``feature_names_in_``); a path is memory-mapped; an
             iterable (e.g. a generator of activation batches, torch tensors
             included) is read once, its chunks regrouped into ``batch_size``.
 
@@ -249,10 +212,12 @@ class TopKSAE:
         for name in ("encoder_", "n_samples_seen_"):
             self.__dict__.pop(name, None)
         self._check_params()
-        source = _as_source(X)
-        epochs = self.n_epochs if isinstance(source, np.ndarray) or _backend.is_cupy(source) else 1
+        record_features(self, dense_input(X), reset=True)
+        source = _as_source(host_array_like(X))
+        epochs = self.n_epochs if isinstance(source, np.ndarray) or _device.is_cupy(source) else 1
         rng = np.random.default_rng(self.random_state)
         self._train(source, epochs, rng, shuffle=self.shuffle)
+        self.n_features_in_ = self.encoder_.shape[1]  # also for an iterable or a path
         return self
 
     def partial_fit(self, X: Any, y: Any = None) -> "TopKSAE":
@@ -261,39 +226,45 @@ class TopKSAE:
         self._check_params()
         if hasattr(self, "encoder_"):
             self._check_fitted_shapes()
-        self._train(_as_source(X), 1, np.random.default_rng(self.random_state), shuffle=False)
+        record_features(self, dense_input(X), reset=not hasattr(self, "encoder_"))
+        self._train(_as_source(host_array_like(X)), 1, np.random.default_rng(self.random_state), shuffle=False)
+        self.n_features_in_ = self.encoder_.shape[1]
         return self
 
+    _parameter_specs = {
+        "n_latents": Integer(high=_INT32_MAX),
+        "k": Integer(),
+        "activation": Choice("topk", "batchtopk"),
+        "batch_size": Integer(),
+        "n_epochs": Integer(),
+        "learning_rate": Options(None, Real(low=0.0, low_inclusive=False)),
+        "betas": Pair(Real(low=0.0, high=1.0, high_inclusive=False), "Adam's moment decays, each in [0, 1)"),
+        "eps": Real(low=0.0, low_inclusive=False),
+        "k_aux": Options(None, Integer()),
+        "aux_coef": Real(low=0.0),
+        "dead_after": Options(None, Integer()),
+        "shuffle": Boolean(),
+        "random_state": RANDOM_STATE,
+        "n_jobs": N_JOBS,
+        "verbose": VERBOSE,
+        "device": DEVICE,
+    }
+
     def _check_params(self) -> None:
-        """Every hyper-parameter, each error naming its argument."""
-        n_latents = check_positive_int(self.n_latents, "n_latents")
-        if n_latents > _INT32_MAX:
-            raise ValueError(f"n_latents must be at most {_INT32_MAX}, got {n_latents}")
-        k = check_positive_int(self.k, "k")
-        if k > n_latents:
-            raise ValueError(f"k={k} exceeds n_latents={n_latents}")
-        check_choice(self.activation, "activation", {"topk", "batchtopk"})
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.n_epochs, "n_epochs")
-        if self.k_aux is not None:
-            check_positive_int(self.k_aux, "k_aux")
-        if self.dead_after is not None:
-            check_positive_int(self.dead_after, "dead_after")
-        if self.learning_rate is not None:
-            check_number(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
-        check_number(self.eps, "eps", low=0.0, low_inclusive=False)
-        check_number(self.aux_coef, "aux_coef", low=0.0)
-        betas = self.betas
-        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        for i, beta in enumerate(betas):
-            try:
-                check_number(beta, f"betas[{i}]", low=0.0, high=1.0, high_inclusive=False)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"betas must be two numbers in [0, 1): {exc}") from None
-        if self.device is not None:
-            check_choice(self.device, "device", {"cpu", "cuda"})
-        _backend.resolve_n_jobs(self.n_jobs)
+        """Every hyper-parameter (the table, then k <= n_latents), each
+        error naming its argument."""
+        check_params(self)
+        if self.k > self.n_latents:
+            raise ValueError(f"k={self.k} exceeds n_latents={self.n_latents}")
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.encoder_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # codes are float32 whatever X is
+        return tags
 
     def _check_fitted_shapes(self) -> tuple[int, int]:
         """(n_latents, n_features) of the fitted parameters, checked against
@@ -311,39 +282,45 @@ class TopKSAE:
         return encoder.shape
 
     def _train(self, source, epochs: int, rng: np.random.Generator, shuffle: bool) -> None:
-        kernels = None
-        progress = _Progress(self.verbose, _n_rows(source, epochs))
-        n_threads = _backend.resolve_n_jobs(self.n_jobs)
+        device = None
+        progress = Progress(_n_rows(source, epochs), self.verbose, "TopK SAE", "sample")
         try:
             with _backend.single_threaded_blas():
                 for batch in _batches(source, self.batch_size, epochs, rng, shuffle):
-                    if kernels is None:
-                        kernels = self._start(batch, n_threads, rng)
-                    x = self._prepare(batch, kernels)
-                    stats = self._step(x, kernels)
-                    progress.update(x.shape[0], stats)
+                    if device is None:
+                        device = self._start(batch, rng)
+                    x = self._prepare(batch, device)
+                    fvu, l0, dead = self._step(x, device)
+                    progress.update(x.shape[0], fvu=f"{fvu:.4f}", l0=f"{l0:.1f}", dead=f"{dead:.3f}")
         finally:
             progress.close()
-            if kernels is not None:
-                self._publish(kernels)
-        if kernels is None and not hasattr(self, "encoder_"):
+            if device is not None:
+                self._publish(device)
+        if device is None and not hasattr(self, "encoder_"):
             raise ValueError("X holds no samples")
 
-    def _start(self, batch, n_threads: int, rng: np.random.Generator) -> _Kernels:
-        device = self.device or _placement_device(batch)
-        kernels = _Kernels(device, n_threads)
-        if self.k > kernels.max_k:
-            raise ValueError(f"k={self.k} exceeds the {kernels.max_k} latents a sample may keep on the GPU")
+    def _start(self, batch, rng: np.random.Generator) -> _device.Device:
+        device = _device.get(self.device, self.n_jobs, where=_device.locate(batch))
+        if self.k > device.max_k:
+            raise ValueError(f"k={self.k} exceeds the {device.max_k} latents a sample may keep on the GPU")
         if not hasattr(self, "encoder_"):
-            self._initialize(check_matrix(_backend.to_device(batch, "cpu"), "X"), rng)
+            self._initialize(check_matrix(_device.to_host(batch), "X"), rng)
         # Training runs on copies on the device; _publish hands them back.
-        self._state = {name: _backend.to_device(getattr(self, name + "_").copy(), device) for name in _PARAMETERS}
-        self._moments = {name: tuple(_backend.to_device(m, device) for m in pair)
-                         for name, pair in self._saved_moments.items()}
-        self._last_fired = _backend.to_device(self._last_fired, device)
-        self._grads = {name: kernels.xp.zeros_like(p) for name, p in self._state.items()}
+        self._state = {name: device.put(getattr(self, name + "_").copy()) for name in _PARAMETERS}
+        self._moments = {name: tuple(device.put(m) for m in pair) for name, pair in self._saved_moments.items()}
+        self._last_fired = device.put(self._last_fired)
+        self._grads = {name: device.xp.zeros_like(p) for name, p in self._state.items()}
+        self._buffers = {}
         self._updating = False
-        return kernels
+        return device
+
+    def _buffer(self, name: str, shape: tuple[int, ...], device: _device.Device):
+        """A float32 scratch array reused from step to step: a fresh one each
+        step would cost its page faults and zeroing every time."""
+        array = self._buffers.get(name)
+        if array is None or array.shape != shape:
+            array = self._buffers[name] = device.xp.empty(shape, device.xp.float32)
+        return array
 
     def _initialize(self, x: np.ndarray, rng: np.random.Generator) -> None:
         """Random unit-norm decoder rows, the encoder tied to them, the
@@ -366,25 +343,24 @@ class TopKSAE:
         self._last_fired = np.full(self.encoder_.shape[0], self.n_samples_seen_, np.int64)
         self.history_ = {"samples": [], "fvu": [], "l0": [], "dead": []}
 
-    def _prepare(self, batch, kernels: _Kernels):
-        x = _backend.to_device(batch, kernels.device)
-        x = check_matrix(x, "X", xp=kernels.xp)
+    def _prepare(self, batch, device: _device.Device):
+        x = check_matrix(_device.place(batch, device), "X", xp=device.xp)
         if x.shape[1] != self._state["decoder"].shape[1]:
             raise ValueError(f"X has {x.shape[1]} features but the autoencoder was built for "
                              f"{self._state['decoder'].shape[1]}")
         return x
 
-    def _select(self, x_centered, encoder, encoder_bias, k: int, kernels: _Kernels, training: bool):
+    def _select(self, x_centered, encoder, encoder_bias, k: int, device: _device.Device, training: bool):
         """ReLU'd top-k (or batch top-k) codes as (values, index, cut), index
         -1 padding; cut is the batch's BatchTopK cut-off when training
         (else None), for the caller to fold into threshold_."""
-        xp = kernels.xp
+        xp = device.xp
         cut = None
         if self.activation == "topk":
-            values, index = kernels.largest(x_centered, encoder, encoder_bias, k, training)
+            values, index = _largest(device, x_centered, encoder, encoder_bias, k, training)
         else:
-            cap = min(encoder.shape[0], _BATCHTOPK_ROW_CAP * k, kernels.max_k)
-            values, index = kernels.largest(x_centered, encoder, encoder_bias, cap, training)
+            cap = min(encoder.shape[0], _BATCHTOPK_ROW_CAP * k, device.max_k)
+            values, index = _largest(device, x_centered, encoder, encoder_bias, cap, training)
             if training:
                 budget = min(k * x_centered.shape[0], values.size)
                 cut = float(xp.partition(values.ravel(), values.size - budget)[values.size - budget])
@@ -394,15 +370,15 @@ class TopKSAE:
                 values = xp.where(values > self.threshold_, values, 0.0).astype(xp.float32)
         return (*_kept(values, index, xp), cut)
 
-    def _step(self, x, kernels: _Kernels) -> tuple[float, float, float]:
+    def _step(self, x, device: _device.Device) -> tuple[float, float, float]:
         """One Adam step. Nothing of the model changes before its update
         phase (the counters, Adam and the renormalization), so an error or an
         interrupt before it leaves the model as the previous step left it."""
-        xp, state = kernels.xp, self._state
+        xp, state = device.xp, self._state
         n, n_features = x.shape
         x_centered = x - state["pre_bias"]
-        values, index, cut = self._select(x_centered, state["encoder"], state["encoder_bias"], self.k, kernels, True)
-        recon = kernels.decode(index, values, state["decoder"], state["pre_bias"], kernels.buffer("recon", x.shape))
+        values, index, cut = self._select(x_centered, state["encoder"], state["encoder_bias"], self.k, device, True)
+        recon = _decode(device, index, values, state["decoder"], state["pre_bias"], self._buffer("recon", x.shape, device))
         error = recon - x
         # Sums of squares in float64: in float32 they overflow for data beyond ~1e19.
         total = _sum_of_squares(x, xp, centered=True) or 1.0
@@ -416,7 +392,7 @@ class TopKSAE:
         if grad_out is None:
             raise ValueError(f"X varies too little for float32 training (its sum of squared deviations is "
                              f"{total:.3g}): rescale X, e.g. multiply it by 1e20")
-        kernels.backward(index, values, grad_out, x_centered, state["decoder"], grads)
+        _backward(device, index, values, grad_out, x_centered, state["decoder"], grads)
 
         seen = self.n_samples_seen_ + n
         last_fired = self._last_fired.copy()
@@ -424,7 +400,7 @@ class TopKSAE:
         dead = seen - last_fired > self._dead_after()
         dead_ids = xp.flatnonzero(dead).astype(xp.int32)
         if self.aux_coef > 0 and dead_ids.size:
-            self._auxk_backward(x_centered, -error, dead_ids, kernels, grads)
+            self._auxk_backward(x_centered, -error, dead_ids, device, grads)
 
         grads["pre_bias"] = grad_out.sum(axis=0) - grads["encoder_bias"] @ state["encoder"]
         # Unit-norm decoder rows: only the tangential part of their gradient counts.
@@ -440,7 +416,8 @@ class TopKSAE:
         self.n_steps_ += 1
         lr = self._learning_rate()
         for name in _PARAMETERS:
-            kernels.adam(state[name], grads[name], *self._moments[name], lr, self.betas, self.eps, self.n_steps_)
+            device.call("sae_adam_update", state[name], grads[name], *self._moments[name], lr, self.betas[0],
+                        self.betas[1], self.eps, self.n_steps_)
         norms = xp.linalg.norm(decoder, axis=1, keepdims=True)
         decoder /= norms
         self._updating = False
@@ -454,19 +431,19 @@ class TopKSAE:
             self.history_[key].append(value)
         return fvu, l0, dead_fraction
 
-    def _auxk_backward(self, x_centered, residual, dead_ids, kernels: _Kernels, grads) -> None:
+    def _auxk_backward(self, x_centered, residual, dead_ids, device: _device.Device, grads) -> None:
         """AuxK: the dead latents' top k_aux reconstruct the residual (its
         squared error normalized by the residual's variance, times aux_coef)."""
-        xp, state = kernels.xp, self._state
-        k_aux = min(self.k_aux or max(1, x_centered.shape[1] // 2), int(dead_ids.size), kernels.max_k)
-        values, local = kernels.largest(x_centered, xp.ascontiguousarray(state["encoder"][dead_ids]),
+        xp, state = device.xp, self._state
+        k_aux = min(self.k_aux or max(1, x_centered.shape[1] // 2), int(dead_ids.size), device.max_k)
+        values, local = _largest(device, x_centered, xp.ascontiguousarray(state["encoder"][dead_ids]),
                                         xp.ascontiguousarray(state["encoder_bias"][dead_ids]), k_aux, True)
         values, index = _kept(values, dead_ids[local], xp)
-        aux_error = kernels.decode(index, values, state["decoder"], None) - residual
+        aux_error = _decode(device, index, values, state["decoder"], None) - residual
         total = _sum_of_squares(residual, xp, centered=True) or 1.0
         grad_aux = _times(aux_error, 2.0 * self.aux_coef / total)
         if grad_aux is not None:  # else a residual too small for float32 gradients: no AuxK this step
-            kernels.backward(index, values, grad_aux, x_centered, state["decoder"], grads)
+            _backward(device, index, values, grad_aux, x_centered, state["decoder"], grads)
 
     def _dead_after(self) -> int:
         return self.dead_after or 1000 * self.n_latents // self.k
@@ -474,19 +451,18 @@ class TopKSAE:
     def _learning_rate(self) -> float:
         return self.learning_rate or 2e-4 / np.sqrt(self.n_latents / 2**14)
 
-    def _publish(self, kernels: _Kernels) -> None:
+    def _publish(self, device: _device.Device) -> None:
         """Fitted attributes on the host; the optimizer state kept for partial_fit."""
         if self._updating:  # interrupted inside Adam: the decoder rows were not renormalized yet
             decoder = self._state["decoder"]
-            norms = kernels.xp.linalg.norm(decoder, axis=1, keepdims=True)
-            decoder /= kernels.xp.where(norms > 0, norms, 1.0)
-        host = {name: _backend.to_device(value, "cpu") for name, value in self._state.items()}
+            norms = device.xp.linalg.norm(decoder, axis=1, keepdims=True)
+            decoder /= device.xp.where(norms > 0, norms, 1.0)
+        host = {name: device.get(value) for name, value in self._state.items()}
         for name, value in host.items():
             setattr(self, name + "_", value)
-        self._saved_moments = {name: tuple(_backend.to_device(m, "cpu") for m in pair)
-                               for name, pair in self._moments.items()}
-        self._last_fired = _backend.to_device(self._last_fired, "cpu")
-        del self._state, self._moments, self._grads, self._updating
+        self._saved_moments = {name: tuple(device.get(m) for m in pair) for name, pair in self._moments.items()}
+        self._last_fired = device.get(self._last_fired)
+        del self._state, self._moments, self._grads, self._buffers, self._updating
         self.history_ = {key: list(values) for key, values in self.history_.items()}
 
     @property
@@ -495,8 +471,7 @@ class TopKSAE:
         return self._fitted().decoder_
 
     def _fitted(self) -> "TopKSAE":
-        if not hasattr(self, "encoder_"):
-            raise RuntimeError("this TopKSAE is not fitted yet: call fit, partial_fit or load first")
+        check_fitted(self, "encoder_", "fit, partial_fit or load")
         return self
 
     # -------------------------------------------------------------- encode
@@ -510,28 +485,22 @@ class TopKSAE:
         """
         self._fitted()
         n_latents, n_features = self._check_fitted_shapes()
-        check_positive_int(self.k, "k")
-        batch_size = check_positive_int(self.batch_size, "batch_size")
-        check_choice(self.activation, "activation", {"topk", "batchtopk"})
-        x, placement = _backend.to_backend(X)
-        device = placement.device
-        kernels = _Kernels(device, _backend.resolve_n_jobs(self.n_jobs))
-        x = check_matrix(x, "X", xp=kernels.xp)
+        check_params(self, ("k", "batch_size", "activation"))
+        batch_size = int(self.batch_size)
+        record_features(self, dense_input(X), reset=False)
+        X = host_array_like(X)  # a pandas DataFrame: its values
+        x, device, _ = _device.prepare(X, None, self.n_jobs)
         if x.shape[1] != n_features:
             raise ValueError(f"X has {x.shape[1]} features but the autoencoder has {n_features}")
-        params = {name: _backend.to_device(getattr(self, name + "_"), device) for name in _PARAMETERS}
+        params = {name: device.put(getattr(self, name + "_")) for name in _PARAMETERS}
         blocks = []
         with _backend.single_threaded_blas():
             for first in range(0, x.shape[0], batch_size):
                 x_centered = x[first:first + batch_size] - params["pre_bias"]
                 values, index, _ = self._select(x_centered, params["encoder"], params["encoder_bias"], self.k,
-                                                kernels, False)
-                blocks.append(rows_to_csr(index, values, None, n_latents))
-        if device == "cuda":
-            import cupyx.scipy.sparse as cusparse
-
-            return cusparse.vstack(blocks, format="csr")
-        return scipy.sparse.csr_array(scipy.sparse.vstack(blocks, format="csr"))
+                                                device, False)
+                blocks.append(rows_to_csr(index, values, None, n_latents, device))
+        return device.vstack(blocks)
 
     transform = encode
 
@@ -544,17 +513,15 @@ class TopKSAE:
         cupy / cupyx codes decode on the GPU and come back as cupy."""
         self._fitted()
         n_latents, _ = self._check_fitted_shapes()
+        codes, origin = _device.unwrap(codes)
         if getattr(codes, "ndim", None) != 2 or codes.shape[1] != n_latents:
             raise ValueError(f"codes must be (n, {n_latents}), got shape {tuple(getattr(codes, 'shape', ()))}")
-        on_gpu = _backend.is_cupy(codes) or type(codes).__module__.startswith("cupyx")
-        if on_gpu:
-            cp = _backend.require_cupy()
-            out = (codes @ cp.asarray(self.decoder_) + cp.asarray(self.pre_bias_)).astype(cp.float32)
-            if not bool(cp.isfinite(out).all()):
+        if origin.device == "cuda":
+            device = _device.gpu()
+            out = (codes @ device.put(self.decoder_) + device.put(self.pre_bias_)).astype(device.xp.float32)
+            if not bool(device.xp.isfinite(out).all()):
                 raise ValueError("codes must be finite, and small enough that the signals fit in float32")
-            return out
-        if _backend.is_torch(codes):
-            codes = _backend.to_backend(codes)[0]
+            return origin.give_back(out)
         codes = _check_codes(codes, n_latents)
         out = np.asarray(codes @ self.decoder_.astype(np.float64) + self.pre_bias_, dtype=np.float64)
         if out.size and not (np.abs(out).max() <= _FLOAT32_MAX):
@@ -626,7 +593,7 @@ class TopKSAE:
         if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, int)
                                          or random_state < 0):
             raise ValueError(f"random_state must be null or an int >= 0, got {random_state!r}")
-        for name in ("shuffle", "verbose"):
+        for name in ("shuffle",):  # verbose may be an int (a level), as scikit-learn's
             if not isinstance(params.get(name, False), bool):
                 raise ValueError(f"{name} must be true or false, got {params[name]!r}")
         sae = cls(params.pop("n_latents"), params.pop("k"), **params)
@@ -649,6 +616,7 @@ class TopKSAE:
                 raise ValueError(f"tensor {name} holds NaN or infinite values")
         for name in _PARAMETERS:
             setattr(sae, name + "_", np.ascontiguousarray(tensors[name], np.float32))
+        sae.n_features_in_ = n_features
         sae.threshold_ = check_number(meta.get("threshold"), "threshold", low=0.0)
         for name in ("n_samples_seen", "n_steps"):
             value = meta.get(name)
@@ -709,10 +677,9 @@ def _as_source(X: Any):
             return read_matrix(path)
         except ValueError as exc:
             raise ValueError(f"X is the path of a file that cannot be read as a matrix: {exc}") from None
-    if isinstance(X, np.ndarray) or _backend.is_cupy(X):
-        return X
-    if _backend.is_torch(X):
-        return _backend.to_backend(X)[0]
+    if isinstance(X, np.ndarray) or _device.locate(X) == "cuda" or _device.is_torch(X) \
+            or (hasattr(X, "__array__") and not hasattr(X, "__next__")):
+        return _device.unwrap(X)[0]
     if isinstance(X, (list, tuple)) and X and not hasattr(X[0], "shape"):
         try:
             return np.asarray(X)
@@ -745,8 +712,8 @@ def _array_batches(X, batch_size: int, epochs: int, rng, shuffle: bool) -> Itera
         starts = np.arange(0, n, batch_size)
         if shuffle and in_memory:
             order = rng.permutation(n)
-            if _backend.is_cupy(X):
-                order = _backend.to_device(order, "cuda")
+            if _device.locate(X) == "cuda":
+                order = _device.gpu().put(order)
             for first in starts:
                 yield X[order[first:first + batch_size]]
             continue
@@ -761,7 +728,7 @@ def _regrouped(chunks: Iterable, batch_size: int) -> Iterator:
     shorter); every chunk a 2-D float array with the first one's width."""
     pending, held, width = [], 0, None
     for number, chunk in enumerate(chunks):
-        chunk, _ = _backend.to_backend(chunk)
+        chunk, _ = _device.unwrap(chunk)
         if getattr(chunk, "ndim", None) != 2:
             raise ValueError(f"each batch of X must be 2-D (n, n_features), got {type(chunk).__name__} "
                              f"of shape {getattr(chunk, 'shape', None)}")
@@ -788,32 +755,8 @@ def _regrouped(chunks: Iterable, batch_size: int) -> Iterator:
 def _join(parts):
     if len(parts) == 1:
         return parts[0]
-    xp = _backend.require_cupy() if _backend.is_cupy(parts[0]) else np
+    xp = _device.gpu().xp if _device.locate(parts[0]) == "cuda" else np
     return xp.concatenate([xp.asarray(p, dtype=xp.float32) for p in parts])
-
-
-def _placement_device(batch) -> str:
-    return _backend.to_backend(batch)[1].device
-
-
-class _Progress:
-    """A tqdm bar over samples showing FVU, mean L0 and the dead fraction, or nothing."""
-
-    def __init__(self, verbose: bool, total: int | None):
-        self.bar = None
-        if verbose:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc="TopK SAE", unit="sample")
-
-    def update(self, n: int, stats: tuple[float, float, float]) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            self.bar.set_postfix(fvu=f"{stats[0]:.4f}", l0=f"{stats[1]:.1f}", dead=f"{stats[2]:.3f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 # --------------------------------------------------------------- safetensors

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend, _core
-from ._validation import as_array, check_choice, check_positive_int
+from . import _core, _device, _progress
+from ._validation import as_array, check_positive_int
 
 __all__ = ["skipgram"]
 
@@ -131,51 +131,24 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
     return np.where(counts > 0, np.minimum(keep, 1.0), 1.0).astype(np.float32)
 
 
-class Kernels:
-    """The walk and skip-gram kernels of one device, with its array module
-    ``xp``: the C++ ones on numpy arrays, or the CUDA twins on cupy arrays on
-    cupy's current stream (same arguments; threads become a stream).
-    ``deterministic`` trains on one CPU thread (walks still use n_threads)."""
+def check_deterministic(deterministic: Any, device: _device.Device) -> bool:
+    """``deterministic`` trains on one CPU thread (walks still use every
+    thread): a bool, and not on a GPU, where the updates land in any order."""
+    if not isinstance(deterministic, (bool, np.bool_)):
+        raise TypeError(f"deterministic must be True or False, got {type(deterministic).__name__}")
+    if deterministic and device.is_gpu:
+        raise ValueError("deterministic=True trains on one CPU thread; on the GPU the updates land in any "
+                         "order. Use device='cpu' for reproducible vectors")
+    return bool(deterministic)
 
-    def __init__(self, device: str, n_threads: int, *, deterministic: bool = False):
-        if not isinstance(deterministic, (bool, np.bool_)):
-            raise TypeError(f"deterministic must be True or False, got {type(deterministic).__name__}")
-        if deterministic and device == "cuda":
-            raise ValueError("deterministic=True trains on one CPU thread; on the GPU the updates land in any "
-                             "order. Use device='cpu' for reproducible vectors")
-        self.device = device
-        self.chunk_walks = WALKS_PER_CHUNK[device]
-        self.n_threads = n_threads
-        self.train_threads = 1 if deterministic else n_threads
-        if device == "cuda":
-            self.module = _backend.require_cuda_module()
-            self.xp = _backend.require_cupy()
-        else:
-            self.module, self.xp = _core, np
 
-    def _where(self, threads: int | None = None):
-        """The kernels' last argument: cupy's current stream, or the CPU thread count."""
-        if self.device == "cuda":
-            return self.xp.cuda.get_current_stream().ptr
-        return self.n_threads if threads is None else threads
-
-    def to_device(self, a: np.ndarray):
-        return self.xp.asarray(a)
-
-    def sample_walks(self, *args) -> None:
-        self.module.walks_sample(*args, self._where())
-
-    def train(self, *args) -> int:
-        """Runs ``sgns_train``; returns the tokens trained."""
-        if self.device != "cuda":
-            return self.module.sgns_train(*args, self._where(self.train_threads))
-        tokens = self.xp.zeros(1, self.xp.int64)
-        self.module.sgns_train(*args, tokens, self._where())
-        return int(tokens.get()[0])
+def chunk_walks(device: _device.Device) -> int:
+    """Walks per kernel call on ``device``."""
+    return WALKS_PER_CHUNK[device.name]
 
 
 def check_training_memory(n_nodes: int, chunk_walks: int, walk_length: int, params: SkipGramParams,
-                          kernels: Kernels) -> None:
+                          device: _device.Device, deterministic: bool) -> None:
     """ValueError naming the parameter at fault when training would need more
     memory than this machine has: the two (n_nodes, dim) float32 tables, a
     chunk of walks and, on the CPU, each thread's scratch of the block update
@@ -184,36 +157,38 @@ def check_training_memory(n_nodes: int, chunk_walks: int, walk_length: int, para
     if walk_length > INT_MAX:
         raise ValueError(f"walk_length must be below 2**31, got {walk_length}")
     check_memory(8 * n_nodes * params.dim, f"vectors of n_nodes={n_nodes} x dim={params.dim}", "a smaller dim")
-    if kernels.device == "cuda":
+    if device.is_gpu:
         return
+    train_threads = 1 if deterministic else device.n_threads
     span = max(1, min(params.window, walk_length - 1))
     targets = params.negative + 1
     scratch = 4 * (walk_length + 2 * span + targets + 2 * span * targets + 2 * span * params.dim
                    + targets * params.dim) + 8 * (2 * span + targets)
-    check_memory(kernels.train_threads * scratch + 8 * n_nodes * params.dim + 4 * chunk_walks * walk_length,
+    check_memory(train_threads * scratch + 8 * n_nodes * params.dim + 4 * chunk_walks * walk_length,
                  f"training with negative={params.negative}, window={params.window}, dim={params.dim} on "
-                 f"{kernels.train_threads} thread(s) (per-thread scratch {scratch / 2**20:.1f} MiB)",
+                 f"{train_threads} thread(s) (per-thread scratch {scratch / 2**20:.1f} MiB)",
                  "a smaller negative, window or dim")
 
 
 def train(chunks: WalkChunks, n_walks: int, n_nodes: int, params: SkipGramParams, seed: int,
-          kernels: Kernels, progress=None):
+          device: _device.Device, progress=None, *, deterministic: bool = False):
     """Trains on every walk of ``chunks`` for ``params.epochs`` passes.
 
     A first pass counts node visits (word2vec's vocabulary counts: they give
     the noise distribution counts^ns_exponent and the subsampling odds);
     each epoch then passes over the same walks again. Returns the input
-    vectors, float32 (n_nodes, dim), on the kernels' device.
+    vectors, float32 (n_nodes, dim), on ``device``. ``deterministic`` trains
+    on one CPU thread.
     """
-    xp = kernels.xp
+    xp = device.xp
     counts = xp.zeros(n_nodes, xp.int64)
     for _, walks in chunks():
         counts += xp.bincount(walks[walks >= 0], minlength=n_nodes)
-    counts = counts.get() if xp is not np else counts
+    counts = device.get(counts)
     noise = counts.astype(np.float64) ** params.ns_exponent
     noise[counts == 0] = 0.0
-    noise_keep, noise_alias = (kernels.to_device(a) for a in alias_table(noise))
-    keep = kernels.to_device(keep_probabilities(counts, params.sample))
+    noise_keep, noise_alias = (device.put(a) for a in alias_table(noise))
+    keep = device.put(keep_probabilities(counts, params.sample))
     init_seed, train_seed = seeds(seed, 2)
     rng = np.random.default_rng(init_seed)
     # word2vec's start: small random input vectors, zero output vectors; made
@@ -221,14 +196,15 @@ def train(chunks: WalkChunks, n_walks: int, n_nodes: int, params: SkipGramParams
     start = rng.random((n_nodes, params.dim), dtype=np.float32)
     start -= 0.5  # in place: no temporary the size of the embedding
     start /= params.dim
-    vectors = kernels.to_device(start)
+    vectors = device.put(start)
     context = xp.zeros_like(vectors)
     total = n_walks * params.epochs
     for epoch in range(params.epochs):
         for first, walks in chunks():
-            tokens = kernels.train(walks, keep, noise_keep, noise_alias, vectors, context, params.window,
-                                   params.negative, float(params.alpha), float(params.min_alpha), train_seed,
-                                   epoch * n_walks + first, total)
+            args = (walks, keep, noise_keep, noise_alias, vectors, context, params.window, params.negative,
+                    float(params.alpha), float(params.min_alpha), train_seed, epoch * n_walks + first, total)
+            # The tokens trained (on the GPU the call waits for the chunk to finish).
+            tokens = device.call("sgns_train", *args, threads=1 if deterministic else None)
             if progress is not None:
                 done = epoch * n_walks + first + walks.shape[0]
                 alpha = params.alpha - (params.alpha - params.min_alpha) * done / total
@@ -244,26 +220,16 @@ def array_chunks(walks, size: int) -> WalkChunks:
     return passes
 
 
-class Progress:
-    """A tqdm bar over walks with tokens trained and the current alpha, or nothing."""
+class Progress(_progress.Progress):
+    """A bar over walks trained, with the tokens so far and the current alpha."""
 
     def __init__(self, total_walks: int, verbose: bool, desc: str):
-        self.bar = None
+        super().__init__(total_walks, verbose, desc, "walk")
         self.tokens = 0
-        if verbose:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total_walks, desc=desc, unit="walk")
 
     def __call__(self, walks: int, tokens: int, alpha: float) -> None:
         self.tokens += tokens
-        if self.bar is not None:
-            self.bar.update(walks)
-            self.bar.set_postfix(tokens=self.tokens, alpha=f"{alpha:.5f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.update(walks, tokens=self.tokens, alpha=f"{alpha:.5f}")
 
 
 def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: int = 10,
@@ -341,9 +307,9 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
     (3, 8)
     """
     params = SkipGramParams(dim, window, negative, epochs, alpha, min_alpha, ns_exponent, sample)
-    walks, placement = _backend.to_backend(walks)
-    device = check_choice(device or placement.device, "device", {"cpu", "cuda"})
-    walks, largest = _check_walks(walks)
+    walks, where, give_back = _device.prepare(walks, device, n_jobs, name="walks", check=_check_walks)
+    deterministic = check_deterministic(deterministic, where)
+    largest = int(walks.max())
     if n_nodes is None:
         n_nodes = largest + 1
     n_nodes = check_positive_int(n_nodes, "n_nodes")
@@ -351,23 +317,19 @@ def skipgram(walks: Any, n_nodes: int | None = None, *, dim: int = 128, window: 
         raise ValueError(f"n_nodes must be below 2**31 - 1, got {n_nodes}")
     if largest >= n_nodes:
         raise ValueError(f"walks hold node {largest} but n_nodes={n_nodes}; ids must be below n_nodes")
-    kernels = Kernels(device, _backend.resolve_n_jobs(n_jobs), deterministic=deterministic)
-    check_training_memory(n_nodes, 0, walks.shape[1], params, kernels)
-    walks = _backend.to_device(walks, device)
+    check_training_memory(n_nodes, 0, walks.shape[1], params, where, deterministic)
     progress = Progress(walks.shape[0] * params.epochs, verbose, "skip-gram")
     try:
-        vectors = train(array_chunks(walks, kernels.chunk_walks), walks.shape[0], n_nodes, params,
-                        seeds(random_state, 1)[0], kernels, progress)
+        vectors = train(array_chunks(walks, chunk_walks(where)), walks.shape[0], n_nodes, params,
+                        seeds(random_state, 1)[0], where, progress, deterministic=deterministic)
     finally:
         progress.close()
-    return _backend.wrap_for(placement, device)(vectors)
+    return give_back(vectors)
 
 
-def _check_walks(walks: Any):
-    """Integer walks as int32, in the namespace they came in (numpy or cupy),
-    and their largest id."""
-    xp = _backend.require_cupy() if _backend.is_cupy(walks) else np
-    walks = xp.asarray(walks) if xp is not np else as_array(walks, "walks")
+def _check_walks(walks: Any, name: str = "walks", *, xp=np):
+    """Integer walks as int32 in namespace ``xp`` (their ids checked)."""
+    walks = as_array(walks, name) if xp is np and not isinstance(walks, np.ndarray) else walks
     if walks.dtype.kind not in "iu":
         raise TypeError(f"walks must hold integer node ids, got dtype {walks.dtype}")
     if walks.ndim != 2 or walks.shape[0] == 0 or walks.shape[1] == 0:
@@ -379,4 +341,4 @@ def _check_walks(walks: Any):
         raise ValueError("walks hold no node ids, only padding")
     if high >= 2**31 - 1:
         raise ValueError(f"walks hold id {high}, beyond int32")
-    return xp.ascontiguousarray(walks, dtype=xp.int32), high
+    return xp.ascontiguousarray(walks, dtype=xp.int32)

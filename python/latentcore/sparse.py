@@ -14,10 +14,14 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from . import _backend, _core
-from .knn import largest_products_cuda
-from ._validation import check_choice, check_matrix, check_number, check_positive_int, rescaling_exponent
+from . import _backend, _core, _device
+from .knn import largest_products
+from ._progress import Progress
+from ._validation import (N_JOBS, RANDOM_STATE, VERBOSE, Boolean, Choice, Custom, Integer, Options, Real,
+                          check_choice, check_fitted, check_matrix, check_number, check_params, check_positive_int,
+                          host_array_like, record_features, rescaling_exponent)
 
 __all__ = ["DictionaryLearning", "SparseCoder", "sparse_encode"]
 
@@ -49,7 +53,14 @@ def _row_norms(M: np.ndarray) -> np.ndarray:
     return largest * np.linalg.norm(M / safe[:, None], axis=1)
 
 
-def _unit_dictionary(dictionary: Any, n_features: int | None, normalize: bool) -> np.ndarray:
+def unit_dictionary(dictionary: Any, n_features: int | None = None, normalize: bool = False) -> np.ndarray:
+    """A checked dictionary of unit-norm atoms, float32 (n_atoms, n_features).
+
+    ``dictionary`` must be a finite 2-D array with ``n_features`` columns
+    (when given); with ``normalize`` its atoms are rescaled to unit norm
+    (a zero atom is a ValueError), otherwise each must already have unit norm
+    within 1e-4. float64 atoms are normalized before they become float32.
+    """
     if normalize and isinstance(dictionary, np.ndarray) and dictionary.dtype == np.float64 \
             and dictionary.ndim == 2 and dictionary.size and np.isfinite(dictionary).all():
         # float64 atoms are normalized before they become float32: their
@@ -90,16 +101,16 @@ def _check_alpha(alpha: Any, method: str) -> float | None:
     return check_number(alpha, "alpha", low=0.0)
 
 
-def _unscaled(values: np.ndarray, scale: float, X: np.ndarray) -> np.ndarray:
+def _unscaled(values, scale: float, X, xp=np):
     """Codes computed on X (the signals times scale), brought back to the
     signals' scale in float32; a ValueError when they do not fit in float32."""
     if scale != 1.0:
-        values = values.astype(np.float64) / scale
-    if values.size and not (np.abs(values).max() <= _FLOAT32_MAX):
+        values = values.astype(xp.float64) / scale
+    if values.size and not (float(xp.abs(values).max()) <= _FLOAT32_MAX):
         largest = max(float(X.max()), -float(X.min())) / scale
         raise ValueError(f"the codes of X overflow float32 (the largest |X| is {largest:.3g}); "
                          "rescale X first, e.g. divide it by its largest absolute value")
-    return values.astype(np.float32, copy=False)
+    return values.astype(xp.float32, copy=False)
 
 
 def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: int | None = None,
@@ -176,12 +187,8 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     alpha = _check_alpha(alpha, method)
     if init is not None and method != "lasso":
         raise ValueError(f"init (warm start) applies to method='lasso' only, not {method!r}")
-    X, placement = _backend.to_backend(X)
-    if placement.device == "cuda":
-        return _encode_cuda(X, dictionary, method=method, n_nonzero=n_nonzero, alpha=alpha, tol=tol,
-                            positive=positive, max_iter=max_iter, init=init, normalize=normalize, n_jobs=n_jobs)
-    X = check_matrix(X, "X")
-    D = _unit_dictionary(dictionary, X.shape[1], normalize)
+    X, device, _ = _device.prepare(X, None, n_jobs)
+    D = unit_dictionary(_device.to_host(dictionary), X.shape[1], normalize)
     n_threads = _backend.resolve_n_jobs(n_jobs)
     if method == "lasso":
         init = None if init is None else _check_init(init, X.shape[0], D.shape[0], bool(positive))
@@ -189,48 +196,27 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
             _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], None)
     else:
         n_nonzero = _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], tol if method == "omp" else None)
+    xp = device.xp
     exponent = rescaling_exponent(X, _SAFE_EXPONENT)
     scale = math.ldexp(1.0, exponent)
     if exponent:
-        X = np.ldexp(X, np.int32(exponent)).astype(np.float32, copy=False)  # exact (2^exponent may exceed float32)
-    if method == "topk":
-        index, values = _topk(X, D, n_nonzero, bool(positive), n_threads)
-        return rows_to_csr(index, _unscaled(values, scale, X), None, D.shape[0])
+        X = xp.ldexp(X, xp.int32(exponent)).astype(xp.float32, copy=False)  # exact (2^exponent may exceed float32)
+    if method == "topk":  # on the device: one GEMM per tile and the shared top-k selection
+        values, index = largest_products(X, device.put(D), n_nonzero, device, magnitude=not positive)
+        if positive:
+            values = xp.maximum(values, 0.0)
+        return rows_to_csr(index, _unscaled(values, scale, X, xp), None, D.shape[0], device)
+    # OMP and LASSO run on the host's cores; the codes go to the input's device.
+    X = device.get(X)
     gram = D.astype(np.float64) @ D.T.astype(np.float64)
     if method == "lasso":
-        return _lasso(X, D, gram, alpha * scale, 1e-4 if tol is None else tol, bool(positive), max_iter, init,
-                      scale, n_threads)
-    support, coefs, count = _omp(X, D, gram, n_nonzero, None if tol is None else tol * scale * scale,
-                                 bool(positive), n_threads)
-    return rows_to_csr(support, _unscaled(coefs, scale, X), count, D.shape[0])
-
-
-def _encode_cuda(X, dictionary, *, method: str, n_nonzero, **options):
-    """GPU input: "topk" runs on the GPU (one GEMM per tile and the k-NN
-    tile merge); OMP and LASSO run on the host's cores and the codes go back
-    to the GPU. Either way a cupyx csr_matrix comes back."""
-    cp = _backend.require_cupy()
-    X = check_matrix(X, "X", xp=cp)
-    dictionary = _backend.to_device(dictionary, "cpu")
-    if method != "topk":
-        import cupyx.scipy.sparse as cusparse
-
-        return cusparse.csr_matrix(sparse_encode(X.get(), dictionary, method=method, n_nonzero=n_nonzero, **options))
-    if options["init"] is not None:
-        raise ValueError("init (warm start) applies to method='lasso' only, not 'topk'")
-    D = _unit_dictionary(dictionary, X.shape[1], options["normalize"])
-    n_nonzero = _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], None)
-    D = cp.asarray(D)
-    values, index = largest_products_cuda(X, D, n_nonzero, magnitude=not options["positive"])
-    if options["positive"]:
-        values = cp.maximum(values, 0.0)
-    else:  # the selection saw magnitudes: read the signed correlations back, in row blocks
-        values = cp.concatenate([cp.einsum("nd,nkd->nk", X[i:i + 4096], D[index[i:i + 4096]])
-                                 for i in range(0, X.shape[0], 4096)])
-    if not bool(cp.isfinite(values).all()):
-        raise ValueError("the correlations of X with the dictionary overflow float32; rescale X first, "
-                         "e.g. divide it by its largest absolute value")
-    return rows_to_csr(index, values, None, D.shape[0])
+        codes = _lasso(X, D, gram, alpha * scale, 1e-4 if tol is None else tol, bool(positive), max_iter, init,
+                       scale, n_threads)
+    else:
+        support, coefs, count = _omp(X, D, gram, n_nonzero, None if tol is None else tol * scale * scale,
+                                     bool(positive), n_threads)
+        codes = rows_to_csr(support, _unscaled(coefs, scale, X), count, D.shape[0], _device.cpu(1))
+    return device.sparse_from_host(codes)
 
 
 def _blocks(n: int, per_call: int = _SIGNALS_PER_CALL):
@@ -282,22 +268,19 @@ def _check_init(init: Any, n: int, n_atoms: int, positive: bool):
     return init
 
 
-def rows_to_csr(index, values, count, n_cols: int):
-    """Sparse codes from per-row (index, value) lists: row i keeps its first
-    count[i] entries (all when count is None) whose value is nonzero, columns
-    sorted. numpy in: scipy csr_array; cupy in: cupyx csr_matrix."""
-    xp = _backend.require_cupy() if _backend.is_cupy(values) else np
+def rows_to_csr(index, values, count, n_cols: int, device: _device.Device):
+    """Sparse codes from per-row (index, value) lists on ``device``: row i
+    keeps its first count[i] entries (all when count is None) whose value is
+    nonzero, columns sorted. A scipy csr_array on the CPU, a cupyx
+    csr_matrix on the GPU."""
+    xp = device.xp
     keep = values != 0
     if count is not None:
         keep &= xp.arange(index.shape[1])[None, :] < count[:, None]
     indptr = xp.concatenate([xp.zeros(1, xp.int64), xp.cumsum(keep.sum(axis=1), dtype=xp.int64)])
-    data = (values[keep].astype(xp.float32, copy=False), index[keep])
-    if xp is np:
-        codes = scipy.sparse.csr_array((*data, indptr), shape=(index.shape[0], n_cols))
-    else:
-        import cupyx.scipy.sparse as cusparse
-
-        codes = cusparse.csr_matrix((*data, indptr.astype(xp.int32)), shape=(index.shape[0], n_cols))
+    if device.is_gpu:  # cupyx's csr_matrix wants int32 offsets
+        indptr = indptr.astype(xp.int32)
+    codes = device.csr(values[keep].astype(xp.float32, copy=False), index[keep], indptr, (index.shape[0], n_cols))
     codes.sort_indices()
     return codes
 
@@ -316,16 +299,6 @@ def _omp(X, D, gram, n_nonzero, tol, positive, n_threads):
             _core.sparse_batch_omp(X[block], D, gram, _backend.scipy_sgemm(), -1.0 if tol is None else float(tol),
                                    positive, support[block], coefs[block], count[block], n_threads)
     return support, coefs, count
-
-
-def _topk(X, D, n_nonzero, positive, n_threads):
-    n = X.shape[0]
-    index = np.empty((n, n_nonzero), np.int32)
-    values = np.empty((n, n_nonzero), np.float32)
-    with _backend.single_threaded_blas():
-        for block in _blocks(n):
-            _core.sparse_topk(X[block], D, _backend.scipy_sgemm(), positive, index[block], values[block], n_threads)
-    return index, values
 
 
 def _lasso(X, D, gram, alpha, tol, positive, max_iter, init, scale, n_threads) -> scipy.sparse.csr_array:
@@ -370,8 +343,11 @@ def _rebuilt(codes, components: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-class SparseCoder:
+class SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Sparse codes over a fixed dictionary, as an estimator (see :func:`sparse_encode`).
+
+    Stateless: ``transform`` needs no ``fit`` (``fit`` checks the parameters
+    and the dictionary, and X's width against it when X is given).
 
     Parameters
     ----------
@@ -385,6 +361,9 @@ class SparseCoder:
     components_ : float32 array of shape (n_atoms, n_features)
         The (normalized) dictionary the codes refer to; set by ``fit`` or the
         first ``transform``.
+    n_features_in_ : int
+        Columns of the X given to ``fit`` (with ``feature_names_in_`` for a
+        DataFrame with string column names).
 
     Examples
     --------
@@ -408,21 +387,57 @@ class SparseCoder:
         self.normalize = normalize
         self.n_jobs = n_jobs
 
+    _parameter_specs = {
+        "dictionary": Custom(lambda value, name: None, "an array (n_atoms, n_features), checked by fit"),
+        "method": Choice("omp", "lasso", "topk"),
+        "n_nonzero": Options(None, Integer()),
+        "alpha": Options(None, Real(low=0.0)),
+        "tol": Options(None, Real(low=0.0)),
+        "positive": Boolean(),
+        "max_iter": Integer(high=_INT32_MAX),
+        "normalize": Boolean(),
+        "n_jobs": N_JOBS,
+    }
+
     def fit(self, X: Any = None, y: Any = None) -> "SparseCoder":
-        """Checks the dictionary (nothing is learnt); returns self."""
-        self.components_ = _unit_dictionary(self.dictionary, None, self.normalize)
+        """Checks the parameters and the dictionary (nothing is learnt), and
+        that X (optional) has the dictionary's width; returns self."""
+        check_params(self)
+        _check_alpha(self.alpha, self.method)
+        self.components_ = unit_dictionary(host_array_like(self.dictionary), None, self.normalize)
+        record_features(self, X, reset=True)
+        if X is not None and type(X).__module__.split(".")[0] not in ("cupy", "cupyx", "torch"):
+            check_matrix(host_array_like(X), "X")  # as transform would check it
+        width = getattr(self, "n_features_in_", self.components_.shape[1])
+        if width != self.components_.shape[1]:
+            raise ValueError(f"X has {width} features but the dictionary has atoms of dimension "
+                             f"{self.components_.shape[1]}; the dictionary is (n_atoms, n_features)")
         return self
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # transform codes over the dictionary given
+        tags.transformer_tags.preserves_dtype = ["float32"]  # codes are float32 whatever X is
+        return tags
 
     def transform(self, X: Any) -> scipy.sparse.csr_array:
         """Codes of the rows of X (n, n_features): csr_array (n, n_atoms), float32."""
         if not hasattr(self, "components_"):
             self.fit()
+        if hasattr(self, "n_features_in_"):  # fitted on an X: the same columns
+            record_features(self, X, reset=False)
+        X = host_array_like(X)  # a pandas DataFrame: its values
         return sparse_encode(X, self.components_, method=self.method, n_nonzero=self.n_nonzero,
                              alpha=self.alpha, tol=self.tol, positive=self.positive, max_iter=self.max_iter,
                              n_jobs=self.n_jobs)
 
     def fit_transform(self, X: Any, y: Any = None) -> scipy.sparse.csr_array:
-        return self.fit().transform(X)
+        """``fit(X)``, then the codes of X."""
+        return self.fit(X).transform(X)
 
     def inverse_transform(self, codes: Any) -> np.ndarray:
         """Signals rebuilt from codes (n, n_atoms), dense or sparse: float32 (n, n_features)."""
@@ -441,7 +456,7 @@ _DENSE_STATISTICS = 1 << 24
 _DUPLICATE_BLOCK = 1 << 24
 
 
-class DictionaryLearning:
+class DictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Online dictionary learning (Mairal, Bach, Ponce & Sapiro 2010).
 
     Alternates, one mini-batch at a time, sparse coding over the current
@@ -473,13 +488,16 @@ class DictionaryLearning:
         Seeds the initial atoms (random samples), restarts and shuffling.
     n_jobs : int, optional
         Threads; None or -1: all cores.
-    verbose : bool, default False
+    verbose : bool or int, default False
         A tqdm bar over samples with the batch's fraction of variance unexplained.
 
     Attributes
     ----------
     components_ : float32 array (n_atoms, n_features)
         Unit-norm atoms.
+    n_features_in_ : int
+        Columns of X (with ``feature_names_in_`` for a DataFrame with string
+        column names).
     n_steps_ : int
         Mini-batch updates so far.
     history_ : dict of float arrays
@@ -510,11 +528,15 @@ class DictionaryLearning:
         self.verbose = verbose
 
     def fit(self, X: Any, y: Any = None) -> "DictionaryLearning":
-        """Learns the dictionary from X (n_samples, n_features), from scratch.
+        """Learns the dictionary from X (n_samples, n_features): an array or a
+        pandas DataFrame, from scratch.
 
         Ctrl-C stops within a second, keeping the atoms learnt so far."""
         self.__dict__.pop("components_", None)
-        X = check_matrix(_backend.to_device(X, "cpu"), "X")
+        check_params(self)
+        record_features(self, X, reset=True)
+        X = host_array_like(X)  # a pandas DataFrame: its values
+        X = check_matrix(_device.to_host(X), "X")
         self._check_params(X.shape[1])
         self._rng = np.random.default_rng(self.random_state)
         for _ in range(self.n_epochs):
@@ -524,25 +546,37 @@ class DictionaryLearning:
 
     def partial_fit(self, X: Any, y: Any = None) -> "DictionaryLearning":
         """One pass over X in order, continuing from the current dictionary."""
-        X = check_matrix(_backend.to_device(X, "cpu"), "X")
+        check_params(self)
+        record_features(self, X, reset=not hasattr(self, "components_"))
+        X = host_array_like(X)  # a pandas DataFrame: its values
+        X = check_matrix(_device.to_host(X), "X")
         self._check_params(X.shape[1])
         if not hasattr(self, "_rng"):
             self._rng = np.random.default_rng(self.random_state)
         self._learn(X, np.arange(X.shape[0]))
         return self
 
+    _parameter_specs = {
+        "n_atoms": Integer(high=_INT32_MAX),
+        "method": Choice("omp", "lasso"),
+        "n_nonzero": Options(None, Integer()),
+        "alpha": Options(None, Real(low=0.0)),
+        "positive": Boolean(),
+        "batch_size": Integer(),
+        "n_epochs": Integer(),
+        "shuffle": Boolean(),
+        "random_state": RANDOM_STATE,
+        "n_jobs": N_JOBS,
+        "verbose": VERBOSE,
+    }
+
     def _check_params(self, n_features: int) -> None:
-        """Every parameter, before any work (each error names its argument)."""
-        n_atoms = check_positive_int(self.n_atoms, "n_atoms")
-        if n_atoms > _INT32_MAX:
-            raise ValueError(f"n_atoms must be at most {_INT32_MAX}, got {n_atoms}")
-        method = check_choice(self.method, "method", {"omp", "lasso"})
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.n_epochs, "n_epochs")
+        """The parameters that depend on each other or on X (the table's are
+        checked first, by check_params), before any work."""
+        n_atoms, method = self.n_atoms, self.method
         _check_alpha(self.alpha, method)
         if method == "omp" or self.n_nonzero is not None:  # unused by LASSO, but never a wrong value
             _check_n_nonzero(self.n_nonzero, n_features, n_atoms, None)
-        _backend.resolve_n_jobs(self.n_jobs)
         if hasattr(self, "components_"):
             if self.components_.shape[0] != n_atoms:
                 raise ValueError(f"n_atoms={n_atoms} but the dictionary learnt so far has "
@@ -555,11 +589,7 @@ class DictionaryLearning:
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
         if not hasattr(self, "components_"):
             self._initialize(X[order[:self.n_atoms]])
-        progress = None
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(total=len(order), desc="dictionary learning", unit="sample")
+        progress = Progress(len(order), self.verbose, "dictionary learning", "sample")
         try:
             # Small BLAS calls between the coder's OpenMP kernels: one thread
             # each, rather than two thread pools taking turns on the cores.
@@ -567,12 +597,9 @@ class DictionaryLearning:
                 for first in range(0, len(order), batch_size):
                     batch = X[order[first:first + batch_size]]
                     fvu = self._step(batch, n_threads)
-                    if progress is not None:
-                        progress.update(batch.shape[0])
-                        progress.set_postfix(fvu=f"{fvu:.4f}")
+                    progress.update(batch.shape[0], fvu=f"{fvu:.4f}")
         finally:
-            if progress is not None:
-                progress.close()
+            progress.close()
 
     def _jittered(self, rows: np.ndarray) -> np.ndarray:
         """Rows (float64) plus Gaussian noise of 1e-3 times each row's RMS
@@ -658,13 +685,24 @@ class DictionaryLearning:
         self._B[atoms] = 0.0
 
     def _fitted(self) -> np.ndarray:
-        if not hasattr(self, "components_"):
-            raise RuntimeError("this DictionaryLearning is not fitted yet: call fit or partial_fit first")
+        check_fitted(self, "components_", "fit or partial_fit")
         return self.components_
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # codes are float32 whatever X is
+        return tags
 
     def transform(self, X: Any) -> scipy.sparse.csr_array:
         """Codes of X over the learnt dictionary: csr_array (n, n_atoms), float32."""
-        return sparse_encode(X, self._fitted(), method=self.method, n_nonzero=self.n_nonzero, alpha=self.alpha,
+        D = self._fitted()
+        record_features(self, X, reset=False)
+        X = host_array_like(X)  # a pandas DataFrame: its values
+        return sparse_encode(X, D, method=self.method, n_nonzero=self.n_nonzero, alpha=self.alpha,
                              positive=self.positive, n_jobs=self.n_jobs)
 
     def fit_transform(self, X: Any, y: Any = None) -> scipy.sparse.csr_array:

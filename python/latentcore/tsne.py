@@ -13,14 +13,19 @@ the same map whatever the thread count.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import scipy.fft
 import scipy.sparse
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from . import _backend, _core
-from ._validation import as_array, check_choice, check_matrix, check_number, check_positive_int, rescaling_exponent
+from . import _backend, _core, _device
+from ._progress import Progress
+from ._validation import (N_JOBS, RANDOM_STATE, VERBOSE, Choice, Custom, Integer, InvalidParameterError, Options,
+                          Pair, Real, as_array, check_choice, check_fitted, check_matrix, check_number, check_params,
+                          check_positive_int, host_array_like, record_features, rescaling_exponent)
 from .knn import METRICS as _KNN_METRICS, _resolve_metric, knn
 
 __all__ = ["TSNE", "perplexity_affinities", "uniform_affinities", "INITIALIZATIONS",
@@ -66,7 +71,7 @@ def _check_knn_indices(indices: Any, name: str = "indices") -> np.ndarray:
     """A k-NN index array (n, k) as int32: integers (float ids are rejected,
     not truncated) in [0, n), no point listed as its own neighbour, no
     neighbour listed twice in a row."""
-    if _backend.is_cupy(indices) or _backend.is_torch(indices):
+    if _device.locate(indices) == "cuda" or _device.is_torch(indices):
         raise TypeError(f"{name} must be a numpy array (the affinities are built on the CPU)")
     indices = as_array(indices, name)
     if indices.dtype.kind not in "iu":
@@ -101,7 +106,7 @@ def _check_knn_indices(indices: Any, name: str = "indices") -> np.ndarray:
 
 def _check_knn_distances(distances: Any, shape: tuple[int, int], name: str = "distances") -> np.ndarray:
     """k-NN distances of the indices' shape: real, finite, non-negative."""
-    if _backend.is_cupy(distances) or _backend.is_torch(distances):
+    if _device.locate(distances) == "cuda" or _device.is_torch(distances):
         raise TypeError(f"{name} must be a numpy array (the affinities are built on the CPU)")
     distances = as_array(distances, name)
     if distances.dtype.kind not in "fiu":
@@ -325,31 +330,44 @@ INITIALIZATIONS: dict[str, Callable[..., np.ndarray]] = {
 
 # ------------------------------------------------------------------ repulsive forces
 
-class _OnCPU:
-    """Where a repulsion method runs: numpy arrays and the C++ kernels. The
-    GPU twins in ``_tsne_cuda`` override these and nothing else of the
-    arithmetic, which is written once for both array libraries."""
+class _Repulsion:
+    """A repulsion method on its device: numpy arrays and the C++ kernels, or
+    cupy arrays and their CUDA twins. The arithmetic is written once for
+    both array libraries."""
 
-    xp = np
+    def __init__(self, dof: float, device: _device.Device):
+        self.dof = dof
+        self.device = device
+        self.xp = device.xp
 
     def run(self, kernel: str, *args) -> None:
-        getattr(_core, kernel)(*args, self.n_threads)
+        self.device.call(kernel, *args)
 
     def exact_against(self, reference, points):
         """Each point's repulsion from a fixed reference set, sum_j K_ij
         (y_i - r_j), and its sum_j w_ij, directly: (m, c) and (m,)."""
-        repulsion = np.empty_like(points)
-        norm = np.empty(points.shape[0])
-        self.run("tsne_repulsion_from", reference, points, self.dof, repulsion, norm)
+        xp = self.xp
+        repulsion = xp.empty_like(points)
+        norm = xp.empty(points.shape[0])
+        if not self.device.is_gpu:
+            self.run("tsne_repulsion_from", reference, points, self.dof, repulsion, norm)
+            return repulsion, norm
+        # On the GPU, in dense blocks of bounded memory.
+        step = max(1, (1 << 22) // max(1, reference.shape[0]))
+        for start in range(0, points.shape[0], step):
+            diff = points[start:start + step, None, :] - reference[None, :, :]
+            factor = 1.0 / (1.0 + (diff * diff).sum(axis=2) / self.dof)
+            w = factor ** self.dof
+            repulsion[start:start + step] = ((w * factor)[:, :, None] * diff).sum(axis=1)
+            norm[start:start + step] = w.sum(axis=1)
         return repulsion, norm
 
 
-class _ExactRepulsion(_OnCPU):
+class _ExactRepulsion(_Repulsion):
     """O(n^2) reference: sum_j w_ij^(1+1/dof) (y_i - y_j) and Z = sum_{i != j} w_ij."""
 
-    def __init__(self, dof: float, n_threads: int, **_):
-        self.dof = dof
-        self.n_threads = n_threads
+    def __init__(self, dof: float, device: _device.Device, **_):
+        super().__init__(dof, device)
 
     def against(self, reference, points):
         """Each point's repulsion from a fixed reference embedding and its own
@@ -363,7 +381,7 @@ class _ExactRepulsion(_OnCPU):
         return repulsion, float(z_terms.sum())
 
 
-class _FFTRepulsion(_OnCPU):
+class _FFTRepulsion(_Repulsion):
     """Repulsion and Z by polynomial interpolation on an equispaced grid.
 
     Charges [1, y] per point go to the grid, which is convolved with the
@@ -372,13 +390,14 @@ class _FFTRepulsion(_OnCPU):
     grid spans the embedding's bounding cube with at least
     ``min_num_intervals`` boxes of at most ``ints_in_interval`` units, each
     with ``n_interpolation_points`` nodes per dimension; the convolution is a
-    circulant embedding of twice the grid, transformed with scipy.fft.
+    circulant embedding of twice the grid, transformed with scipy.fft (on the
+    GPU, cupy.fft in double precision).
     """
 
-    def __init__(self, dof: float, n_threads: int, n_interpolation_points: int,
+    def __init__(self, dof: float, device: _device.Device, n_interpolation_points: int,
                  min_num_intervals: int, ints_in_interval: float):
-        self.dof = dof
-        self.n_threads = n_threads
+        super().__init__(dof, device)
+        self.n_threads = device.n_threads
         self.p = n_interpolation_points
         self.min_boxes = min_num_intervals
         self.ints_in_interval = ints_in_interval
@@ -414,16 +433,37 @@ class _FFTRepulsion(_OnCPU):
         mirror = np.concatenate([np.arange(half + 1), np.arange(half - 1, 0, -1)])
         return quadrant[np.ix_(*([mirror] * (dim - 1) + [np.arange(half + 1)]))]
 
+    def circulant_spectrum(self, dim: int, side: int, fft_side: int, spacing: float):
+        """The real spectrum of the force kernel laid out as a circulant of
+        ``fft_side`` per axis, computed on the device by a whole transform:
+        the same values as :meth:`kernel_spectrum`'s mirrored DCT."""
+        xp = self.xp
+        index = xp.arange(fft_side, dtype=xp.float64)
+        offsets = xp.minimum(index, fft_side - index) * spacing
+        offsets[side:fft_side - side + 1] = xp.inf  # offsets no pair of nodes has: kernel 0
+        sq = xp.zeros((fft_side,) * dim)
+        for axis in range(dim):
+            shape = [1] * dim
+            shape[axis] = fft_side
+            sq = sq + offsets.reshape(shape) ** 2
+        factor = 1.0 / (1.0 + sq / self.dof)
+        force = factor * factor if self.dof == 1.0 else factor ** (self.dof + 1.0)
+        return xp.fft.rfftn(force).real  # real and even: the imaginary part is rounding
+
     def convolve(self, grid, spacing: float):
         """Each charge grid (n_charges, side, ...) convolved with the force
         kernel, as float64 of the same shape.
 
-        Single precision for the transforms: twice as fast, and its rounding
+        On the GPU, whole padded double-precision transforms
+        (:func:`double_convolve`). On the CPU:
+        single precision for the transforms: twice as fast, and its rounding
         stays far below the interpolation error (1e-3 at 3 points per box).
         The grid fills only the first half of each padded axis: transforming
         one axis at a time skips the zero half in all later stages (and the
         inverse crops after each stage), which rfftn/irfftn would not.
         """
+        if self.device.is_gpu:
+            return double_convolve(self.xp.fft, grid, lambda *a: self.circulant_spectrum(*a, spacing))
         side, last = grid.shape[1], grid.ndim - 1
         fft_side = 2 * scipy.fft.next_fast_len(side, real=True)
         out = scipy.fft.rfft(grid.astype(np.float32), n=fft_side, axis=last, workers=self.n_threads)
@@ -504,6 +544,19 @@ class _FFTRepulsion(_OnCPU):
         return repulsion, z - Y.shape[0]  # less each point's w_ii = 1
 
 
+def double_convolve(fft, grid, kernel_spectrum):
+    """The grid convolution in double precision with whole padded transforms
+    of ``fft`` (cupy.fft on the GPU; scipy.fft gives the reference the GPU
+    tests compare with). kernel_spectrum(dim, side, fft_side) is the kernel's FFT."""
+    side, dim = grid.shape[1], grid.ndim - 1
+    fft_shape = (2 * scipy.fft.next_fast_len(side, real=True),) * dim
+    axes = tuple(range(1, dim + 1))
+    spectrum = fft.rfftn(grid, s=fft_shape, axes=axes)
+    spectrum *= kernel_spectrum(dim, side, fft_shape[0])
+    fields = fft.irfftn(spectrum, s=fft_shape, axes=axes)
+    return fields[(slice(None),) + (slice(0, side),) * dim]
+
+
 #: Repulsive-force methods by name.
 NEGATIVE_GRADIENT_METHODS = {"fft": _FFTRepulsion, "exact": _ExactRepulsion}
 
@@ -511,32 +564,66 @@ NEGATIVE_GRADIENT_METHODS = {"fft": _FFTRepulsion, "exact": _ExactRepulsion}
 # ------------------------------------------------------------------ optimization
 
 class _Objective:
-    """The KL divergence gradient for fixed affinities P."""
+    """The KL divergence gradient for fixed affinities P, on the repulsion
+    method's device (P goes there once)."""
 
-    def __init__(self, P: scipy.sparse.csr_array, repulsion, dof: float, n_threads: int):
-        self.indptr = P.indptr.astype(np.int64)
-        self.indices = P.indices.astype(np.int32)
-        self.weights = P.data.astype(np.float32)  # halves the memory traffic of the hottest loop
+    def __init__(self, P: scipy.sparse.csr_array, repulsion: _Repulsion, dof: float):
+        put = repulsion.device.put
+        self.indptr = put(P.indptr.astype(np.int64))
+        self.indices = put(P.indices.astype(np.int32))
+        self.weights = put(P.data.astype(np.float32))  # halves the memory traffic of the hottest loop
         self.repulsion = repulsion
         self.dof = dof
-        self.n_threads = n_threads
 
-    def __call__(self, Y: np.ndarray, exaggeration: float, with_kl: bool):
+    def __call__(self, Y, exaggeration: float, with_kl: bool):
         """Gradient (n, c) and, when asked, the KL divergence of the
         un-exaggerated P (openTSNE's scale: the constant 4 is in the step size)."""
-        forces = np.empty_like(Y)
-        kl_terms = np.empty(Y.shape[0]) if with_kl else None
-        _core.tsne_attractive_forces(self.indptr, self.indices, self.weights, Y, self.dof,
-                                     exaggeration, forces, kl_terms, self.n_threads)
+        xp = self.repulsion.xp
+        forces = xp.empty_like(Y)
+        kl_terms = xp.empty(Y.shape[0]) if with_kl else None
+        self.repulsion.run("tsne_attractive_forces", self.indptr, self.indices, self.weights, Y, self.dof,
+                           float(exaggeration), forces, kl_terms)
         repulsion, z = self.repulsion(Y)
         forces -= repulsion / z
-        kl = float(kl_terms.sum() + np.log(z)) if with_kl else None
+        kl = float(kl_terms.sum()) + math.log(z) if with_kl else None
         return forces, kl
 
 
 # ------------------------------------------------------------------ estimator
 
-class TSNE:
+def _check_init_param(value: Any, name: str) -> None:
+    """None, an initialization's name, or an array (its shape and values are
+    checked in ``fit``, against the number of points)."""
+    if value is None or hasattr(value, "shape") or isinstance(value, (list, tuple)):
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be {sorted(INITIALIZATIONS)} or an array of shape (n, n_components), "
+                        f"got {type(value).__name__}")
+    check_choice(value, name, INITIALIZATIONS.keys())
+
+
+def _check_callbacks(value: Any, name: str) -> None:
+    if value is not None and not callable(value):
+        if not isinstance(value, (list, tuple)) or not all(callable(cb) for cb in value):
+            raise TypeError(f"{name} must be a callable or a list of callables")
+
+
+def _same_init(a: Any, b: Any) -> bool:
+    if a is b or (isinstance(a, str) and isinstance(b, str)):
+        return a == b
+    if isinstance(a, str) or isinstance(b, str):
+        return False
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):  # e.g. GPU arrays, which numpy does not read implicitly
+        return False
+
+
+def _shown(init: Any) -> str:
+    return repr(init) if isinstance(init, str) else f"<array of shape {getattr(init, 'shape', '?')}>"
+
+
+class TSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """t-distributed stochastic neighbour embedding with FFT-accelerated gradients.
 
     Parameters
@@ -560,7 +647,16 @@ class TSNE:
     dof : float, default 1
         Degrees of freedom of the output kernel ``(1 + d^2/dof)^-dof``;
         below 1 gives heavier tails and finer clusters (Kobak et al. 2019).
-    initialization : "pca", "random" or array of shape (n, n_components)
+    init : {"pca", "random"} or array of shape (n, n_components), optional
+        The initial map, under scikit-learn's name. "pca" (the default when
+        neither ``init`` nor ``initialization`` is given): the leading
+        principal components, scaled to a standard deviation of 1e-4 on the
+        first axis (random where the data has no coordinates: precomputed
+        input); "random": drawn from N(0, 1e-4^2); an array: used as it is
+        (finite, within +-1e10).
+    initialization : {"pca", "random"} or array of shape (n, n_components), optional
+        The same, under openTSNE's name. Give either: ``init`` and
+        ``initialization`` both given with different values raise ValueError.
     affinities : "perplexity", "multiscale" or "uniform"
         "multiscale" averages perplexities ``perplexity`` and ``perplexity / 4``
         unless ``perplexity`` is a list; "uniform" weighs each of the
@@ -576,7 +672,7 @@ class TSNE:
     ints_in_interval : float, default 1
     random_state : int or numpy Generator, optional
     n_jobs : int, optional
-    verbose : bool
+    verbose : bool or int
         A progress bar with the KL divergence every 50 iterations.
     callbacks : callable or list, optional
         ``f(iteration, kl_divergence, embedding)`` every 50 iterations;
@@ -603,7 +699,8 @@ class TSNE:
                  exaggeration: float | None = None, late_exaggeration_start: int | None = None,
                  n_iter: int = 750, learning_rate: float | str = "auto",
                  momentum: tuple[float, float] = (0.5, 0.8), dof: float = 1.0,
-                 initialization: str | np.ndarray = "pca", affinities: str = "perplexity",
+                 init: str | np.ndarray | None = None, initialization: str | np.ndarray | None = None,
+                 affinities: str = "perplexity",
                  metric: str = "euclidean", negative_gradient_method: str = "fft",
                  n_interpolation_points: int = 3, min_num_intervals: int | None = None,
                  ints_in_interval: float = 1.0, random_state: int | np.random.Generator | None = None,
@@ -619,6 +716,7 @@ class TSNE:
         self.learning_rate = learning_rate
         self.momentum = momentum
         self.dof = dof
+        self.init = init
         self.initialization = initialization
         self.affinities = affinities
         self.metric = metric
@@ -633,65 +731,79 @@ class TSNE:
 
     # -- parameters
 
+    _parameter_specs = {
+        "n_components": Integer(low=1, high=3),
+        "perplexity": Custom(lambda value, name: _check_perplexities(value, name),
+                             "a number > 0 or a list of numbers > 0"),
+        "early_exaggeration": Real(low=0.0, low_inclusive=False),
+        "early_exaggeration_iter": Integer(low=0),
+        "exaggeration": Options(None, Real(low=0.0, low_inclusive=False)),
+        "late_exaggeration_start": Options(None, Integer(low=0)),
+        "n_iter": Integer(),
+        "learning_rate": Options("auto", Real(low=0.0, low_inclusive=False)),
+        "momentum": Pair(Real(low=0.0, high=1.0, high_inclusive=False), "during, after early exaggeration"),
+        "dof": Real(low=0.0, low_inclusive=False),
+        "init": Custom(_check_init_param, "'pca', 'random' or an array (n, n_components)"),
+        "initialization": Custom(_check_init_param, "'pca', 'random' or an array (n, n_components)"),
+        "affinities": Choice("perplexity", "multiscale", "uniform"),
+        "metric": Custom(lambda value, name: _tsne_metric(value), "a k-NN metric or 'precomputed'"),
+        "negative_gradient_method": Choice(*NEGATIVE_GRADIENT_METHODS),
+        "n_interpolation_points": Integer(low=2, high=16),
+        "min_num_intervals": Options(None, Integer()),
+        "ints_in_interval": Real(low=0.0, low_inclusive=False),
+        "random_state": RANDOM_STATE,
+        "n_jobs": N_JOBS,
+        "verbose": VERBOSE,
+        "callbacks": Custom(_check_callbacks, "a callable or a list of callables"),
+    }
+
     def _check_settings(self) -> None:
         """Every parameter that does not depend on the data, before any work."""
-        n_components = self.n_components
-        if isinstance(n_components, (bool, np.bool_)) or not isinstance(n_components, (int, np.integer)):
-            raise TypeError(f"n_components must be an int (1, 2 or 3), got {type(n_components).__name__}")
-        if n_components not in (1, 2, 3):
-            raise ValueError(f"n_components must be 1, 2 or 3, got {n_components!r}")
-        _check_perplexities(self.perplexity)
-        check_number(self.early_exaggeration, "early_exaggeration", low=0.0, low_inclusive=False)
-        _check_count(self.early_exaggeration_iter, "early_exaggeration_iter")
-        if self.exaggeration is not None:
-            check_number(self.exaggeration, "exaggeration", low=0.0, low_inclusive=False)
-        if self.late_exaggeration_start is not None:
-            _check_count(self.late_exaggeration_start, "late_exaggeration_start")
-        check_positive_int(self.n_iter, "n_iter")
-        if isinstance(self.learning_rate, str):
-            if self.learning_rate != "auto":
-                raise ValueError(f"learning_rate must be 'auto' or a positive number, got {self.learning_rate!r}")
-        else:
-            check_number(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
-        momentum = self.momentum
-        if not isinstance(momentum, (tuple, list, np.ndarray)) or len(momentum) != 2:
-            raise TypeError(f"momentum must be a pair (during, after early exaggeration), got {momentum!r}")
-        for i, value in enumerate(momentum):
-            check_number(value, f"momentum[{i}]", low=0.0, high=1.0, high_inclusive=False)
-        check_number(self.dof, "dof", low=0.0, low_inclusive=False)
-        init = self.initialization
-        if isinstance(init, str):
-            check_choice(init, "initialization", INITIALIZATIONS.keys())
-        check_choice(self.affinities, "affinities", {"perplexity", "multiscale", "uniform"})
-        _tsne_metric(self.metric)
-        check_choice(self.negative_gradient_method, "negative_gradient_method", NEGATIVE_GRADIENT_METHODS.keys())
-        points = self.n_interpolation_points
-        if isinstance(points, (bool, np.bool_)) or not isinstance(points, (int, np.integer)):
-            raise TypeError(f"n_interpolation_points must be an int, got {type(points).__name__}")
-        if not 2 <= points <= 16:
-            raise ValueError(f"n_interpolation_points must be in [2, 16], got {points!r}")
+        check_params(self)
+        self._init()  # init and initialization agree
         if self.min_num_intervals is not None:
-            intervals = check_positive_int(self.min_num_intervals, "min_num_intervals")
-            values = (2 * intervals * int(points)) ** n_components
+            intervals, points = int(self.min_num_intervals), int(self.n_interpolation_points)
+            values = (2 * intervals * points) ** int(self.n_components)
             if values > _MAX_MIN_FFT_VALUES:
-                raise ValueError(
-                    f"min_num_intervals={intervals} asks for an FFT grid of {values} values in {n_components}-D "
-                    f"(at most {_MAX_MIN_FFT_VALUES}); lower min_num_intervals or n_interpolation_points"
+                raise InvalidParameterError(
+                    f"min_num_intervals={intervals} asks for an FFT grid of {values} values in "
+                    f"{self.n_components}-D (at most {_MAX_MIN_FFT_VALUES}); lower min_num_intervals or "
+                    "n_interpolation_points"
                 )
-        check_number(self.ints_in_interval, "ints_in_interval", low=0.0, low_inclusive=False)
-        _check_random_state(self.random_state)
-        _backend.resolve_n_jobs(self.n_jobs)
-        callbacks = self.callbacks
-        if callbacks is not None and not callable(callbacks):
-            if not isinstance(callbacks, (list, tuple)) or not all(callable(cb) for cb in callbacks):
-                raise TypeError("callbacks must be a callable or a list of callables")
 
-    def _check_params(self, n: int, *, perplexity_bound: bool = True) -> None:
-        """All parameters, for n points; the perplexity bound (n - 1) / 3 holds
-        where the affinities come from k-NN lists (not for a precomputed P)."""
+    def _init(self):
+        """The initialization asked for: ``init`` (scikit-learn's name) or
+        ``initialization`` (openTSNE's); "pca" when neither is given."""
+        init, initialization = self.init, self.initialization
+        if init is None:
+            return "pca" if initialization is None else initialization
+        if initialization is not None and not _same_init(init, initialization):
+            raise InvalidParameterError(
+                f"init={_shown(init)} and initialization={_shown(initialization)} differ; give one of them "
+                "(init is scikit-learn's name, initialization openTSNE's)"
+            )
+        return init
+
+    @property
+    def _n_features_out(self) -> int:
+        """Output columns, for get_feature_names_out ("tsne0", "tsne1", ...)."""
+        return self.embedding_.shape[1]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self.metric == "precomputed"
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the map is float32 whatever X is
+        return tags
+
+    def check_n_samples(self, n: int, *, perplexity_bound: bool = True) -> None:
+        """Raises ValueError or TypeError, naming the parameter, unless every
+        parameter suits a map of n points: at least 4 points, and a
+        perplexity below (n - 1) / 3 where the affinities come from k-NN
+        lists (``perplexity_bound``; not for a precomputed P). Lets a caller
+        fail before any work, as ``fit`` does."""
         self._check_settings()
         if n < 4:
-            raise ValueError(f"t-SNE needs at least 4 points, got n={n}")
+            raise ValueError(f"t-SNE needs at least 4 points, got n_samples={n}")
         if perplexity_bound:
             for p in _check_perplexities(self.perplexity):
                 if p >= (n - 1) / 3:
@@ -706,12 +818,12 @@ class TSNE:
             return np.array([perplexities[0], perplexities[0] / 4.0])
         return perplexities
 
-    def _repulsion(self, n_threads: int):
+    def _repulsion(self, device: _device.Device):
         intervals = self.min_num_intervals
         if intervals is None:
             intervals = 10 if self.n_components == 3 else 50
         return NEGATIVE_GRADIENT_METHODS[self.negative_gradient_method](
-            dof=float(self.dof), n_threads=n_threads, n_interpolation_points=int(self.n_interpolation_points),
+            dof=float(self.dof), device=device, n_interpolation_points=int(self.n_interpolation_points),
             min_num_intervals=int(intervals), ints_in_interval=float(self.ints_in_interval))
 
     # -- fitting
@@ -741,13 +853,13 @@ class TSNE:
         part of it is checked before any kernel reads it."""
         if scipy.sparse.issparse(X):
             P = _checked_affinities(X)
-            self._check_params(P.shape[0], perplexity_bound=False)
+            self.check_n_samples(P.shape[0], perplexity_bound=False)
             return P, None, P.shape[0]
         if isinstance(X, tuple) and len(X) == 2:  # a precomputed (indices, distances) k-NN result
             indices = _check_knn_indices(X[0], "precomputed k-NN indices")
             distances = _check_knn_distances(X[1], indices.shape, "precomputed k-NN distances")
             n = indices.shape[0]
-            self._check_params(n)
+            self.check_n_samples(n)
             if self.affinities != "uniform":
                 _check_perplexity_fits(self._perplexities(), indices.shape[1])
             return self._affinities_from_knn(indices, distances, n_threads), None, n
@@ -756,7 +868,7 @@ class TSNE:
             raise ValueError(
                 f"metric='precomputed' needs a square non-negative distance matrix, got shape {data.shape}"
             )
-        self._check_params(data.shape[0])
+        self.check_n_samples(data.shape[0])
         indices, distances = self._neighbors(data, n_threads)
         return self._affinities_from_knn(indices, distances, n_threads), data, data.shape[0]
 
@@ -773,24 +885,26 @@ class TSNE:
     def _affinities_from_knn(self, indices, distances, n_threads: int):
         return _joint_from_conditional(np.asarray(indices), self._conditional(distances, n_threads), n_threads)
 
+    def _init_name(self) -> str:
+        return "initialization" if self.init is None else "init"
+
     def _initial_embedding(self, data, n: int, rng: np.random.Generator) -> np.ndarray:
-        init = self.initialization
+        init = self._init()
         if isinstance(init, str):
-            check_choice(init, "initialization", INITIALIZATIONS.keys())
             if init == "pca" and (data is None or self.metric == "precomputed"):
                 init = "random"  # no coordinates to project: precomputed input
             source = data if data is not None else np.empty((n, 0))
             Y = INITIALIZATIONS[init](np.asarray(source, np.float64), self.n_components, rng)
         else:
-            Y = _check_initialization(init, (n, self.n_components))
+            Y = _check_initialization(init, (n, self.n_components), self._init_name())
         return np.ascontiguousarray(Y, dtype=np.float64)
 
     def fit(self, X: Any, y: Any = None) -> "TSNE":
         """Embeds X and stores ``embedding_``; returns self.
 
-        X : float array (n, d); a square distance matrix with
-        ``metric="precomputed"``; a ``(indices, distances)`` k-NN result; or a
-        scipy sparse matrix of affinities P. A cupy array (or CUDA torch
+        X : float array (n, d) or pandas DataFrame; a square distance matrix
+        with ``metric="precomputed"``; a ``(indices, distances)`` k-NN result;
+        or a scipy sparse matrix of affinities P. A cupy array (or CUDA torch
         tensor) runs the gradient descent on the GPU; the affinities are
         built on the CPU either way.
 
@@ -804,22 +918,28 @@ class TSNE:
         learning rate) raises FloatingPointError rather than return NaN.
         """
         self._check_settings()  # before any work, whatever X is
-        self._placement = _backend.Placement("cpu", _backend._identity)
+        record_features(self, X, reset=True)
+        X = host_array_like(X)  # a pandas DataFrame: its values
+        self._origin = _device.Origin("cpu")
         if not (scipy.sparse.issparse(X) or isinstance(X, tuple)):
-            X, self._placement = _backend.to_backend(X)
-            X = X.get() if _backend.is_cupy(X) else X  # affinities are built on the CPU
+            X, self._origin = _device.unwrap(X)
+            X = _device.to_host(X)  # affinities are built on the CPU
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
-        if not isinstance(self.initialization, str):  # checked before the affinities are built
-            _check_initialization(self.initialization, (_n_points(X), self.n_components))
+        device = _device.get(self._origin.device, self.n_jobs)
+        init = self._init()
+        if not isinstance(init, str):  # checked before the affinities are built
+            _check_initialization(init, (_n_points(X), self.n_components), self._init_name())
         P, data, n = self._input_affinities(X, n_threads)
         rng = np.random.default_rng(self.random_state)
         Y = self._initial_embedding(data, n, rng)
-        on_gpu = self._placement.device == "cuda"
-        if on_gpu:
-            Y = _backend.require_cupy().asarray(Y)
-        objective, step = self._objective_and_step(P, n_threads, on_gpu)
+        Y = device.put(Y)
+        objective = _Objective(P, self._repulsion(device), float(self.dof))
+
+        def step(Y, gradient, update, gains, lr, momentum):
+            device.call("tsne_gradient_step", Y, gradient, update, gains, lr, momentum, _MIN_GAIN, True)
+
         Y, kl, n_iter = self._optimize(Y, objective, step)
-        embedding = np.asarray(Y.get() if _backend.is_cupy(Y) else Y, dtype=np.float32)
+        embedding = np.asarray(device.get(Y), dtype=np.float32)
         if not (np.isfinite(kl) and np.all(np.isfinite(embedding))):
             raise FloatingPointError(_DIVERGED)
         self.affinities_ = P
@@ -829,30 +949,16 @@ class TSNE:
         self.n_iter_ = n_iter
         return self
 
-    def _objective_and_step(self, P, n_threads: int, on_gpu: bool):
-        """The gradient and the update step, on the CPU or (cupy input) the GPU."""
-        if on_gpu:
-            from ._tsne_cuda import CudaObjective, cuda_gradient_step
-
-            objective = CudaObjective(P, self._repulsion(n_threads), float(self.dof))
-
-            def step(Y, gradient, update, gains, lr, momentum):
-                cuda_gradient_step(Y, gradient, update, gains, lr, momentum, _MIN_GAIN)
-
-            return objective, step
-
-        def step(Y, gradient, update, gains, lr, momentum):
-            _core.tsne_gradient_step(Y, gradient, update, gains, lr, momentum, _MIN_GAIN, True, n_threads)
-
-        return _Objective(P, self._repulsion(n_threads), float(self.dof), n_threads), step
-
     def fit_transform(self, X: Any, y: Any = None):
         """Fits and returns the embedding, float32 (n, n_components), as the
         caller's array type: numpy, or cupy / torch for cupy / torch input."""
         self.fit(X)
-        if self._placement.device == "cuda":
-            return self._placement.wrap(_backend.require_cupy().asarray(self.embedding_))
-        return self._placement.wrap(self.embedding_)
+        return self._on_origin(self.embedding_, self._origin)
+
+    @staticmethod
+    def _on_origin(result: np.ndarray, origin: _device.Origin):
+        """A host result on the device and as the array type the input came in."""
+        return origin.give_back(_device.gpu().put(result) if origin.device == "cuda" else result)
 
     def transform(self, Y: Any, *, n_iter: int = 250, learning_rate: float = 1.0) -> np.ndarray:
         """Places new points into the fitted map, which stays fixed.
@@ -875,15 +981,18 @@ class TSNE:
         -------
         float32 array of shape (m, n_components)
         """
+        check_fitted(self, "embedding_", "fit(X)")
         if getattr(self, "_fit_X", None) is None:
             raise RuntimeError(
                 "transform needs a TSNE fitted on an array of points (not on precomputed distances, "
                 "k-NN lists or affinities): call fit(X) first"
             )
+        record_features(self, Y, reset=False, name="Y")
+        Y = host_array_like(Y)  # a pandas DataFrame: its values
         check_positive_int(n_iter, "n_iter")
         learning_rate = check_number(learning_rate, "learning_rate", low=0.0, low_inclusive=False)
-        new = _backend.to_backend(Y)[0]
-        new = new.get() if _backend.is_cupy(new) else new
+        new, origin = _device.unwrap(Y)
+        new = _device.to_host(new)  # new points are placed on the CPU
         exponent = getattr(self, "_input_exponent", 0)
         if exponent:  # the fit scaled X by 2^exponent: Y lives in the same space
             new = np.asarray(new)
@@ -902,7 +1011,7 @@ class TSNE:
         # Rows of the stacked [reference; new] map: only the new rows have neighbours.
         indptr = np.concatenate([np.zeros(n_ref, np.int64), np.arange(0, m * k + 1, k, dtype=np.int64)])
         indices, weights = idx.ravel().astype(np.int32), cond.ravel().astype(np.float32)
-        repulsion = self._repulsion(n_threads)
+        repulsion = self._repulsion(_device.cpu(n_threads))
         update, gains = np.zeros_like(points), np.ones_like(points)
         forces = np.empty((n_ref + m, self.n_components))
         for _ in range(n_iter):
@@ -914,7 +1023,7 @@ class TSNE:
                                      float(self.momentum[1]), _MIN_GAIN, False, n_threads)
         if not np.all(np.isfinite(points)):
             raise FloatingPointError(_DIVERGED)
-        return points.astype(np.float32)
+        return self._on_origin(points.astype(np.float32), origin)
 
     def _phases(self):
         """(iterations, exaggeration, momentum) for each phase."""
@@ -935,48 +1044,22 @@ class TSNE:
         update = np.zeros_like(Y)
         gains = np.ones_like(Y)
         n = Y.shape[0]
-        bar = _progress(self.n_iter) if self.verbose else None
+        bar = Progress(self.n_iter, self.verbose, "t-SNE", "it")
         iteration, kl = 0, None
         try:
             for n_phase, exaggeration, momentum in self._phases():
                 lr = n / exaggeration if self.learning_rate == "auto" else float(self.learning_rate)
                 for _ in range(n_phase):
                     iteration += 1
-                    report = iteration % 50 == 0 and (bar is not None or callbacks)
+                    report = iteration % 50 == 0 and (bar.bar is not None or callbacks)
                     gradient, kl = objective(Y, exaggeration, with_kl=report)
                     step(Y, gradient, update, gains, lr, momentum)
-                    if bar is not None:
-                        bar.update(1)
-                        if report:
-                            bar.set_postfix(kl=f"{kl:.4f}")
+                    bar.update(1, **({"kl": f"{kl:.4f}"} if report else {}))
                     if report and any(bool(cb(iteration, kl, Y)) for cb in callbacks):
                         return Y, objective(Y, 1.0, with_kl=True)[1], iteration
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         return Y, objective(Y, 1.0, with_kl=True)[1], iteration
-
-
-def _check_count(value: Any, name: str) -> int:
-    """An int >= 0 (numpy ints too; not bool)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value}")
-    return int(value)
-
-
-def _check_random_state(random_state: Any) -> None:
-    """None, a seed (int >= 0) or a numpy Generator / BitGenerator / SeedSequence."""
-    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.BitGenerator,
-                                                         np.random.SeedSequence)):
-        return
-    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, (int, np.integer)):
-        raise TypeError(
-            f"random_state must be None, an int seed or a numpy Generator, got {type(random_state).__name__}"
-        )
-    if random_state < 0:
-        raise ValueError(f"random_state must be a seed >= 0, got {random_state}")
 
 
 def _tsne_metric(metric: Any) -> str:
@@ -1002,32 +1085,23 @@ def _n_points(X: Any) -> int | None:
     return shape[0] if shape is not None and len(shape) >= 1 else None
 
 
-def _check_initialization(init: Any, shape: tuple) -> np.ndarray:
-    """A user's initial map: real, finite, of shape (n, n_components), within
-    +-1e10 (t-SNE maps span tens of units)."""
-    if _backend.is_cupy(init):
-        init = init.get()
-    elif _backend.is_torch(init):
-        init = init.detach().cpu().numpy()
-    Y = np.asarray(init)
+def _check_initialization(init: Any, shape: tuple, name: str = "initialization") -> np.ndarray:
+    """A user's initial map (the parameter ``name``): real, finite, of shape
+    (n, n_components), within +-1e10 (t-SNE maps span tens of units)."""
+    Y = np.asarray(_device.to_host(init))
     if Y.dtype.kind not in "fiu":
-        raise TypeError(f"initialization must be an array of real numbers, got dtype {Y.dtype}")
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {Y.dtype}")
     if shape[0] is not None and Y.shape != tuple(shape) or Y.ndim != 2 or Y.shape[1] != shape[1]:
         raise ValueError(
-            f"initialization must be finite with shape (n, n_components) = {tuple(shape)}, got {Y.shape}"
+            f"{name} must be finite with shape (n, n_components) = {tuple(shape)}, got {Y.shape}"
         )
     Y = Y.astype(np.float64)
     if Y.size and not np.all(np.isfinite(Y)):
-        raise ValueError("initialization must be finite: it contains NaN or infinite values")
+        raise ValueError(f"{name} must be finite: it contains NaN or infinite values")
     if Y.size and np.abs(Y).max() > _MAX_INIT_ABS:
         raise ValueError(
-            f"initialization values must lie within +-{_MAX_INIT_ABS:g}, got {np.abs(Y).max():g}; t-SNE maps "
-            "span tens of units: rescale it, e.g. init / init[:, 0].std() * 1e-4"
+            f"{name} values must lie within +-{_MAX_INIT_ABS:g}, got {np.abs(Y).max():g}; t-SNE maps "
+            f"span tens of units: rescale it, e.g. {name} / {name}[:, 0].std() * 1e-4"
         )
     return Y
 
-
-def _progress(total: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="t-SNE", unit="it")

@@ -24,9 +24,11 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
+from sklearn.base import BaseEstimator
 
-from . import _backend, _core, io, sgns
-from ._validation import check_choice, check_number, check_positive_int
+from . import _backend, _core, _device, io, sgns
+from ._validation import (DEVICE, N_JOBS, VERBOSE, Boolean, Custom, Integer, Real, check_fitted, check_params,
+                          check_values)
 
 __all__ = ["DeepWalk", "Node2Vec", "as_csr_graph", "random_walks"]
 
@@ -87,7 +89,7 @@ def _adjacency(graph: Any, directed: bool):
 
         A = scipy.sparse.csr_array(nx.to_scipy_sparse_array(graph, weight="weight", format="csr"))
         return A, _id_array(list(graph.nodes))
-    if type(graph).__module__.startswith("cupyx"):  # validated on the host: O(E), once
+    if _device.is_cupy(graph):  # validated on the host: O(E), once
         graph = graph.get()
     if scipy.sparse.issparse(graph):
         return _checked_csr(graph), np.arange(graph.shape[0])
@@ -176,18 +178,25 @@ def _id_array(ids: list) -> np.ndarray:
 MIN_BIAS, MAX_BIAS = 1e-100, 1e100
 
 
+#: The walks' parameters (walk_length counts nodes, the start included).
+_WALK_SPECS = {
+    "walk_length": Integer(low=2, high=2**31 - 1),
+    "walks_per_node": Integer(),
+    "p": Real(low=MIN_BIAS, high=MAX_BIAS),
+    "q": Real(low=MIN_BIAS, high=MAX_BIAS),
+}
+
+
 def _check_walk_params(walk_length: int, walks_per_node: int, p: float, q: float) -> None:
-    walk_length = check_positive_int(walk_length, "walk_length")
-    if walk_length < 2:
-        raise ValueError(f"walk_length must be >= 2 (it counts nodes, the start included), got {walk_length}")
-    if walk_length > 2**31 - 1:
-        raise ValueError(f"walk_length must be below 2**31, got {walk_length}")
-    check_positive_int(walks_per_node, "walks_per_node")
-    for name, value in (("p", p), ("q", q)):
-        try:
-            check_number(value, name, low=MIN_BIAS, high=MAX_BIAS)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a positive finite number in [1e-100, 1e100], got {value!r}") from None
+    check_values({"walk_length": walk_length, "walks_per_node": walks_per_node, "p": p, "q": q}, _WALK_SPECS)
+
+
+def _check_seed(value: Any, name: str) -> None:
+    """What :func:`sgns.seeds` takes: None, an int or a numpy Generator."""
+    if value is None or isinstance(value, np.random.Generator) or (
+            isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))):
+        return
+    raise TypeError(f"{name} must be None, an int or a numpy Generator, got {type(value).__name__}")
 
 
 def _check_walk_memory(n_walks: int, walk_length: int) -> None:
@@ -205,34 +214,34 @@ class _WalkSampler:
     same, bit for bit, as on the CPU."""
 
     def __init__(self, A: scipy.sparse.csr_array, walk_length: int, walks_per_node: int, p: float,
-                 q: float, seed: int, kernels: sgns.Kernels, n_threads: int):
+                 q: float, seed: int, device: _device.Device, n_threads: int):
         indptr, indices = A.indptr.astype(np.int64), A.indices.astype(np.int32, copy=False)
         # Rows of equal weights need no tables on the CPU: one cache line less
         # per step and 8 bytes less per edge.
-        tables = kernels.device == "cuda" or not _equal_weights_per_row(A)
+        tables = device.is_gpu or not _equal_weights_per_row(A)
         keep = np.empty(A.nnz if tables else 0, np.float32)
         alias = np.empty(A.nnz if tables else 0, np.int32)
         totals = row_totals(A) if tables else np.empty(0, np.float64)
         maxima = row_maxima(A) if tables else np.empty(0, np.float32)
         if tables:
             _core.walks_build_alias(indptr, indices, A.data, keep, alias, n_threads)
-        self.tables = [kernels.to_device(a) for a in (indptr, indices, A.data, keep, alias, totals, maxima)]
-        self.kernels = kernels
+        self.tables = [device.put(a) for a in (indptr, indices, A.data, keep, alias, totals, maxima)]
+        self.device = device
         self.n_nodes = A.shape[0]
         self.n_walks = walks_per_node * self.n_nodes
         self.walk_length, self.p, self.q, self.seed = walk_length, float(p), float(q), seed
         # A chunk of walks is at most ~64 MiB (and at least one walk).
-        self.chunk_walks = max(1, min(kernels.chunk_walks, sgns.CHUNK_BYTES // (4 * walk_length)))
+        self.chunk_walks = max(1, min(sgns.chunk_walks(device), sgns.CHUNK_BYTES // (4 * walk_length)))
 
     def sample(self, first: int, out):
         starts = ((first + np.arange(out.shape[0], dtype=np.int64)) % self.n_nodes).astype(np.int32)
-        self.kernels.sample_walks(*self.tables, self.kernels.to_device(starts), self.p, self.q, self.seed,
-                                  first, out)
+        self.device.call("walks_sample", *self.tables, self.device.put(starts), self.p, self.q, self.seed,
+                         first, out)
         return out
 
     def chunks(self):
         size = min(self.chunk_walks, self.n_walks)
-        buffer = self.kernels.xp.empty((size, self.walk_length), np.int32)
+        buffer = self.device.xp.empty((size, self.walk_length), np.int32)
         for first in range(0, self.n_walks, size):
             count = min(size, self.n_walks - first)
             yield first, self.sample(first, buffer[:count])
@@ -264,10 +273,9 @@ def _equal_weights_per_row(A: scipy.sparse.csr_array) -> bool:
     return bool(np.all(A.data == np.repeat(A.data[A.indptr[:-1][degrees > 0]], degrees[degrees > 0])))
 
 
-def _graph_device(graph: Any, device: str | None) -> str:
-    """Where to walk: as asked, else on the GPU for a cupy sparse matrix."""
-    on_gpu = type(graph).__module__.startswith("cupyx")
-    return check_choice(device or ("cuda" if on_gpu else "cpu"), "device", {"cpu", "cuda"})
+def _graph_device(graph: Any, device: str | None, n_jobs: int | None) -> _device.Device:
+    """Where to walk: as asked, else on the GPU for a cupyx sparse matrix."""
+    return _device.get(device, n_jobs, where=_device.locate(graph))
 
 
 def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p: float = 1.0,
@@ -329,20 +337,20 @@ def random_walks(graph: Any, walk_length: int = 80, walks_per_node: int = 10, p:
     _check_walk_params(walk_length, walks_per_node, p, q)
     seed = sgns.seeds(random_state, 1)[0]
     n_threads = _backend.resolve_n_jobs(n_jobs)
-    kernels = sgns.Kernels(_graph_device(graph, device), n_threads)
+    where = _graph_device(graph, device, n_jobs)
     A, _ = as_csr_graph(graph, directed=directed)
     _check_walk_memory(walks_per_node * A.shape[0], walk_length)
-    sampler = _WalkSampler(A, walk_length, walks_per_node, p, q, seed, kernels, n_threads)
-    walks = kernels.xp.empty((sampler.n_walks, walk_length), np.int32)
+    sampler = _WalkSampler(A, walk_length, walks_per_node, p, q, seed, where, n_threads)
+    walks = where.xp.empty((sampler.n_walks, walk_length), np.int32)
     # The CPU kernel polls for Ctrl-C itself: one call checks the graph once.
     # GPU launches stay in chunks.
-    chunk = kernels.chunk_walks if kernels.device == "cuda" else sampler.n_walks
+    chunk = sgns.chunk_walks(where) if where.is_gpu else sampler.n_walks
     for first in range(0, sampler.n_walks, chunk):
         sampler.sample(first, walks[first:first + chunk])
     return walks
 
 
-class Node2Vec:
+class Node2Vec(BaseEstimator):
     """node2vec (Grover & Leskovec 2016): second-order random walks, then skip-gram.
 
     Walk sampling (C++, alias tables and rejection, O(E) memory) and skip-gram
@@ -382,7 +390,7 @@ class Node2Vec:
         bit-identical for a seed with n_jobs=1 or ``deterministic=True``.
     n_jobs : int, optional
         Threads; None or -1: all cores.
-    verbose : bool
+    verbose : bool or int
         A progress bar: walks sampled and trained, tokens, current alpha.
     device : {"cpu", "cuda"}, optional
         Where to walk and train; default: the GPU for a cupyx sparse matrix,
@@ -435,27 +443,55 @@ class Node2Vec:
         self.device = device
         self.deterministic = deterministic
 
+    _parameter_specs = {
+        **_WALK_SPECS,
+        "dim": Integer(high=sgns.INT_MAX),
+        "window": Integer(high=sgns.INT_MAX),
+        "negative": Integer(high=sgns.INT_MAX - 1),
+        "epochs": Integer(),
+        "alpha": Real(low=0.0, low_inclusive=False),
+        "min_alpha": Real(low=0.0),  # and <= alpha: checked by sgns.SkipGramParams
+        "ns_exponent": Real(),
+        "sample": Real(low=0.0),
+        "directed": Boolean(),
+        "random_state": Custom(_check_seed, "None, an int or a numpy Generator"),
+        "n_jobs": N_JOBS,
+        "verbose": VERBOSE,
+        "device": DEVICE,
+        "deterministic": Boolean(),
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # fit takes a graph (a sparse adjacency matrix, a networkx graph, an
+        # edge-list path), not a 2-D table of samples.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.sparse = True
+        return tags
+
     def fit(self, graph: Any, y: Any = None) -> "Node2Vec":
         """Samples walks on ``graph`` and trains the embedding; returns self.
 
         ``graph`` is anything :func:`as_csr_graph` takes: a scipy.sparse
         matrix, a networkx graph, a fitted KNNGraph or an edge-list path.
         """
+        check_params(self)
         params = sgns.SkipGramParams(self.dim, self.window, self.negative, self.epochs, self.alpha,
                                      self.min_alpha, self.ns_exponent, self.sample)
         _check_walk_params(self.walk_length, self.walks_per_node, self.p, self.q)
         walk_seed, train_seed = sgns.seeds(self.random_state, 2)
         n_threads = _backend.resolve_n_jobs(self.n_jobs)
-        kernels = sgns.Kernels(_graph_device(graph, self.device), n_threads, deterministic=self.deterministic)
+        where = _graph_device(graph, self.device, self.n_jobs)
+        deterministic = sgns.check_deterministic(self.deterministic, where)
         A, nodes = as_csr_graph(graph, directed=self.directed)
-        sampler = _WalkSampler(A, self.walk_length, self.walks_per_node, self.p, self.q, walk_seed, kernels,
+        sampler = _WalkSampler(A, self.walk_length, self.walks_per_node, self.p, self.q, walk_seed, where,
                                n_threads)
         sgns.check_training_memory(sampler.n_nodes, min(sampler.chunk_walks, sampler.n_walks), self.walk_length,
-                                   params, kernels)
+                                   params, where, deterministic)
         progress = sgns.Progress(sampler.n_walks * params.epochs, self.verbose, type(self).__name__)
         try:
             self.embedding_ = sgns.train(sampler.chunks, sampler.n_walks, sampler.n_nodes, params, train_seed,
-                                         kernels, progress)
+                                         where, progress, deterministic=deterministic)
         finally:
             progress.close()
         self.n_tokens_ = progress.tokens
@@ -471,8 +507,7 @@ class Node2Vec:
 
         Raises ValueError naming the first id the fitted graph does not have.
         """
-        if not hasattr(self, "embedding_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(graph) first")
+        check_fitted(self, "embedding_", "fit(graph) or load")
         ids = list(nodes) if not isinstance(nodes, (str, bytes)) else [nodes]
         rows = np.fromiter((self._rows.get(_hashable(i), -1) for i in ids), dtype=np.int64, count=len(ids))
         if (rows < 0).any():
@@ -485,10 +520,9 @@ class Node2Vec:
         ``nodes_`` order), ``.npz`` (``embedding`` and ``nodes``) or, for any
         other name, word2vec's text format (loads in gensim's
         ``KeyedVectors.load_word2vec_format``)."""
-        if not hasattr(self, "embedding_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(graph) first")
+        check_fitted(self, "embedding_", "fit(graph) or load")
         suffix = Path(path).suffix.lower()
-        vectors = _backend.to_device(self.embedding_, "cpu")
+        vectors = _device.to_host(self.embedding_)
         if suffix == ".npy":
             with io.atomic_write(path) as f:
                 np.save(f, vectors)
@@ -547,6 +581,25 @@ class DeepWalk(Node2Vec):
                  min_alpha: float = 1e-4, ns_exponent: float = 0.75, sample: float = 1e-3,
                  directed: bool = False, random_state=None, n_jobs: int | None = None,
                  verbose: bool = False, device: str | None = None, deterministic: bool = False):
-        params = dict(locals())
-        del params["self"], params["__class__"]
-        super().__init__(1.0, 1.0, **params)
+        self.dim = dim
+        self.walk_length = walk_length
+        self.walks_per_node = walks_per_node
+        self.window = window
+        self.negative = negative
+        self.epochs = epochs
+        self.alpha = alpha
+        self.min_alpha = min_alpha
+        self.ns_exponent = ns_exponent
+        self.sample = sample
+        self.directed = directed
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.device = device
+        self.deterministic = deterministic
+
+    # First-order walks: node2vec's return and in-out parameters are 1 (not
+    # constructor parameters: scikit-learn's get_params lists only those).
+    p = 1.0
+    q = 1.0
+    _parameter_specs = {name: spec for name, spec in Node2Vec._parameter_specs.items() if name not in ("p", "q")}

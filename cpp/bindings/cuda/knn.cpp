@@ -46,20 +46,21 @@ void finish(ScoreRows score, IndexRows index, Matrix queries, Matrix data, int m
     require_selection(score, index);
     require(queries.shape(0) == score.shape(0), "one selection row per query");
     require(queries.shape(1) == data.shape(1), "queries and data dimensions differ");
-    require(metric >= 0 && metric <= 3, "unknown metric code");
+    require(latentcore::is_metric_code(metric), "unknown metric code");
     nb::gil_scoped_release release;
     latentcore::cuda::knn_finish(score.data(), index.data(), score.shape(0),
                                  static_cast<int>(score.shape(1)), queries.data(), data.data(),
-                                 data.shape(1), metric, stream);
+                                 data.shape(1), static_cast<latentcore::Metric>(metric), stream);
 }
 
 }  // namespace
 
 void bind_knn(nb::module_& m) {
     m.def("knn_max_tile_width", &latentcore::cuda::knn_max_tile_width, nb::arg("k"));
-    m.def("knn_merge_tile", &merge_tile, nb::arg("score"), nb::arg("index"), nb::arg("tile"),
-          nb::arg("col_bias").none(), nb::arg("row_first"), nb::arg("col_first"),
+    // Outputs and in-place arrays are .noconvert() (see cpp/bindings/knn.cpp).
+    m.def("knn_merge_tile", &merge_tile, nb::arg("score").noconvert(), nb::arg("index").noconvert(),
+          nb::arg("tile"), nb::arg("col_bias").none(), nb::arg("row_first"), nb::arg("col_first"),
           nb::arg("exclude_self"), nb::arg("stream"));
-    m.def("knn_finish", &finish, nb::arg("score"), nb::arg("index"), nb::arg("queries"),
+    m.def("knn_finish", &finish, nb::arg("score").noconvert(), nb::arg("index").noconvert(), nb::arg("queries"),
           nb::arg("data"), nb::arg("metric"), nb::arg("stream"));
 }

@@ -91,12 +91,13 @@ void adam_binding(Gpu::Array<float> param, Gpu::Array<const float> grad, Gpu::Ar
 }  // namespace
 
 void bind_sae(nb::module_& m) {
+    // Outputs and in-place arrays are .noconvert() (see cpp/bindings/knn.cpp).
     m.def("sae_sparse_decode", &decode_binding, nb::arg("index"), nb::arg("value"), nb::arg("decoder"),
-          nb::arg("bias"), nb::arg("out"), nb::arg("stream"));
+          nb::arg("bias"), nb::arg("out").noconvert(), nb::arg("stream"));
     m.def("sae_sparse_decode_backward", &backward_binding, nb::arg("index"), nb::arg("value"), nb::arg("grad_out"),
-          nb::arg("x_centered"), nb::arg("decoder"), nb::arg("grad_decoder"), nb::arg("grad_encoder"),
-          nb::arg("grad_encoder_bias"), nb::arg("stream"));
-    m.def("sae_adam_update", &adam_binding, nb::arg("param"), nb::arg("grad"), nb::arg("first_moment"),
-          nb::arg("second_moment"), nb::arg("learning_rate"), nb::arg("beta1"), nb::arg("beta2"), nb::arg("eps"),
-          nb::arg("step"), nb::arg("stream"));
+          nb::arg("x_centered"), nb::arg("decoder"), nb::arg("grad_decoder").noconvert(),
+          nb::arg("grad_encoder").noconvert(), nb::arg("grad_encoder_bias").noconvert(), nb::arg("stream"));
+    m.def("sae_adam_update", &adam_binding, nb::arg("param").noconvert(), nb::arg("grad"),
+          nb::arg("first_moment").noconvert(), nb::arg("second_moment").noconvert(), nb::arg("learning_rate"),
+          nb::arg("beta1"), nb::arg("beta2"), nb::arg("eps"), nb::arg("step"), nb::arg("stream"));
 }

@@ -20,7 +20,8 @@ namespace {
 using latentcore::bindings::embedding_dim;
 using latentcore::bindings::require;
 using latentcore::bindings::require_same_shape;
-using latentcore::cuda::Grid;
+using latentcore::CsrGraph;
+using latentcore::InterpGrid;
 
 template <typename T, int N>
 using Gpu = latentcore::bindings::Arrays<nb::device::cuda>::Array<T, nb::ndim<N>>;
@@ -53,10 +54,10 @@ void attractive_binding(Gpu<const std::int64_t, 1> indptr, Gpu<const std::int32_
         require_device(*kl_terms, Y);
     }
     nb::gil_scoped_release release;
-    latentcore::cuda::tsne_attractive_forces(
-        indptr.data(), indices.data(), weights.data(), static_cast<std::int64_t>(indices.shape(0)),
-        Y.data(), static_cast<std::int64_t>(Y.shape(0)), dim, dof, exaggeration, forces.data(),
-        kl_terms ? kl_terms->data() : nullptr, stream);
+    const CsrGraph<Weight> P{indptr.data(), indices.data(), weights.data(), static_cast<std::int64_t>(Y.shape(0))};
+    latentcore::cuda::tsne_attractive_forces(P, static_cast<std::int64_t>(indices.shape(0)), Y.data(), dim, dof,
+                                             exaggeration, forces.data(), kl_terms ? kl_terms->data() : nullptr,
+                                             stream);
 }
 
 void exact_repulsion_binding(ConstEmbedding Y, double dof, Embedding repulsion,
@@ -72,11 +73,11 @@ void exact_repulsion_binding(ConstEmbedding Y, double dof, Embedding repulsion,
                                            repulsion.data(), z_terms.data(), stream);
 }
 
-Grid as_grid(const ConstEmbedding& Y, int n_boxes, int n_interp, double lower, double box_width,
+InterpGrid as_grid(const ConstEmbedding& Y, int n_boxes, int n_interp, double lower, double box_width,
              size_t values_cols) {
     require(n_boxes >= 1 && n_interp >= 2 && n_interp <= 16, "need n_boxes >= 1 and 2 <= n_interp <= 16");
     require(box_width > 0, "box_width must be positive");
-    const Grid g{embedding_dim(Y), n_boxes, n_interp, lower, box_width};
+    const InterpGrid g{embedding_dim(Y), n_boxes, n_interp, lower, box_width};
     size_t boxes = 1, nodes = 1;
     for (int d = 0; d < g.dim; ++d) {
         boxes *= static_cast<size_t>(n_boxes);
@@ -90,7 +91,7 @@ Grid as_grid(const ConstEmbedding& Y, int n_boxes, int n_interp, double lower, d
 
 void scatter_binding(ConstEmbedding Y, Gpu<const double, 2> charges, int n_boxes, int n_interp,
                      double lower, double box_width, Gpu<double, 2> values, std::uintptr_t stream) {
-    const Grid g = as_grid(Y, n_boxes, n_interp, lower, box_width, values.shape(1));
+    const InterpGrid g = as_grid(Y, n_boxes, n_interp, lower, box_width, values.shape(1));
     require(charges.shape(0) == Y.shape(0) && charges.shape(1) == values.shape(0),
             "charges must be (n, n_charges) and values (n_charges, nodes)");
     require_device(charges, Y);
@@ -104,7 +105,7 @@ void scatter_binding(ConstEmbedding Y, Gpu<const double, 2> charges, int n_boxes
 void gather_binding(ConstEmbedding Y, Gpu<const double, 2> values, int n_boxes, int n_interp,
                     double lower, double box_width, Gpu<double, 2> potentials,
                     std::uintptr_t stream) {
-    const Grid g = as_grid(Y, n_boxes, n_interp, lower, box_width, values.shape(1));
+    const InterpGrid g = as_grid(Y, n_boxes, n_interp, lower, box_width, values.shape(1));
     require(potentials.shape(0) == Y.shape(0) && potentials.shape(1) == values.shape(0),
             "potentials must be (n, n_charges)");
     require_device(values, Y);
@@ -134,24 +135,23 @@ void step_binding(Embedding Y, ConstEmbedding gradient, Embedding update, Embedd
 }  // namespace
 
 void bind_tsne(nb::module_& m) {
-    // Weights as float32 (what tsne._Objective holds) or float64.
-    m.def("tsne_attractive_forces", &attractive_binding<float>, nb::arg("indptr"),
-          nb::arg("indices"), nb::arg("weights"), nb::arg("Y"), nb::arg("dof"),
-          nb::arg("exaggeration"), nb::arg("forces"), nb::arg("kl_terms").none(),
-          nb::arg("stream"));
-    m.def("tsne_attractive_forces", &attractive_binding<double>, nb::arg("indptr"),
-          nb::arg("indices"), nb::arg("weights"), nb::arg("Y"), nb::arg("dof"),
-          nb::arg("exaggeration"), nb::arg("forces"), nb::arg("kl_terms").none(),
-          nb::arg("stream"));
+    // Outputs and in-place arrays are .noconvert() (see cpp/bindings/knn.cpp).
+    // Weights as float32 (what tsne._Objective holds) or float64, as on the CPU.
+    m.def("tsne_attractive_forces", &attractive_binding<float>, nb::arg("indptr"), nb::arg("indices"),
+          nb::arg("weights"), nb::arg("Y"), nb::arg("dof"), nb::arg("exaggeration"),
+          nb::arg("forces").noconvert(), nb::arg("kl_terms").none().noconvert(), nb::arg("stream"));
+    m.def("tsne_attractive_forces", &attractive_binding<double>, nb::arg("indptr"), nb::arg("indices"),
+          nb::arg("weights"), nb::arg("Y"), nb::arg("dof"), nb::arg("exaggeration"),
+          nb::arg("forces").noconvert(), nb::arg("kl_terms").none().noconvert(), nb::arg("stream"));
     m.def("tsne_exact_repulsion", &exact_repulsion_binding, nb::arg("Y"), nb::arg("dof"),
-          nb::arg("repulsion"), nb::arg("z_terms"), nb::arg("stream"));
+          nb::arg("repulsion").noconvert(), nb::arg("z_terms").noconvert(), nb::arg("stream"));
     m.def("tsne_scatter_charges", &scatter_binding, nb::arg("Y"), nb::arg("charges"),
           nb::arg("n_boxes"), nb::arg("n_interp"), nb::arg("lower"), nb::arg("box_width"),
-          nb::arg("values"), nb::arg("stream"));
+          nb::arg("values").noconvert(), nb::arg("stream"));
     m.def("tsne_gather_potentials", &gather_binding, nb::arg("Y"), nb::arg("values"),
           nb::arg("n_boxes"), nb::arg("n_interp"), nb::arg("lower"), nb::arg("box_width"),
-          nb::arg("potentials"), nb::arg("stream"));
-    m.def("tsne_gradient_step", &step_binding, nb::arg("Y"), nb::arg("gradient"), nb::arg("update"),
-          nb::arg("gains"), nb::arg("learning_rate"), nb::arg("momentum"), nb::arg("min_gain"),
-          nb::arg("recenter"), nb::arg("stream"));
+          nb::arg("potentials").noconvert(), nb::arg("stream"));
+    m.def("tsne_gradient_step", &step_binding, nb::arg("Y").noconvert(), nb::arg("gradient"),
+          nb::arg("update").noconvert(), nb::arg("gains").noconvert(), nb::arg("learning_rate"),
+          nb::arg("momentum"), nb::arg("min_gain"), nb::arg("recenter"), nb::arg("stream"));
 }

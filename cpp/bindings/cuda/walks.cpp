@@ -44,17 +44,21 @@ void sample_binding(Gpu::Vec<const std::int64_t> indptr, Gpu::Vec<const std::int
     require_same_device(starts, indptr);
     require_same_device(walks, indptr);
     nb::gil_scoped_release release;
-    latentcore::cuda::sample_walks(
-        indptr.data(), indices.data(), weights.data(), static_cast<std::int64_t>(indices.shape(0)), keep.data(),
-        alias.data(), totals.data(), maxima.data(), static_cast<std::int64_t>(indptr.shape(0)) - 1, starts.data(),
-        static_cast<std::int64_t>(starts.shape(0)), walk_length, p, q, seed, first_walk, walks.data(), stream);
+    const latentcore::CsrGraph<float> graph{indptr.data(), indices.data(), weights.data(),
+                                            static_cast<std::int64_t>(indptr.shape(0)) - 1};
+    latentcore::cuda::sample_walks(graph, static_cast<std::int64_t>(indices.shape(0)), keep.data(), alias.data(),
+                                   totals.data(), maxima.data(), starts.data(),
+                                   static_cast<std::int64_t>(starts.shape(0)), walk_length, p, q, seed, first_walk,
+                                   walks.data(), stream);
 }
 
 }  // namespace
 
 void bind_walks(nb::module_& m) {
     // The argument list is _core.walks_sample's; the GPU always takes tables.
+    // The output is .noconvert() (see cpp/bindings/knn.cpp).
     m.def("walks_sample", &sample_binding, nb::arg("indptr"), nb::arg("indices"), nb::arg("weights"),
           nb::arg("keep"), nb::arg("alias"), nb::arg("totals"), nb::arg("maxima"), nb::arg("starts"),
-          nb::arg("p"), nb::arg("q"), nb::arg("seed"), nb::arg("first_walk"), nb::arg("walks"), nb::arg("stream"));
+          nb::arg("p"), nb::arg("q"), nb::arg("seed"), nb::arg("first_walk"), nb::arg("walks").noconvert(),
+          nb::arg("stream"));
 }

@@ -10,9 +10,6 @@
 
 namespace latentcore {
 
-enum class Metric : int { sqeuclidean = 0, euclidean = 1, cosine = 2, inner_product = 3 };
-
-
 struct KnnProblem {
     const float* data;     // (n, dim) row-major
     size_type n;

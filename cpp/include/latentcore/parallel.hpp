@@ -1,4 +1,5 @@
-// How a long kernel stops early, in one place: on Ctrl-C, and when one of its
+// The host-only OpenMP helpers: the thread count of a call, and how a long
+// kernel stops early, in one place: on Ctrl-C, and when one of its
 // threads fails. An exception may not leave an OpenMP region (the runtime can
 // only terminate the process), so every parallel item runs through
 // ParallelWork::run, which keeps the first exception and stops the rest; the
@@ -14,9 +15,16 @@
 #include <mutex>
 #include <thread>
 
+#include <omp.h>
+
 #include "latentcore/common.hpp"
 
 namespace latentcore {
+
+// Thread count for one kernel call: n_threads <= 0 means "all OpenMP threads".
+inline int resolve_threads(int n_threads) {
+    return n_threads > 0 ? n_threads : omp_get_max_threads();
+}
 
 // Thrown by finish() when the stop check asked the kernel to end; the Python
 // bindings turn it into the KeyboardInterrupt that the check raised.

@@ -8,11 +8,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define LATENTCORE_HOST_DEVICE __host__ __device__
-#else
-#define LATENTCORE_HOST_DEVICE
-#endif
+#include "latentcore/common.hpp"
 
 namespace latentcore {
 
@@ -68,24 +64,6 @@ LATENTCORE_HOST_DEVICE inline std::int64_t alias_draw(const float* keep, const s
     const std::int64_t t =
         static_cast<std::int64_t>(((r >> 32) * static_cast<std::uint64_t>(count)) >> 32);
     return static_cast<double>(r & 0xffffffffULL) * 0x1.0p-32 < keep[t] ? t : alias[t];
-}
-
-// a * b and a + b, each rounded on its own on the device too (nvcc would
-// otherwise fuse a product into a following sum); x86-64 host code has no
-// FMA unless built for it (-march), which this project never does.
-LATENTCORE_HOST_DEVICE inline double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-    return __dmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
-LATENTCORE_HOST_DEVICE inline double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-    return __dadd_rn(a, b);
-#else
-    return a + b;
-#endif
 }
 
 // node2vec's biases (Grover & Leskovec 2016) for a step from `here` having

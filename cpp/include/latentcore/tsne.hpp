@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "latentcore/common.hpp"
+#include "latentcore/interp.hpp"
 
 namespace latentcore {
 
@@ -28,12 +29,7 @@ void perplexity_affinities(const float* sq_distances, size_type n, int k,
 // (indices and values (n, k), every index in [0, n)): a symmetric CSR matrix
 // with sorted rows, summing to one. A neighbour a row lists more than once
 // adds its conditionals into one entry (every column appears once per row).
-struct Csr {
-    std::vector<std::int64_t> indptr;
-    std::vector<index_t> indices;
-    std::vector<double> values;
-};
-Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, size_type n, int k,
+CsrBuffers<double> symmetrize_affinities(const index_t* neighbors, const double* conditional, size_type n, int k,
                           int n_threads);
 
 // The t-SNE kernel with `dof` degrees of freedom (Kobak et al. 2019):
@@ -45,7 +41,10 @@ Csr symmetrize_affinities(const index_t* neighbors, const double* conditional, s
 // P is square, P.n_rows = the rows of Y, and its indptr runs monotonically
 // from 0 (the caller checks); a column outside [0, n_rows) throws
 // std::invalid_argument, and Y is never read outside its rows.
+// Weights in float32 (what t-SNE holds: half the memory traffic) or float64.
 void attractive_forces(const CsrGraph<float>& P, const double* Y, int dim, double dof,
+                       double exaggeration, double* forces, double* kl_terms, int n_threads);
+void attractive_forces(const CsrGraph<double>& P, const double* Y, int dim, double dof,
                        double exaggeration, double* forces, double* kl_terms, int n_threads);
 
 // The direct O(n m) sums: for each of m points, repulsion[i] = sum_j
@@ -55,17 +54,8 @@ void attractive_forces(const CsrGraph<float>& P, const double* Y, int dim, doubl
 void repulsion_from(const double* sources, size_type n, const double* points, size_type m, int dim,
                     double dof, bool same_set, double* repulsion, double* w_sums, int n_threads);
 
-// An equispaced interpolation grid over the cube [lower, lower + n_boxes *
-// box_width]^dim: each box holds n_interp nodes per dimension at offsets
-// (m + 1/2) / n_interp of its width, so the whole grid has spacing
-// box_width / n_interp and (n_boxes * n_interp)^dim nodes, row-major.
-struct InterpGrid {
-    int dim;
-    int n_boxes;
-    int n_interp;
-    double lower;
-    double box_width;
-};
+// The interpolation grid (InterpGrid) and its Lagrange weights are
+// latentcore/interp.hpp's, shared with the CUDA twins.
 
 // grid[c, node] = sum over points i in node's box of charges[i, c] times the
 // Lagrange weight of node at y_i; deterministic for any thread count.
