@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse
 
 from . import _backend, _core
-from ._validation import check_choice, check_matrix
+from ._validation import check_choice, check_matrix, host_array_like
 
 try:  # the CUDA module is optional: absent without nvcc at build time
     from . import _cuda
@@ -188,9 +188,7 @@ def unwrap(x: Any) -> tuple[Any, Origin]:
         return np.from_dlpack(t.resolve_conj().resolve_neg()), Origin("cpu", True)
     if is_cupy(x) or _emulated_owns(x):
         return x, Origin("cuda")
-    if not isinstance(x, np.ndarray) and hasattr(x, "__array__") and not scipy.sparse.issparse(x):
-        return np.asarray(x), Origin("cpu")  # pandas DataFrame / Series, xarray, ...
-    return x, Origin("cpu")
+    return host_array_like(x), Origin("cpu")
 
 
 def locate(x: Any) -> str:
@@ -224,12 +222,11 @@ def prepare(X: Any, device: str | None = None, n_jobs: int | None = None, *, nam
 
 def prepare_pair(X: Any, Y: Any, device: str | None, n_jobs: int | None, *, names=("X", "queries")):
     """:func:`prepare` for two arrays that must live on one device (Y may be None)."""
+    if Y is not None and locate(X) != locate(Y):
+        raise ValueError(f"{names[0]} is on {locate(X)} but {names[1]} is on {locate(Y)}; put both on one device")
     x, where, give_back = prepare(X, device, n_jobs, name=names[0])
     if Y is None:
         return x, None, where, give_back
-    if device is None and locate(unwrap(Y)[0]) != locate(unwrap(X)[0]):
-        raise ValueError(f"{names[0]} is on {locate(unwrap(X)[0])} but {names[1]} is on "
-                         f"{locate(unwrap(Y)[0])}; put both on one device")
     y = check_matrix(place(Y, where), names[1], xp=where.xp)
     if y.shape[1] != x.shape[1]:
         raise ValueError(f"{names[1]} has {y.shape[1]} features but {names[0]} has {x.shape[1]}; they must match")
