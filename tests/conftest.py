@@ -52,6 +52,22 @@ def run_isolated(code: str, timeout: float = 60) -> "subprocess.CompletedProcess
                           timeout=timeout)
 
 
+def assert_kernel_refuses(setup: str, kernel: str, change: str, word: str) -> None:
+    """Runs ``setup`` (indented code that defines ``args``, the keyword
+    arguments of a valid call), then ``kernel(**args)`` with ``change``
+    (keyword overrides as source, e.g. "p=0.0") in a fresh process; asserts
+    the process survives and the call raised a ValueError naming ``word``."""
+    result = run_isolated(setup + f"""
+    try:
+        {kernel}(**{{**args, **dict({change})}})
+    except ValueError as exc:
+        assert {word!r} in str(exc), exc
+    else:
+        raise AssertionError("accepted")
+    """)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+
+
 def assert_calls_refused(code: str, timeout: float = 120) -> str:
     """Runs ``code``, which defines ``calls`` (a dict of name -> zero-argument
     callable, typically direct ``_core`` calls with crafted arrays), in a fresh
