@@ -235,3 +235,103 @@ def table(head: list[str], rows: list[list[str]], notes=()) -> str:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     text = "\n".join(lines)
     return text + "\n\n" + "\n".join(f"- {n}" for n in notes) if notes else text
+
+
+# ---------------------------------------------------------------- added for issue 14 (bench_sparse.py)
+
+_PLANTED_CHUNK = 2048  # signals generated at a time by planted_sparse
+
+
+def _distinct_rows(rng: np.random.Generator, rows: int, n_atoms: int, k: int) -> np.ndarray:
+    """(rows, k) int64: k distinct atoms per row, uniformly at random."""
+    if k * k > n_atoms:  # many collisions: the k smallest of random keys
+        return np.argpartition(rng.random((rows, n_atoms)), k - 1, axis=1)[:, :k]
+    support = rng.integers(0, n_atoms, (rows, k))
+    while True:  # redraw the rows holding a repeated atom
+        ordered = np.sort(support, axis=1)
+        bad = np.flatnonzero((np.diff(ordered, axis=1) == 0).any(axis=1))
+        if not bad.size:
+            return support
+        support[bad] = rng.integers(0, n_atoms, (bad.size, k))
+
+
+def planted_sparse(n: int, d: int, n_atoms: int, k: int, seed: int = 0, noise: float = 0.01):
+    """planted()'s recipe without any (n, n_atoms) array, for large dictionaries:
+    (X float32 (n, d), D float32 (n_atoms, d) unit-norm Gaussian atoms, support
+    int64 (n, k) distinct atoms per signal, values float32 (n, k) magnitudes 1-2
+    with random signs); X = sum of the k atoms times their values + noise of sd
+    ``noise``. Generated in chunks, so the peak memory is about X + D. The same
+    arguments give the same arrays (not the same numbers as planted())."""
+    rng = np.random.default_rng(seed)
+    D = np.empty((n_atoms, d), np.float32)
+    for start in range(0, n_atoms, _CHUNK):
+        block = D[start:start + _CHUNK]
+        rng.standard_normal(out=block, dtype=np.float32)
+        block /= np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))[:, None].astype(np.float32)
+    X = np.empty((n, d), np.float32)
+    support = np.empty((n, k), np.int64)
+    values = np.empty((n, k), np.float32)
+    step = max(1, min(_PLANTED_CHUNK, (1 << 22) // max(1, k * d)))  # rows * k * d gathered floats at most 4M
+    for start in range(0, n, step):
+        rows = slice(start, min(n, start + step))
+        m = rows.stop - rows.start
+        support[rows] = _distinct_rows(rng, m, n_atoms, k)
+        values[rows] = rng.uniform(1.0, 2.0, (m, k)) * rng.choice(np.array([-1.0, 1.0]), (m, k))
+        np.einsum("rk,rkd->rd", values[rows], D[support[rows]], out=X[rows])
+        X[rows] += np.float32(noise) * rng.standard_normal((m, d), dtype=np.float32)
+    return X, D, support, values
+
+
+def _proc_status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def rss_mb() -> float:
+    """This process's resident set now, in MB (VmRSS; 0 where /proc is missing)."""
+    return _proc_status_mb("VmRSS") or 0.0
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far, in MB: VmHWM where /proc has it,
+    else getrusage's ru_maxrss. Not ru_maxrss on Linux: in a child started by
+    fork + exec it also counts the parent's RSS at the fork (the kernel keeps
+    the pre-exec maximum), and /proc/self/clear_refs does not reset that part."""
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KB on Linux
+
+
+def size_list(text: str, parts: int) -> list[tuple[int, ...]]:
+    """argparse helper: "1024x256x16,4096x512x32" -> [(1024, 256, 16), (4096, 512, 32)],
+    each item ``parts`` positive integers joined by x."""
+    try:
+        sizes = [tuple(int(float(v)) for v in item.lower().split("x")) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated AxBxC sizes, got {text!r}")
+    if not sizes or any(len(s) != parts or min(s) < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes of {parts} positive integers "
+                                         f"joined by x, got {text!r}")
+    return sizes
+
+
+def reset_peak_rss() -> bool:
+    """Resets this process's peak RSS (VmHWM) to the current RSS, so that
+    peak_rss_mb() afterwards measures what follows (Linux >= 4.0:
+    /proc/self/clear_refs). False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False

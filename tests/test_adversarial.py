@@ -980,16 +980,17 @@ def sparse_cases(draw):
     n, d, a = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 7))
     X = draw(float_matrix(n, d))
     D = draw(float_matrix(a, d))
-    method = draw(values("omp", "lasso", "topk"))
+    method = draw(values("omp", "lasso", "lars", "topk"))
     nan = float("nan")
     valid = dict(n_nonzero=values(None, 1, a, np.int64(1), min(2, a)),
-                 alpha=values(0.1, 0.0, 1e-3, 1e38, np.float32(0.1)) if method == "lasso" else values(None, 0.1),
+                 alpha=values(0.1, 0.0, 1e-3, 1e38, np.float32(0.1)) if method in ("lasso", "lars")
+                 else values(None, 0.1),
                  tol=values(None, None, 0.0, 1e-6, np.float32(0.5), 1e38), positive=st.booleans(),
                  max_iter=values(1000, 1, 5), normalize=st.booleans(),
                  init=values(None, "dense", "sparse") if method == "lasso" else values(None),
                  X=values("same"), dictionary=values("same"), method=values(method))
     invalid = dict(n_nonzero=values(0, a + 1, 1.5), alpha=values(None, -1.0, nan), tol=values(-1.0, nan, "0.1"),
-                   max_iter=values(0), method=values("lars"), dictionary=values("unnormalized", "zero_atom"),
+                   max_iter=values(0), method=values("ksvd"), dictionary=values("unnormalized", "zero_atom"),
                    init=values("nan_sparse", "nan_dense", "shape", "negative") if method == "lasso" else values("dense"),
                    X=values("nan", "int32", "float16_overflow"))
     kw, _ = draw(one_fault(valid, invalid))
@@ -1025,7 +1026,7 @@ def _sparse_expect(X, D, kw, init) -> Expect:
     method = kw["method"]
     if np.asarray(X).dtype.kind != "f" or _non_finite_as_float32(X):
         e.bad.append("X")
-    if method not in ("omp", "lasso", "topk"):
+    if method not in ("omp", "lasso", "lars", "topk"):
         e.bad.append("method")
     tol = kw["tol"]
     if tol is not None and not (isinstance(tol, (int, float, np.floating)) and np.isfinite(tol) and tol >= 0):
@@ -1040,12 +1041,12 @@ def _sparse_expect(X, D, kw, init) -> Expect:
         e.bad.append("init")
     alpha = kw["alpha"]
     alpha_ok = alpha is not None and np.isfinite(alpha) and alpha >= 0
-    if method == "lasso":
+    if method in ("lasso", "lars"):
         if not alpha_ok:
             e.bad.append("alpha")
         if kw["max_iter"] < 1:
             e.bad.append("max_iter")
-        if init is not None:
+        if init is not None and method == "lasso":
             dense = init.toarray() if scipy.sparse.issparse(init) else init
             if dense.shape != (np.asarray(X).shape[0], D.shape[0]) or not np.isfinite(dense).all():
                 e.bad.append("init")
@@ -1060,7 +1061,7 @@ def _sparse_expect(X, D, kw, init) -> Expect:
         k = kw["n_nonzero"]
         if k is not None and (not isinstance(k, (int, np.integer)) or not 1 <= k <= D.shape[0]):
             e.bad.append("n_nonzero")
-    elif method == "lasso" and kw["n_nonzero"] is not None and not isinstance(kw["n_nonzero"], (int, np.integer)):
+    elif kw["n_nonzero"] is not None and not isinstance(kw["n_nonzero"], (int, np.integer)):
         e.gray.append("n_nonzero")
     if (np.abs(np.asarray(X, np.float64)) >= BIG).any() or (np.abs(D) >= BIG).any():
         e.gray += ["X", "dictionary"]
@@ -1091,7 +1092,7 @@ def check_codes(codes, X, D, kw, init):
     energy = (X64 ** 2).sum(axis=1)
     if method == "omp":
         assert (residual <= energy * (1 + 1e-3) + 1e-30).all(), (residual, energy)
-    elif method == "lasso":
+    elif method in ("lasso", "lars"):
         d = X64.shape[1]
         objective = residual / (2 * d) + kw["alpha"] * np.abs(C).sum(axis=1)
         start = np.zeros_like(C) if init is None else (init.toarray() if scipy.sparse.issparse(init)

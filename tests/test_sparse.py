@@ -579,10 +579,11 @@ def test_ctrl_c_stops_omp(rng):
 
 
 def test_ctrl_c_stops_lasso_inside_one_signal(rng):
-    """At a tiny alpha one signal sweeps for seconds: the kernel polls inside it."""
+    """At a tiny alpha one signal's coordinate descent (warm-started) sweeps
+    for seconds: the kernel polls inside it."""
     D, X = unit_atoms(rng, 512, 128), rng.standard_normal((4, 128)).astype(np.float32)
     assert_interruptible(lambda: sparse_encode(X, D, method="lasso", alpha=1e-6, tol=1e-12, max_iter=10**6,
-                                               n_jobs=2))
+                                               init=np.zeros((4, 512), np.float32), n_jobs=2))
 
 
 def test_ctrl_c_stops_topk_and_the_sparse_coder(rng):
@@ -598,3 +599,132 @@ def test_ctrl_c_stops_dictionary_learning(rng):
 
     X = rng.standard_normal((20000, 256)).astype(np.float32)
     assert_interruptible(lambda: DictionaryLearning(1024, n_nonzero=32, n_epochs=100, n_jobs=2).fit(X))
+
+
+# ---------------------------------------------------------------------------
+# OMP without the Gram matrix (large dictionaries). Where the n_atoms^2 Gram
+# matrix would not pay off or not fit (latentcore.sparse._omp_gram_pays_off),
+# OMP computes each iteration's correlations by GEMM instead; tests force
+# either path through latentcore.sparse._OMP_USE_GRAM or _omp's use_gram.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("positive,with_tol", [(False, False), (True, False), (False, True)],
+                         ids=["plain", "positive", "tol"])
+def test_gram_free_omp_gives_the_gram_paths_codes(rng, monkeypatch, positive, with_tol):
+    import latentcore.sparse as sparse_module
+
+    n_atoms, n_features = 4096, 128
+    D = unit_atoms(rng, n_atoms, n_features)
+    # Dense signals: the residual stays large, so every selection is decided
+    # by far more than float rounding and both paths must agree exactly.
+    X = rng.standard_normal((100, n_features)).astype(np.float32)
+    norms = (X.astype(np.float64) ** 2).sum(axis=1)
+    tol = 0.5 * float(np.median(norms)) if with_tol else None
+    n_nonzero = n_atoms if with_tol else 24
+    # The atoms in the order chosen, their coefficients and counts.
+    (support, coefs, count), (support_free, coefs_free, count_free) = (
+        sparse_module._omp(X, D, n_nonzero, tol, positive, 2, use_gram=use_gram) for use_gram in (True, False))
+    np.testing.assert_array_equal(count_free, count)
+    if with_tol:
+        assert count.min() < count.max() and count.max() < n_features  # the tolerance stopped them, at various sizes
+    else:
+        assert (count == 24).all()
+    for i in range(X.shape[0]):
+        np.testing.assert_array_equal(support_free[i, :count[i]], support[i, :count[i]])
+        np.testing.assert_allclose(coefs_free[i, :count[i]], coefs[i, :count[i]], rtol=1e-4, atol=1e-5)
+    # End to end, each path forced through the module switch.
+    kwargs = dict(n_nonzero=None if with_tol else 24, tol=tol, positive=positive, n_jobs=2)
+    monkeypatch.setattr(sparse_module, "_OMP_USE_GRAM", True)
+    gram_codes = sparse_encode(X, D, **kwargs).toarray()
+    monkeypatch.setattr(sparse_module, "_OMP_USE_GRAM", False)
+    free_codes = sparse_encode(X, D, **kwargs).toarray()
+    np.testing.assert_allclose(free_codes, gram_codes, rtol=1e-4, atol=1e-5)
+    # The same codes for any thread count, to the bit.
+    np.testing.assert_array_equal(sparse_encode(X, D, **{**kwargs, "n_jobs": 1}).toarray(), free_codes)
+    if positive:
+        assert free_codes.min() >= 0 and (free_codes > 0).sum() == count.sum()
+    else:  # and scikit-learn's OMP (from the atoms, no Gram matrix either) on the first signals
+        from sklearn.linear_model import orthogonal_mp
+
+        reference = orthogonal_mp(D.astype(np.float64).T, X[:10].astype(np.float64).T,
+                                  n_nonzero_coefs=None if with_tol else 24, tol=tol).T
+        np.testing.assert_allclose(free_codes[:10], reference, atol=1e-4)
+
+
+def test_the_omp_rule_takes_the_gram_matrix_only_where_it_pays_off_and_fits():
+    from latentcore.sparse import _omp_gram_pays_off
+
+    # 1024 atoms x 256 dimensions, 16 atoms a signal: the Gram matrix pays off
+    # for many signals, not for a few.
+    assert not _omp_gram_pays_off(16, 1024, 256, 16)
+    assert _omp_gram_pays_off(20000, 1024, 256, 16)
+    # 65,536 atoms: the Gram matrix (34 GB) never fits, however many signals.
+    assert not _omp_gram_pays_off(10**7, 65536, 256, 64)
+
+
+def test_a_65536_atom_dictionary_codes_without_its_gram_matrix():
+    """Its float64 Gram matrix alone would take 34 GB: 1,000 signals are coded
+    in a subprocess whose peak RSS stays under 1.5 GB, recovering their
+    planted supports."""
+    from conftest import run_isolated
+
+    result = run_isolated('''
+import resource
+import numpy as np
+import latentcore.sparse as sparse_module
+from latentcore import sparse_encode
+
+rng = np.random.default_rng(0)
+n_atoms, n_features, k, n = 65536, 256, 3, 1000
+D = rng.standard_normal((n_atoms, n_features), dtype=np.float32)
+D /= np.linalg.norm(D, axis=1, keepdims=True)
+atoms = np.stack([rng.choice(n_atoms, k, replace=False) for _ in range(n)])
+values = rng.uniform(1.0, 2.0, (n, k)) * rng.choice([-1.0, 1.0], (n, k))
+X = np.einsum("nk,nkf->nf", values, D[atoms].astype(np.float64)).astype(np.float32)
+assert not sparse_module._omp_gram_pays_off(n, n_atoms, n_features, k)  # the rule's own choice
+codes = sparse_encode(X, D, n_nonzero=k, n_jobs=2)
+print("peak_bytes", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # KiB on Linux
+order = np.argsort(atoms, axis=1)
+planted = np.take_along_axis(atoms, order, axis=1)
+assert codes.nnz == n * k and np.array_equal(codes.indices.reshape(n, k), planted), "supports not recovered"
+assert np.allclose(codes.data.reshape(n, k), np.take_along_axis(values, order, axis=1), atol=1e-4)
+print("recovered")
+''', timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.split("\n")
+    peak = int(next(line.split()[1] for line in lines if line.startswith("peak_bytes")))
+    assert peak < 1.5e9, f"peak RSS {peak / 1e9:.2f} GB"
+    assert "recovered" in lines
+
+
+def test_gram_free_kernel_checks_every_size():
+    """gram=None (the Gram-free path) is checked as the Gram path is: a
+    ValueError, never an access outside the arrays; and a valid call works."""
+    from conftest import assert_calls_refused
+
+    output = assert_calls_refused('''
+x, D = np.ones((3, 4), np.float32), np.eye(4, dtype=np.float32)
+omp = lambda x, D, support, coefs, count: _core.sparse_batch_omp(x, D, None, g, -1.0, False, support, coefs, count, 2)
+calls = {
+    "dictionary width": lambda: omp(x, f32(4, 5), i32(3, 2), f32(3, 2), i32(3)),
+    "support too wide": lambda: omp(x, D, i32(3, 5), f32(3, 5), i32(3)),
+    "coefs rows": lambda: omp(x, D, i32(3, 2), f32(2, 2), i32(3)),
+    "count": lambda: omp(x, D, i32(3, 2), f32(3, 2), i32(2)),
+    "no features": lambda: omp(f32(3, 0), f32(4, 0), i32(3, 2), f32(3, 2), i32(3)),
+    "no atoms": lambda: omp(x, f32(0, 4), i32(3, 1), f32(3, 1), i32(3)),
+}
+support, coefs, count = i32(3, 4), f32(3, 4), i32(3)
+omp(x, D, support, coefs, count)
+assert (count == 4).all() and np.allclose(coefs, 1.0), (count, coefs)
+print("done")
+''')
+    assert output.count("refused") == 6 and "done" in output, output
+
+
+def test_ctrl_c_stops_gram_free_omp(rng, monkeypatch):
+    import latentcore.sparse as sparse_module
+
+    monkeypatch.setattr(sparse_module, "_OMP_USE_GRAM", False)
+    D, X = unit_atoms(rng, 8192, 128), rng.standard_normal((20000, 128)).astype(np.float32)
+    assert_interruptible(lambda: sparse_encode(X, D, n_nonzero=32, n_jobs=2))

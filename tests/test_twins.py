@@ -230,6 +230,20 @@ def case_sparse_lasso_cd(rng):
                 positive=False, tol=1e-6, max_iter=50, codes=np.zeros((4, 6), np.float32), n_threads=1)
 
 
+def case_sparse_lasso_homotopy(rng):
+    D, gram = _dictionary(rng)
+    return dict(x=_float32(rng, 4, 5), dictionary=D, gram=gram.astype(np.float32), sgemm=_backend.scipy_sgemm(),
+                alphas=np.array([0.05, 0.01]), positive=False, max_steps=100, support=np.empty((8, 5), np.int32),
+                values=np.empty((8, 5), np.float32), count=np.empty((4, 2), np.int32), n_threads=1)
+
+
+def case_sparse_lasso_knots(rng):
+    D, gram = _dictionary(rng)
+    return dict(correlations=D.astype(np.float64) @ rng.standard_normal(5), gram=gram, n_features=5,
+                positive=False, alpha_min=0.0, knot_alphas=np.empty(20), knot_support=np.empty((20, 5), np.int32),
+                knot_values=np.empty((20, 5)), knot_count=np.empty(20, np.int32))
+
+
 def case_sparse_topk(rng):
     D, _ = _dictionary(rng)
     return dict(x=_float32(rng, 4, 5), dictionary=D, sgemm=_backend.scipy_sgemm(), positive=False,
@@ -291,6 +305,8 @@ OUTPUTS = {
     "sgns_train": (case_sgns_train, ["input", "output"]),
     "sparse_batch_omp": (case_sparse_batch_omp, ["support", "coefs", "count"]),
     "sparse_lasso_cd": (case_sparse_lasso_cd, ["codes"]),
+    "sparse_lasso_homotopy": (case_sparse_lasso_homotopy, ["support", "values", "count"]),
+    "sparse_lasso_knots": (case_sparse_lasso_knots, ["knot_alphas", "knot_support", "knot_values", "knot_count"]),
     "sparse_topk": (case_sparse_topk, ["index", "values"]),
     "sparse_update_dictionary": (case_sparse_update_dictionary, ["dictionary", "unused"]),
     "sae_topk_encode": (case_sae_topk_encode, ["value", "index"]),

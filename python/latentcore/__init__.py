@@ -15,7 +15,7 @@ from .metrics import knn_recall, trustworthiness
 from .tsne import TSNE
 from .sgns import skipgram
 from .sae import TopKSAE
-from .sparse import DictionaryLearning, SparseCoder, sparse_encode
+from .sparse import DictionaryLearning, SparseCoder, lars_path, lasso_path, sparse_encode
 from .walks import DeepWalk, Node2Vec, random_walks
 from ._validation import InvalidParameterError, NotFittedError
 
@@ -25,5 +25,5 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = ["DeepWalk", "DictionaryLearning", "InvalidParameterError", "KNNGraph", "Node2Vec", "NotFittedError",
-           "SparseCoder", "TSNE", "knn", "knn_recall", "random_walks", "skipgram", "sparse_encode", "TopKSAE",
-           "trustworthiness", "__version__"]
+           "SparseCoder", "TSNE", "knn", "knn_recall", "lars_path", "lasso_path", "random_walks", "skipgram",
+           "sparse_encode", "TopKSAE", "trustworthiness", "__version__"]

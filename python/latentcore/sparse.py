@@ -1,15 +1,25 @@
 """Sparse coding over a fixed dictionary: which few atoms explain each signal.
 
-Batch-OMP (Rubinstein, Zibulevsky & Elad 2008) in C++: one GEMM gives every
-signal's correlations with the atoms, then each signal runs orthogonal
-matching pursuit from the Gram matrix alone, with a progressive Cholesky
-factor in double precision, in parallel over signals. Codes come out as
-``scipy.sparse.csr_array`` (n_signals, n_atoms), float32.
+In C++, in parallel over signals, each thread computing its signals'
+correlations with the atoms by SGEMM:
+
+- Batch-OMP (Rubinstein, Zibulevsky & Elad 2008): orthogonal matching pursuit
+  from the Gram matrix, with a progressive Cholesky factor in double
+  precision; for large dictionaries (or few signals) without the Gram
+  matrix, each step's residual correlations one SGEMM per block of signals.
+- LASSO by homotopy (LARS with the lasso modification) on the Gram matrix:
+  each signal's exact solution path, read at one alpha (``sparse_encode``)
+  or at a whole grid (``lasso_path``), or knot by knot (``lars_path``);
+  coordinate descent from a warm start.
+- TopK: the largest correlations.
+
+Codes come out as ``scipy.sparse.csr_array`` (n_signals, n_atoms), float32.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -23,7 +33,7 @@ from ._validation import (N_JOBS, RANDOM_STATE, VERBOSE, Boolean, Choice, Custom
                           check_choice, check_fitted, check_matrix, check_number, check_params, check_positive_int,
                           host_array_like, record_features, rescaling_exponent)
 
-__all__ = ["DictionaryLearning", "SparseCoder", "sparse_encode"]
+__all__ = ["DictionaryLearning", "SparseCoder", "lars_path", "lasso_path", "sparse_encode"]
 
 # Atoms whose norm is further than this from 1 are not unit norm.
 _UNIT_NORM_TOL = 1e-4
@@ -32,6 +42,8 @@ _UNIT_NORM_TOL = 1e-4
 _SIGNALS_PER_CALL = 1 << 13
 # LASSO codes are dense while they are computed: at most this many per call.
 _LASSO_BLOCK_ENTRIES = 1 << 24
+# Coordinate-descent sweeps for a LASSO point the homotopy left unfinished.
+_CD_FALLBACK_SWEEPS = 100_000
 # Signals whose largest |value| lies outside [2^-60, 2^60] are coded at a
 # power-of-two scale that brings it near 1 (exact), and their codes scaled
 # back: float32 correlations of finite signals then never overflow nor
@@ -95,8 +107,8 @@ def _check_max_iter(max_iter: Any) -> int:
 
 def _check_alpha(alpha: Any, method: str) -> float | None:
     if alpha is None:
-        if method == "lasso":
-            raise ValueError("alpha (the L1 weight, a number >= 0) is required for method='lasso'")
+        if method in ("lasso", "lars"):
+            raise ValueError(f"alpha (the L1 weight, a number >= 0) is required for method={method!r}")
         return None
     return check_number(alpha, "alpha", low=0.0)
 
@@ -125,11 +137,17 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
         The signals, float (converted to float32).
     dictionary : array of shape (n_atoms, n_features)
         One atom per row, each of unit norm (or pass ``normalize=True``).
-    method : {"omp", "lasso", "topk"}
-        "omp": orthogonal matching pursuit (Batch-OMP). "lasso": each code
+    method : {"omp", "lasso", "lars", "topk"}
+        "omp": orthogonal matching pursuit (Batch-OMP; over a dictionary
+        too large for its n_atoms^2 Gram matrix to pay off or fit in memory,
+        the same codes without it). "lasso": each code
         minimizes ||x - code @ dictionary||^2 / (2 n_features) + alpha |code|_1
-        (scikit-learn's ``Lasso(alpha, fit_intercept=False)`` objective), by
-        coordinate descent on the Gram matrix. "topk": the ``n_nonzero``
+        (scikit-learn's ``Lasso(alpha, fit_intercept=False)`` objective),
+        exactly, by following each signal's solution path from the alpha
+        where its code is zero down to ``alpha`` (the homotopy, LARS with
+        the lasso modification, on the Gram matrix); with ``init``, by
+        coordinate descent from those codes instead. "lars": the same
+        homotopy always (no ``init``). "topk": the ``n_nonzero``
         largest correlations ``dictionary @ x`` in magnitude (the largest
         positive ones when ``positive``), kept as they are: the encoder of a
         TopK autoencoder with tied weights, one GEMM and a selection.
@@ -139,16 +157,17 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
         never selects more than n_features atoms (beyond that the next atom
         is a combination of the chosen ones).
     alpha : float
-        LASSO: the L1 weight (required, >= 0).
+        LASSO and lars: the L1 weight (required, >= 0).
     tol : float, optional
         OMP: stop a signal once its squared residual norm is at most ``tol``.
-        LASSO: stop once the duality gap is at most tol * ||x||^2 /
-        n_features (default 1e-4, as scikit-learn).
+        LASSO from ``init``: stop once the duality gap is at most tol *
+        ||x||^2 / n_features (default 1e-4, as scikit-learn). The homotopy
+        needs no tolerance: its codes are exact up to rounding.
     positive : bool, default False
         Codes constrained to be >= 0. OMP then takes atoms only on a positive
         correlation and solves non-negative least squares on its support.
     max_iter : int, default 1000
-        LASSO: coordinate-descent sweeps per signal at most.
+        LASSO from ``init``: coordinate-descent sweeps per signal at most.
     init : array of shape (n_signals, n_atoms), dense or sparse, optional
         LASSO: the codes to start from (warm start), e.g. those of a nearby
         alpha along a regularization path; default zeros.
@@ -176,11 +195,11 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     >>> import numpy as np, latentcore
     >>> rng = np.random.default_rng(0)
     >>> D = rng.standard_normal((64, 16)); D /= np.linalg.norm(D, axis=1, keepdims=True)
-    >>> codes = latentcore.sparse_encode(D[[3]] * 2.0, D, n_nonzero=2)
-    >>> codes.indices, codes.data
-    (array([3], dtype=int32), array([2.], dtype=float32))
+    >>> codes = latentcore.sparse_encode(D[[3]] * 2.0, D, n_nonzero=1)
+    >>> codes.indices.tolist(), codes.data.tolist()
+    ([3], [2.0])
     """
-    check_choice(method, "method", {"omp", "lasso", "topk"})
+    check_choice(method, "method", {"omp", "lasso", "lars", "topk"})
     if tol is not None:
         tol = check_number(tol, "tol", low=0.0)
     max_iter = _check_max_iter(max_iter)
@@ -190,7 +209,7 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
     X, device, _ = _device.prepare(X, None, n_jobs)
     D = unit_dictionary(_device.to_host(dictionary), X.shape[1], normalize)
     n_threads = _backend.resolve_n_jobs(n_jobs)
-    if method == "lasso":
+    if method in ("lasso", "lars"):
         init = None if init is None else _check_init(init, X.shape[0], D.shape[0], bool(positive))
         if n_nonzero is not None:  # unused by LASSO, but never a wrong value
             _check_n_nonzero(n_nonzero, X.shape[1], D.shape[0], None)
@@ -208,15 +227,218 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
         return rows_to_csr(index, _unscaled(values, scale, X, xp), None, D.shape[0], device)
     # OMP and LASSO run on the host's cores; the codes go to the input's device.
     X = device.get(X)
-    gram = D.astype(np.float64) @ D.T.astype(np.float64)
-    if method == "lasso":
+    gram = _gram(D) if method in ("lasso", "lars") else None
+    if method in ("lasso", "lars") and init is None:
+        codes = _homotopy(X, D, gram, _scaled_alphas([alpha], scale), bool(positive), scale, n_threads)[0]
+    elif method == "lasso":
         codes = _lasso(X, D, gram, alpha * scale, 1e-4 if tol is None else tol, bool(positive), max_iter, init,
                        scale, n_threads)
     else:
-        support, coefs, count = _omp(X, D, gram, n_nonzero, None if tol is None else tol * scale * scale,
+        support, coefs, count = _omp(X, D, n_nonzero, None if tol is None else tol * scale * scale,
                                      bool(positive), n_threads)
         codes = rows_to_csr(support, _unscaled(coefs, scale, X), count, D.shape[0], _device.cpu(1))
     return device.sparse_from_host(codes)
+
+
+def lasso_path(X: Any, dictionary: Any, *, alphas: Any = None, n_alphas: int = 100, eps: float = 1e-3,
+               method: str = "lars", positive: bool = False, tol: float | None = None, max_iter: int = 1000,
+               normalize: bool = False, n_jobs: int | None = None) -> tuple[np.ndarray, list[scipy.sparse.csr_array]]:
+    """LASSO codes of signals at every alpha of a grid, in one call.
+
+    Each code minimizes ||x - code @ dictionary||^2 / (2 n_features) +
+    alpha |code|_1, as in :func:`sparse_encode` with ``method="lasso"``.
+
+    Parameters
+    ----------
+    X : array of shape (n_signals, n_features)
+        The signals, float (converted to float32).
+    dictionary : array of shape (n_atoms, n_features)
+        One atom per row, each of unit norm (or pass ``normalize=True``).
+    alphas : array of shape (n_alphas,), optional
+        The L1 weights, >= 0, in decreasing order (largest first). Default:
+        ``n_alphas`` values evenly spaced on a log scale from alpha_max, the
+        smallest alpha at which every code is zero, down to ``eps *
+        alpha_max`` (scikit-learn's ``lasso_path`` grid).
+    n_alphas : int, default 100
+        Grid size when ``alphas`` is None.
+    eps : float, default 1e-3
+        The grid's smallest alpha over its largest, when ``alphas`` is None.
+    method : {"lars", "cd"}, default "lars"
+        "lars": each signal's exact solution path (the homotopy, LARS with
+        the lasso modification), followed once down to the smallest alpha
+        and read at every alpha of the grid (it is linear between knots).
+        "cd": coordinate descent at each alpha in turn, warm-started from the
+        codes of the previous one, to a duality gap of ``tol``.
+    positive : bool, default False
+        Codes constrained to be >= 0.
+    tol, max_iter : float, int
+        "cd" only: as in :func:`sparse_encode` (default tol 1e-4).
+    normalize : bool, default False
+        Rescale the atoms to unit norm first.
+    n_jobs : int, optional
+        Threads; None or -1: all cores.
+
+    Returns
+    -------
+    alphas : float64 array of shape (n_alphas,)
+        The grid, decreasing.
+    codes : list of n_alphas scipy.sparse.csr_array of shape (n_signals, n_atoms), float32
+        ``codes[g][i]`` is signal i's code at ``alphas[g]``.
+
+    Raises
+    ------
+    ValueError
+        Bad parameters or arrays (each named); an ``alphas`` grid that is
+        empty, not finite, negative or not in decreasing order.
+
+    Examples
+    --------
+    >>> import numpy as np, latentcore
+    >>> D = np.eye(3, dtype=np.float32)
+    >>> alphas, codes = latentcore.lasso_path([[3.0, -1.5, 0.0]], D, alphas=[1.0, 0.5, 0.0])
+    >>> np.vstack([c.toarray() for c in codes])
+    array([[ 0. ,  0. ,  0. ],
+           [ 1.5,  0. ,  0. ],
+           [ 3. , -1.5,  0. ]], dtype=float32)
+    """
+    check_choice(method, "method", {"lars", "cd"})
+    if tol is not None:
+        tol = check_number(tol, "tol", low=0.0)
+    max_iter = _check_max_iter(max_iter)
+    X, device, _ = _device.prepare(X, None, n_jobs)
+    X = device.get(X)
+    D = unit_dictionary(_device.to_host(dictionary), X.shape[1], normalize)
+    n_threads = _backend.resolve_n_jobs(n_jobs)
+    exponent = rescaling_exponent(X, _SAFE_EXPONENT)
+    scale = math.ldexp(1.0, exponent)
+    if exponent:
+        X = np.ldexp(X, np.int32(exponent)).astype(np.float32, copy=False)
+    if alphas is None:
+        alphas = _alpha_grid(X, D, bool(positive), check_positive_int(n_alphas, "n_alphas"),
+                             check_number(eps, "eps", low=0.0, high=1.0, low_inclusive=False), scale)
+    else:
+        alphas = _check_alphas(alphas)
+    gram = _gram(D)
+    if method == "lars":
+        codes = _homotopy(X, D, gram, _scaled_alphas(alphas, scale), bool(positive), scale, n_threads)
+    else:
+        codes, previous = [], None
+        for alpha in alphas:
+            previous = _lasso(X, D, gram, float(_scaled_alphas([alpha], scale)[0]), 1e-4 if tol is None else tol,
+                              bool(positive), max_iter, previous, scale, n_threads)
+            codes.append(previous)
+    return alphas, [device.sparse_from_host(c) for c in codes]
+
+
+def _check_alphas(alphas: Any) -> np.ndarray:
+    """A user's alpha grid: 1-D, non-empty, finite, >= 0, decreasing."""
+    try:
+        grid = np.asarray(alphas, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("alphas must be a 1-D array of numbers") from None
+    if grid.ndim != 1 or grid.size == 0:
+        raise ValueError(f"alphas must be a non-empty 1-D array, got shape {grid.shape}")
+    if not np.isfinite(grid).all() or (grid < 0).any():
+        raise ValueError("alphas must be finite and >= 0")
+    if (np.diff(grid) > 0).any():
+        raise ValueError("alphas must be in decreasing order (largest first), e.g. np.sort(alphas)[::-1]")
+    return grid
+
+
+def _alpha_grid(X: np.ndarray, D: np.ndarray, positive: bool, n_alphas: int, eps: float,
+                scale: float) -> np.ndarray:
+    """scikit-learn's grid: from alpha_max (every code zero) down to eps *
+    alpha_max, log-spaced; X is scaled by ``scale``, the grid is not."""
+    largest = 0.0
+    with _backend.single_threaded_blas():
+        for block in _blocks(X.shape[0]):
+            corr = X[block] @ D.T
+            top = corr.max(initial=0.0) if positive else np.abs(corr).max(initial=0.0)
+            largest = max(largest, float(top))
+    alpha_max = largest / X.shape[1] / scale
+    if alpha_max <= 0.0:  # every code is zero at every alpha
+        return np.full(n_alphas, np.finfo(np.float64).resolution)
+    return np.geomspace(alpha_max, alpha_max * eps, n_alphas)
+
+
+def lars_path(x: Any, dictionary: Any, *, positive: bool = False, alpha_min: float = 0.0, max_steps: int = 500,
+              gram: Any = None, normalize: bool = False) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """One signal's whole LASSO path, knot by knot, as scikit-learn's
+    ``lars_path(dictionary.T, x, method="lasso")``.
+
+    The code minimizing ||x - code @ dictionary||^2 / (2 n_features) + alpha
+    |code|_1 is piecewise linear in alpha; its knots are where an atom
+    enters the code or leaves it.
+
+    Parameters
+    ----------
+    x : array of shape (n_features,)
+        The signal (float64 arithmetic throughout).
+    dictionary : array of shape (n_atoms, n_features)
+        One atom per row, each of unit norm (or pass ``normalize=True``).
+    positive : bool, default False
+        Codes constrained to be >= 0.
+    alpha_min : float, default 0
+        Where the path stops (its last knot is then at alpha_min).
+    max_steps : int, default 500
+        Knots after the first at most (scikit-learn's ``max_iter``); the
+        path stops there.
+    gram : array of shape (n_atoms, n_atoms), optional
+        ``dictionary @ dictionary.T`` in float64, precomputed once for many
+        calls over the same dictionary (scikit-learn's ``Gram``).
+    normalize : bool, default False
+        Rescale the atoms to unit norm first.
+
+    Returns
+    -------
+    alphas : float64 array of shape (n_knots,)
+        The knots, decreasing; alphas[0] is alpha_max.
+    active : list of int
+        The atoms in the code at the path's end, in the order they entered.
+    coefs : float64 array of shape (n_atoms, n_knots)
+        The code at each knot.
+
+    Examples
+    --------
+    >>> import numpy as np, latentcore
+    >>> alphas, active, coefs = latentcore.lars_path(np.array([3.0, -1.5]), np.eye(2))
+    >>> alphas, active
+    (array([1.5 , 0.75, 0.  ]), [0, 1])
+    """
+    x = np.asarray(_device.to_host(x))
+    if x.dtype.kind != "f":
+        raise TypeError(f"x must hold floating-point numbers, got dtype {x.dtype}")
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"x must be one signal of shape (n_features,), got shape {x.shape}; "
+                         "use lasso_path for many signals")
+    x = x.astype(np.float64)[None, :]
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or infinite values")
+    alpha_min = check_number(alpha_min, "alpha_min", low=0.0)
+    max_steps = check_positive_int(max_steps, "max_steps")
+    if max_steps > _INT32_MAX - 2:
+        raise ValueError(f"max_steps must be at most {_INT32_MAX - 2}, got {max_steps}")
+    D = unit_dictionary(_device.to_host(dictionary), x.shape[1], normalize)
+    D64 = D.astype(np.float64)
+    correlations = D64 @ x[0]
+    n_atoms, width = D.shape[0], min(D.shape[0], x.shape[1])
+    capacity = max_steps + 2
+    knot_alphas = np.empty(capacity)
+    support = np.empty((capacity, width), np.int32)
+    values = np.empty((capacity, width))
+    count = np.empty(capacity, np.int32)
+    if gram is None:
+        gram = D64 @ D64.T
+    else:
+        gram = np.ascontiguousarray(_device.to_host(gram), dtype=np.float64)
+        if gram.shape != (n_atoms, n_atoms) or not np.isfinite(gram).all():
+            raise ValueError(f"gram must be a finite ({n_atoms}, {n_atoms}) array, dictionary @ dictionary.T")
+    n_knots = _core.sparse_lasso_knots(correlations, gram, x.shape[1], bool(positive), alpha_min,
+                                       knot_alphas, support, values, count)
+    coefs = np.zeros((n_atoms, n_knots))
+    for t in range(n_knots):
+        coefs[support[t, :count[t]], t] = values[t, :count[t]]
+    return knot_alphas[:n_knots].copy(), support[n_knots - 1, :count[n_knots - 1]].tolist(), coefs
 
 
 def _blocks(n: int, per_call: int = _SIGNALS_PER_CALL):
@@ -285,11 +507,65 @@ def rows_to_csr(index, values, count, n_cols: int, device: _device.Device):
     return codes
 
 
-def _omp(X, D, gram, n_nonzero, tol, positive, n_threads):
+# OMP runs from the float64 Gram matrix G = D D^T when that pays off and
+# fits, otherwise without it (batch_omp in cpp/include/latentcore/sparse.hpp):
+# the same codes either way. Measured wall-clock costs with 2 threads (AMD
+# EPYC, 2 cores), in picoseconds, for n signals taking k atoms each from
+# n_atoms atoms of n_features dimensions:
+#   Gram path: G, n_atoms^2 n_features multiply-adds (DGEMM) and 8 n_atoms^2
+#   bytes; then per signal n_atoms (k^2 / 2 row multiply-adds, memory-bound,
+#   + k scans of the correlations).
+#   Gram-free: per signal k n_atoms n_features multiply-adds in float32
+#   GEMMs (+ k scans), and k^2 / 2 n_features for its Cholesky factor's
+#   entries (dot products of atoms).
+_PS_GRAM_MAC = 50.0  # computing G
+_PS_GRAM_ROW_MAC = 110.0  # the Gram path's updates from the rows of G
+_PS_GRAM_SCAN = 600.0  # per atom and atom chosen, Gram path
+_PS_FREE_MAC = 20.0  # the Gram-free GEMMs
+_PS_FREE_SCAN = 300.0  # per atom and atom chosen, Gram-free
+_PS_FREE_CHOLESKY = 300.0  # per atom pair and dimension: Cholesky entries and solves
+# G (and its float64 copy of the atoms) may take at most this fraction of the
+# machine's memory.
+_GRAM_MEMORY_FRACTION = 0.25
+# Tests force a path: True (Gram matrix), False (Gram-free), None (the rule).
+_OMP_USE_GRAM: bool | None = None
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _omp_gram_pays_off(n: int, n_atoms: int, n_features: int, k: int) -> bool:
+    """Whether OMP of n signals taking k atoms each is faster from the Gram
+    matrix (by the measured costs above), and the Gram matrix fits in memory."""
+    if 8.0 * n_atoms * (n_atoms + n_features) > _GRAM_MEMORY_FRACTION * _physical_memory():
+        return False
+    gram = _PS_GRAM_MAC * n_atoms * n_atoms * n_features + \
+        n * n_atoms * (_PS_GRAM_ROW_MAC * k * k / 2 + _PS_GRAM_SCAN * k)
+    free = n * (n_atoms * k * (_PS_FREE_MAC * n_features + _PS_FREE_SCAN) + _PS_FREE_CHOLESKY * k * k / 2 * n_features)
+    return gram < free
+
+
+def _omp(X, D, n_nonzero, tol, positive, n_threads, use_gram=None):
+    """OMP codes as (support, coefs, count) rows. use_gram: True or False
+    forces the path with or without the Gram matrix; None chooses
+    (_OMP_USE_GRAM when tests set it, else _omp_gram_pays_off)."""
     n = X.shape[0]
     # OMP selects at most n_features atoms: the outputs (and the kernel's
     # per-thread Cholesky factor) are sized by that, not by n_nonzero.
     width = _core.sparse_omp_capacity(n_nonzero, X.shape[1])
+    if use_gram is None:
+        use_gram = _OMP_USE_GRAM
+    if use_gram is None:
+        # With only a tolerance, signals usually stop well before `width`
+        # atoms: their cost is estimated at n_nonzero's default (10% of
+        # n_features), where the Gram path is the safer guess.
+        k = width if tol is None else min(width, max(1, X.shape[1] // 10))
+        use_gram = _omp_gram_pays_off(n, D.shape[0], D.shape[1], k)
+    gram = _gram(D) if use_gram and n else None
     support = np.empty((n, width), np.int32)
     coefs = np.zeros((n, width), np.float32)
     count = np.empty(n, np.int32)
@@ -299,6 +575,60 @@ def _omp(X, D, gram, n_nonzero, tol, positive, n_threads):
             _core.sparse_batch_omp(X[block], D, gram, _backend.scipy_sgemm(), -1.0 if tol is None else float(tol),
                                    positive, support[block], coefs[block], count[block], n_threads)
     return support, coefs, count
+
+
+def _scaled_alphas(alphas, scale: float) -> np.ndarray:
+    """The L1 weights for signals multiplied by scale (an alpha so large that
+    it overflows zeroes every code, as the largest finite one does)."""
+    return np.minimum(np.asarray(alphas, np.float64) * scale, np.finfo(np.float64).max)
+
+
+def _gram(D: np.ndarray) -> np.ndarray:
+    D64 = D.astype(np.float64)
+    return D64 @ D64.T
+
+
+def _homotopy_max_steps(width: int) -> int:
+    """Knots a signal's path may take: a LASSO path rarely has more than
+    about twice as many knots as atoms active at its end; past this (cycling
+    in a degenerate case) that point is solved by coordinate descent."""
+    return 8 * width + 64
+
+
+def _homotopy(X, D, gram, alphas: np.ndarray, positive: bool, scale: float,
+              n_threads: int) -> list[scipy.sparse.csr_array]:
+    """The LASSO codes of the (scaled) signals X at every alpha of the
+    decreasing, scaled grid, by the exact homotopy (one csr_array per alpha,
+    unscaled); a point whose path took too many knots is solved by
+    coordinate descent instead."""
+    n, n_alphas, n_atoms = X.shape[0], len(alphas), D.shape[0]
+    width = min(n_atoms, X.shape[1])  # the most atoms a LASSO code holds (in general position)
+    max_steps = _homotopy_max_steps(width)
+    per_call = max(1, min(_SIGNALS_PER_CALL, _LASSO_BLOCK_ENTRIES // (n_alphas * width)))
+    parts: list[list] = [[] for _ in range(n_alphas)]
+    cpu = _device.cpu(1)
+    gram32 = gram.astype(np.float32)  # the kernel reads float32 rows (see sparse.hpp)
+    with _backend.single_threaded_blas():
+        for block in _blocks(n, per_call):
+            rows = X[block]
+            m = rows.shape[0]
+            support = np.empty((m * n_alphas, width), np.int32)
+            values = np.zeros((m * n_alphas, width), np.float32)  # read whole by _unscaled
+            count = np.empty((m, n_alphas), np.int32)
+            _core.sparse_lasso_homotopy(rows, D, gram32, _backend.scipy_sgemm(), alphas, positive, max_steps,
+                                        support, values, count, n_threads)
+            for g in range(n_alphas):
+                unfinished = np.flatnonzero(count[:, g] < 0)
+                codes = rows_to_csr(support[g::n_alphas], _unscaled(values[g::n_alphas], scale, X),
+                                    np.maximum(count[:, g], 0), n_atoms, cpu)
+                if unfinished.size:
+                    redone = _lasso(rows[unfinished], D, gram, alphas[g], 1e-10, positive, _CD_FALLBACK_SWEEPS,
+                                    None, scale, n_threads)
+                    placed = scipy.sparse.csr_array(
+                        (np.ones(unfinished.size), (unfinished, np.arange(unfinished.size))), shape=(m, unfinished.size))
+                    codes = scipy.sparse.csr_array(codes + placed @ redone, dtype=np.float32)
+                parts[g].append(codes)
+    return [scipy.sparse.csr_array(scipy.sparse.vstack(p, format="csr"), dtype=np.float32) for p in parts]
 
 
 def _lasso(X, D, gram, alpha, tol, positive, max_iter, init, scale, n_threads) -> scipy.sparse.csr_array:
@@ -354,7 +684,7 @@ class SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     dictionary : array of shape (n_atoms, n_features)
         One atom per row, unit norm (or ``normalize=True``).
     method, n_nonzero, alpha, tol, positive, max_iter, normalize, n_jobs
-        As in :func:`sparse_encode` (``method`` may also be "topk").
+        As in :func:`sparse_encode`.
 
     Attributes
     ----------
@@ -389,7 +719,7 @@ class SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     _parameter_specs = {
         "dictionary": Custom(lambda value, name: None, "an array (n_atoms, n_features), checked by fit"),
-        "method": Choice("omp", "lasso", "topk"),
+        "method": Choice("omp", "lasso", "lars", "topk"),
         "n_nonzero": Options(None, Integer()),
         "alpha": Options(None, Real(low=0.0)),
         "tol": Options(None, Real(low=0.0)),

@@ -42,6 +42,18 @@ struct SparseSignals {
 // zero leave it). Outputs, row i (row stride max_nonzero):
 // support[i, :count[i]] the atoms, coefs[i, :count[i]] their least-squares
 // coefficients. Scratch per thread: n_atoms + capacity^2 doubles.
+//
+// gram null: the same codes (up to float rounding) without a Gram matrix,
+// for dictionaries whose n_atoms^2 would not fit or not pay off. Each thread
+// codes a block of signals in lockstep: every iteration, each signal takes
+// its atom and forms its residual x - D_S gamma, and one SGEMM gives all
+// their residuals' correlations with the atoms (n_atoms * n_features
+// multiply-adds per signal and atom chosen); the Cholesky factor's entries
+// are dot products of atoms in double. The blocks depend on the number of
+// signals alone, so the codes do not depend on the thread count. Needs x,
+// the dictionary and sgemm;
+// scratch per thread: block * (9 n_atoms + 8 capacity^2) bytes or so, the
+// block at most 256 signals and 128 MiB.
 void batch_omp(const SparseSignals& signals, const double* gram, int max_nonzero, double tol, bool positive,
                index_t* support, float* coefs, index_t* count, int n_threads);
 
@@ -54,6 +66,37 @@ void batch_omp(const SparseSignals& signals, const double* gram, int max_nonzero
 // max_iter sweeps. Returns the largest number of sweeps any signal used.
 int lasso_cd(const SparseSignals& signals, const double* gram, double alpha, bool positive, double tol,
              int max_iter, float* codes, int n_threads);
+
+// LASSO codes by homotopy (LARS with the lasso modification) on the Gram
+// matrix: each signal's solution path is followed exactly from the alpha
+// where every code is zero down to the last alpha of the decreasing grid
+// alphas[0 .. n_alphas) (scikit-learn's scaling, as lasso_cd), and its code
+// is read off the path at every grid alpha, the path being linear between
+// knots. Each step costs O(k n_atoms) for k active atoms. At most max_active
+// atoms are active at once (the order of the Cholesky factor; min(n_atoms,
+// n_features) holds any LASSO solution in general position). Row i *
+// n_alphas + g of support / values (row stride max_active) receives signal
+// i's code at alphas[g], count[i * n_alphas + g] atoms (coefficients that
+// are zero at a knot are listed with value 0); -1 when the path needed more
+// than max_steps knots to get there (the caller solves that point another
+// way). The Gram matrix is float32 here: reading its rows is the kernel's
+// main cost, and rounding it moves the codes by about 1e-7 of their size
+// times the active atoms' condition number (the objective, flat at the
+// optimum, by far less); lasso_knots, for single exact paths, reads float64.
+void lasso_homotopy(const SparseSignals& signals, const float* gram, const double* alphas, int n_alphas,
+                    bool positive, int max_active, int max_steps, index_t* support, float* values, index_t* count,
+                    int n_threads);
+
+// One signal's whole LASSO path from its correlations corr = D x (n_atoms):
+// every knot down to alpha_min (the path is cut there, as scikit-learn's
+// lars_path does), or its first `capacity` - 1 knots when it has more (the
+// path then stops, as lars_path at max_iter). Knot t: knot_alphas[t]
+// (scaled as alpha), knot_count[t] active atoms in knot_support[t *
+// max_active ..] with coefficients knot_values[t * max_active ..]. Returns
+// the number of knots.
+int lasso_knots(const double* corr, const double* gram, int n_atoms, int n_features, bool positive,
+                double alpha_min, int max_active, int capacity, double* knot_alphas, index_t* knot_support,
+                double* knot_values, index_t* knot_count);
 
 // The most atoms OMP can select: min(max_nonzero, n_features) (at least 1),
 // since beyond the signal's dimension the next atom is always dependent.
