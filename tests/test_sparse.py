@@ -390,7 +390,7 @@ def test_memory_exhaustion_inside_a_parallel_region_is_a_memory_error():
     result = run_isolated(_MEMORY_LIMIT + '''
 n = 3000  # n_features = n_atoms: OMP's Cholesky scratch is n^2 doubles (72 MB) per thread
 Dn = np.eye(n, dtype=np.float32)
-gram = np.eye(n)
+gram = np.eye(n, dtype=np.float32)
 x = np.zeros((1, n), np.float32)
 x[0, :3] = [3.0, 2.0, 1.0]
 support = np.empty((1, n), np.int32); coefs = np.empty((1, n), np.float32); count = np.empty(1, np.int32)

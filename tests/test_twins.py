@@ -219,8 +219,8 @@ def _dictionary(rng):
 
 def case_sparse_batch_omp(rng):
     D, gram = _dictionary(rng)
-    return dict(x=_float32(rng, 4, 5), dictionary=D, gram=gram, sgemm=_backend.scipy_sgemm(), tol=-1.0,
-                positive=False, support=np.empty((4, 2), np.int32), coefs=np.empty((4, 2), np.float32),
+    return dict(x=_float32(rng, 4, 5), dictionary=D, gram=gram.astype(np.float32), sgemm=_backend.scipy_sgemm(),
+                tol=-1.0, positive=False, support=np.empty((4, 2), np.int32), coefs=np.empty((4, 2), np.float32),
                 count=np.empty(4, np.int32), n_threads=1)
 
 

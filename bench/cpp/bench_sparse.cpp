@@ -218,14 +218,14 @@ Row bench_omp(const Options& o, int threads) {
         }
         norms_sq[i] = static_cast<float>(sq);
     }
-    std::vector<double> gram(static_cast<size_t>(A) * A);
+    std::vector<float> gram(static_cast<size_t>(A) * A);
 #pragma omp parallel for schedule(dynamic, 16) num_threads(threads)
     for (int a = 0; a < A; ++a) {
         for (int b = a; b < A; ++b) {
             double s = 0.0;
             for (int f = 0; f < d; ++f)
                 s += static_cast<double>(D[static_cast<size_t>(a) * d + f]) * D[static_cast<size_t>(b) * d + f];
-            gram[static_cast<size_t>(a) * A + b] = gram[static_cast<size_t>(b) * A + a] = s;
+            gram[static_cast<size_t>(a) * A + b] = gram[static_cast<size_t>(b) * A + a] = static_cast<float>(s);
         }
     }
     const double setup_s = seconds_since(t_setup);

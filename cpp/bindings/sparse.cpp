@@ -36,11 +36,13 @@ SparseSignals signals_of(const Cpu::Mat<const float>& x, const Cpu::Mat<const fl
     return s;
 }
 
-void omp_binding(Cpu::Mat<const float> x, Cpu::Mat<const float> dictionary, Cpu::Mat<const double> gram,
+void omp_binding(Cpu::Mat<const float> x, Cpu::Mat<const float> dictionary, Cpu::Mat<const float> gram,
                  nb::capsule sgemm, double tol, bool positive, Cpu::Mat<index_t> support, Cpu::Mat<float> coefs,
                  Cpu::Vec<index_t> count, int n_threads) {
     // gram None: the Gram-free path (see batch_omp).
-    const SparseSignals s = signals_of(x, dictionary, gram.is_valid() ? &gram : nullptr, sgemm);
+    const SparseSignals s = signals_of(x, dictionary, nullptr, sgemm);
+    require(!gram.is_valid() || (gram.shape(0) == dictionary.shape(0) && gram.shape(1) == dictionary.shape(0)),
+            "gram must be (n_atoms, n_atoms)");
     const size_t n = x.shape(0), k = support.shape(1);
     require(k >= 1 && k <= static_cast<size_t>(s.n_atoms), "support needs 1 to n_atoms columns");
     require(support.shape(0) == n && coefs.shape(0) == n && coefs.shape(1) == k && count.shape(0) == n,

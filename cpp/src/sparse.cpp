@@ -15,8 +15,12 @@ namespace latentcore {
 
 namespace {
 
-// Correlations a thread holds at once: 64 Ki floats = 256 KiB, within L2.
+// Correlations a thread holds at once: 64 Ki floats = 256 KiB, within L2,
+// but at least kMinGemmRows signals: SGEMM packs the whole dictionary once
+// per call, which costs as much as the product itself below that many
+// columns (a 16k-atom dictionary would otherwise be packed every 4 signals).
 constexpr size_type kCorrelationBuffer = size_type{1} << 16;
+constexpr size_type kMinGemmRows = 64;
 // The top-k coder reads each row once right after its GEMM: larger blocks
 // (1 MiB, as the TopK autoencoder's encoder) make that GEMM more efficient.
 constexpr size_type kTopkBuffer = size_type{1} << 18;
@@ -99,7 +103,7 @@ void for_each_block(const SparseSignals& s, int n_threads, size_type rows_per_bl
 template <typename MakeWorker>
 void for_each_signal(const SparseSignals& s, int n_threads, MakeWorker make_worker,
                      size_type buffer_floats = kCorrelationBuffer) {
-    for_each_block(s, n_threads, buffer_floats / s.n_atoms, [&](ParallelWork& work) {
+    for_each_block(s, n_threads, std::max(kMinGemmRows, buffer_floats / s.n_atoms), [&](ParallelWork& work) {
         return [&s, &work, each = make_worker(work)](size_type first, size_type rows, const float* corr) mutable {
             for (size_type r = 0; r < rows; ++r) {
                 if (work.stopped()) return;
@@ -168,7 +172,7 @@ inline double dot_double(const float* a, const float* b, int n) {
 // atoms in double: the Gram matrix's values up to the order of summation,
 // n_features multiply-adds each (k of them per atom chosen).
 struct GramEntries {
-    const double* gram = nullptr;  // (n_atoms, n_atoms) row-major, or null
+    const float* gram = nullptr;  // (n_atoms, n_atoms) row-major, or null
     const float* dictionary = nullptr;  // (n_atoms, n_features) row-major
     int n_atoms = 0;
     int n_features = 0;
@@ -176,7 +180,7 @@ struct GramEntries {
     // out[t] = <d_atom, d_support[t]> for t < k; returns <d_atom, d_atom>.
     double column(int atom, const index_t* support, int k, double* out) const {
         if (gram) {
-            const double* g = gram + static_cast<size_type>(atom) * n_atoms;
+            const float* g = gram + static_cast<size_type>(atom) * n_atoms;
             for (int t = 0; t < k; ++t) out[t] = g[support[t]];
             return g[atom];
         }
@@ -316,7 +320,7 @@ inline bool omp_step(const Real* alpha, const float* corr, const GramEntries& gr
 // (G symmetric: rows of G), in blocks of atoms that stay in L1 while the
 // support's rows stream by, four rows at a time.
 LATENTCORE_DISPATCH
-void residual_correlations(const float* corr, const double* gram, int n_atoms, const index_t* support,
+void residual_correlations(const float* corr, const float* gram, int n_atoms, const index_t* support,
                            const double* gamma, int k, double* alpha) {
     constexpr int kAtoms = 256;
     for (int first = 0; first < n_atoms; first += kAtoms) {
@@ -325,15 +329,15 @@ void residual_correlations(const float* corr, const double* gram, int n_atoms, c
         for (int a = 0; a < width; ++a) out[a] = corr[first + a];
         int t = 0;
         for (; t + 4 <= k; t += 4) {
-            const double* g0 = gram + static_cast<size_type>(support[t]) * n_atoms + first;
-            const double* g1 = gram + static_cast<size_type>(support[t + 1]) * n_atoms + first;
-            const double* g2 = gram + static_cast<size_type>(support[t + 2]) * n_atoms + first;
-            const double* g3 = gram + static_cast<size_type>(support[t + 3]) * n_atoms + first;
+            const float* g0 = gram + static_cast<size_type>(support[t]) * n_atoms + first;
+            const float* g1 = gram + static_cast<size_type>(support[t + 1]) * n_atoms + first;
+            const float* g2 = gram + static_cast<size_type>(support[t + 2]) * n_atoms + first;
+            const float* g3 = gram + static_cast<size_type>(support[t + 3]) * n_atoms + first;
             const double c0 = gamma[t], c1 = gamma[t + 1], c2 = gamma[t + 2], c3 = gamma[t + 3];
             for (int a = 0; a < width; ++a) out[a] -= (c0 * g0[a] + c1 * g1[a]) + (c2 * g2[a] + c3 * g3[a]);
         }
         for (; t < k; ++t) {
-            const double* g = gram + static_cast<size_type>(support[t]) * n_atoms + first;
+            const float* g = gram + static_cast<size_type>(support[t]) * n_atoms + first;
             const double c = gamma[t];
             for (int a = 0; a < width; ++a) out[a] -= c * g[a];
         }
@@ -459,7 +463,7 @@ void omp_free_block(const SparseSignals& sig, const GramEntries& gram, int cap, 
 
 int omp_capacity(int max_nonzero, int n_features) { return std::max(1, std::min(max_nonzero, n_features)); }
 
-void batch_omp(const SparseSignals& signals, const double* gram, int max_nonzero, double tol, bool positive,
+void batch_omp(const SparseSignals& signals, const float* gram, int max_nonzero, double tol, bool positive,
                index_t* support, float* coefs, index_t* count, int n_threads) {
     const int n_atoms = signals.n_atoms, n_features = signals.n_features;
     // Beyond n_features atoms the next one is always in the span of the

@@ -227,11 +227,10 @@ def sparse_encode(X: Any, dictionary: Any, *, method: str = "omp", n_nonzero: in
         return rows_to_csr(index, _unscaled(values, scale, X, xp), None, D.shape[0], device)
     # OMP and LASSO run on the host's cores; the codes go to the input's device.
     X = device.get(X)
-    gram = _gram(D) if method in ("lasso", "lars") else None
     if method in ("lasso", "lars") and init is None:
-        codes = _homotopy(X, D, gram, _scaled_alphas([alpha], scale), bool(positive), scale, n_threads)[0]
+        codes = _homotopy(X, D, _scaled_alphas([alpha], scale), bool(positive), scale, n_threads)[0]
     elif method == "lasso":
-        codes = _lasso(X, D, gram, alpha * scale, 1e-4 if tol is None else tol, bool(positive), max_iter, init,
+        codes = _lasso(X, D, _gram(D), alpha * scale, 1e-4 if tol is None else tol, bool(positive), max_iter, init,
                        scale, n_threads)
     else:
         support, coefs, count = _omp(X, D, n_nonzero, None if tol is None else tol * scale * scale,
@@ -318,11 +317,10 @@ def lasso_path(X: Any, dictionary: Any, *, alphas: Any = None, n_alphas: int = 1
                              check_number(eps, "eps", low=0.0, high=1.0, low_inclusive=False), scale)
     else:
         alphas = _check_alphas(alphas)
-    gram = _gram(D)
     if method == "lars":
-        codes = _homotopy(X, D, gram, _scaled_alphas(alphas, scale), bool(positive), scale, n_threads)
+        codes = _homotopy(X, D, _scaled_alphas(alphas, scale), bool(positive), scale, n_threads)
     else:
-        codes, previous = [], None
+        gram, codes, previous = _gram(D), [], None
         for alpha in alphas:
             previous = _lasso(X, D, gram, float(_scaled_alphas([alpha], scale)[0]), 1e-4 if tol is None else tol,
                               bool(positive), max_iter, previous, scale, n_threads)
@@ -507,24 +505,24 @@ def rows_to_csr(index, values, count, n_cols: int, device: _device.Device):
     return codes
 
 
-# OMP runs from the float64 Gram matrix G = D D^T when that pays off and
+# OMP runs from the float32 Gram matrix G = D D^T when that pays off and
 # fits, otherwise without it (batch_omp in cpp/include/latentcore/sparse.hpp):
 # the same codes either way. Measured wall-clock costs with 2 threads (AMD
 # EPYC, 2 cores), in picoseconds, for n signals taking k atoms each from
 # n_atoms atoms of n_features dimensions:
-#   Gram path: G, n_atoms^2 n_features multiply-adds (DGEMM) and 8 n_atoms^2
+#   Gram path: G, n_atoms^2 n_features multiply-adds (SGEMM) and 4 n_atoms^2
 #   bytes; then per signal n_atoms (k^2 / 2 row multiply-adds, memory-bound,
 #   + k scans of the correlations).
 #   Gram-free: per signal k n_atoms n_features multiply-adds in float32
 #   GEMMs (+ k scans), and k^2 / 2 n_features for its Cholesky factor's
 #   entries (dot products of atoms).
-_PS_GRAM_MAC = 50.0  # computing G
+_PS_GRAM_MAC = 25.0  # computing G
 _PS_GRAM_ROW_MAC = 110.0  # the Gram path's updates from the rows of G
 _PS_GRAM_SCAN = 600.0  # per atom and atom chosen, Gram path
 _PS_FREE_MAC = 20.0  # the Gram-free GEMMs
 _PS_FREE_SCAN = 300.0  # per atom and atom chosen, Gram-free
 _PS_FREE_CHOLESKY = 300.0  # per atom pair and dimension: Cholesky entries and solves
-# G (and its float64 copy of the atoms) may take at most this fraction of the
+# G (with a float64 copy of the atoms) may take at most this fraction of the
 # machine's memory.
 _GRAM_MEMORY_FRACTION = 0.25
 # Tests force a path: True (Gram matrix), False (Gram-free), None (the rule).
@@ -541,7 +539,7 @@ def _physical_memory() -> int:
 def _omp_gram_pays_off(n: int, n_atoms: int, n_features: int, k: int) -> bool:
     """Whether OMP of n signals taking k atoms each is faster from the Gram
     matrix (by the measured costs above), and the Gram matrix fits in memory."""
-    if 8.0 * n_atoms * (n_atoms + n_features) > _GRAM_MEMORY_FRACTION * _physical_memory():
+    if 4.0 * n_atoms * n_atoms + 8.0 * n_atoms * n_features > _GRAM_MEMORY_FRACTION * _physical_memory():
         return False
     gram = _PS_GRAM_MAC * n_atoms * n_atoms * n_features + \
         n * n_atoms * (_PS_GRAM_ROW_MAC * k * k / 2 + _PS_GRAM_SCAN * k)
@@ -565,7 +563,7 @@ def _omp(X, D, n_nonzero, tol, positive, n_threads, use_gram=None):
         # n_features), where the Gram path is the safer guess.
         k = width if tol is None else min(width, max(1, X.shape[1] // 10))
         use_gram = _omp_gram_pays_off(n, D.shape[0], D.shape[1], k)
-    gram = _gram(D) if use_gram and n else None
+    gram = _gram32(D) if use_gram and n else None
     support = np.empty((n, width), np.int32)
     coefs = np.zeros((n, width), np.float32)
     count = np.empty(n, np.int32)
@@ -584,8 +582,18 @@ def _scaled_alphas(alphas, scale: float) -> np.ndarray:
 
 
 def _gram(D: np.ndarray) -> np.ndarray:
+    """D @ D.T in float64, for coordinate descent."""
     D64 = D.astype(np.float64)
     return D64 @ D64.T
+
+
+def _gram32(D: np.ndarray) -> np.ndarray:
+    """D @ D.T by SGEMM, for OMP and the homotopy, which read its rows in
+    float32 (see sparse.hpp): half the time of a float64 product, which
+    dominates OMP's cost over large dictionaries, and entries within about
+    sqrt(n_features) float32 roundings."""
+    gram = np.empty((D.shape[0], D.shape[0]), np.float32)
+    return np.matmul(D, D.T, out=gram)
 
 
 def _homotopy_max_steps(width: int) -> int:
@@ -595,8 +603,7 @@ def _homotopy_max_steps(width: int) -> int:
     return 8 * width + 64
 
 
-def _homotopy(X, D, gram, alphas: np.ndarray, positive: bool, scale: float,
-              n_threads: int) -> list[scipy.sparse.csr_array]:
+def _homotopy(X, D, alphas: np.ndarray, positive: bool, scale: float, n_threads: int) -> list[scipy.sparse.csr_array]:
     """The LASSO codes of the (scaled) signals X at every alpha of the
     decreasing, scaled grid, by the exact homotopy (one csr_array per alpha,
     unscaled); a point whose path took too many knots is solved by
@@ -607,7 +614,7 @@ def _homotopy(X, D, gram, alphas: np.ndarray, positive: bool, scale: float,
     per_call = max(1, min(_SIGNALS_PER_CALL, _LASSO_BLOCK_ENTRIES // (n_alphas * width)))
     parts: list[list] = [[] for _ in range(n_alphas)]
     cpu = _device.cpu(1)
-    gram32 = gram.astype(np.float32)  # the kernel reads float32 rows (see sparse.hpp)
+    gram32 = _gram32(D)
     with _backend.single_threaded_blas():
         for block in _blocks(n, per_call):
             rows = X[block]
@@ -622,8 +629,8 @@ def _homotopy(X, D, gram, alphas: np.ndarray, positive: bool, scale: float,
                 codes = rows_to_csr(support[g::n_alphas], _unscaled(values[g::n_alphas], scale, X),
                                     np.maximum(count[:, g], 0), n_atoms, cpu)
                 if unfinished.size:
-                    redone = _lasso(rows[unfinished], D, gram, alphas[g], 1e-10, positive, _CD_FALLBACK_SWEEPS,
-                                    None, scale, n_threads)
+                    redone = _lasso(rows[unfinished], D, _gram(D), alphas[g], 1e-10, positive,
+                                    _CD_FALLBACK_SWEEPS, None, scale, n_threads)
                     placed = scipy.sparse.csr_array(
                         (np.ones(unfinished.size), (unfinished, np.arange(unfinished.size))), shape=(m, unfinished.size))
                     codes = scipy.sparse.csr_array(codes + placed @ redone, dtype=np.float32)

@@ -33,7 +33,11 @@ struct SparseSignals {
 // stop check) ends the call with Interrupted within about 50 ms of work per
 // thread, outputs then partly written.
 
-// gram (n_atoms, n_atoms) row-major, unit diagonal. Signal i picks at most
+// gram (n_atoms, n_atoms) float32 row-major, unit diagonal: its rows are read
+// once per atom chosen, from memory once the matrix outgrows the caches, and
+// float32 halves that (the Cholesky factor is double; entries rounded to
+// float32, or summed by SGEMM, move the codes by about 1e-6 of their size).
+// Signal i picks at most
 // omp_capacity(max_nonzero, n_features) atoms and stops early when its
 // squared residual falls to tol (tol < 0: never; the norms are then not
 // needed) or when the next atom is a linear combination of the chosen ones.
@@ -54,7 +58,7 @@ struct SparseSignals {
 // the dictionary and sgemm;
 // scratch per thread: block * (9 n_atoms + 8 capacity^2) bytes or so, the
 // block at most 256 signals and 128 MiB.
-void batch_omp(const SparseSignals& signals, const double* gram, int max_nonzero, double tol, bool positive,
+void batch_omp(const SparseSignals& signals, const float* gram, int max_nonzero, double tol, bool positive,
                index_t* support, float* coefs, index_t* count, int n_threads);
 
 // LASSO codes by coordinate descent on the Gram matrix (covariance updates):
@@ -80,7 +84,7 @@ int lasso_cd(const SparseSignals& signals, const double* gram, double alpha, boo
 // are zero at a knot are listed with value 0); -1 when the path needed more
 // than max_steps knots to get there (the caller solves that point another
 // way). The Gram matrix is float32 here: reading its rows is the kernel's
-// main cost, and rounding it moves the codes by about 1e-7 of their size
+// main cost, and its rounding moves the codes by about 1e-6 of their size
 // times the active atoms' condition number (the objective, flat at the
 // optimum, by far less); lasso_knots, for single exact paths, reads float64.
 void lasso_homotopy(const SparseSignals& signals, const float* gram, const double* alphas, int n_alphas,
