@@ -246,18 +246,21 @@ def sae_compare(X, latents, k, batch, epochs, threads, decoders):
     except ImportError:
         return rows, h
     torch.set_num_threads(threads)
-    # The same start as latentcore's: its initialization, recomputed.
-    rng = np.random.default_rng(0)
-    decoder = rng.standard_normal((latents, X.shape[1])).astype(np.float32)
-    decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
+
+    def initial_decoder(n):
+        """latentcore's initialization, recomputed: the same start."""
+        rng = np.random.default_rng(0)
+        decoder = rng.standard_normal((n, X.shape[1])).astype(np.float32)
+        return decoder / np.linalg.norm(decoder, axis=1, keepdims=True)
+
     for name, embedding_bag in (TORCH_DECODERS[d] for d in decoders):
-        TorchTopKSAE(torch, decoder[:small], X[:256].mean(axis=0), min(k, 8), lr, X.shape[1] // 2, 1 / 32, dead_after,
-                     embedding_bag).step(torch.from_numpy(X[:256]))  # warm-up
-        model = TorchTopKSAE(torch, decoder, X[:batch].mean(axis=0), k, lr, X.shape[1] // 2, 1 / 32, dead_after,
-                             embedding_bag)
+        TorchTopKSAE(torch, initial_decoder(small), X[:256].mean(axis=0), min(k, 8), lr, X.shape[1] // 2, 1 / 32,
+                     dead_after, embedding_bag).step(torch.from_numpy(X[:256]))  # warm-up
         batches = [torch.from_numpy(X[i:i + batch]) for i in range(0, X.shape[0], batch)]
         gc.collect()
-        start = time.perf_counter()
+        start = time.perf_counter()  # the initialization timed too, as latentcore's fit times its own
+        model = TorchTopKSAE(torch, initial_decoder(latents), X[:batch].mean(axis=0), k, lr, X.shape[1] // 2,
+                             1 / 32, dead_after, embedding_bag)
         fvu = [model.step(b) for _ in range(epochs) for b in batches]
         t_torch = time.perf_counter() - start
         rows.append((name, samples / t_torch, t_torch, float(np.mean(fvu[:h])), float(np.mean(fvu[-h:]))))

@@ -48,6 +48,39 @@ void sparse_decode_backward(const std::int32_t* index, const float* value, std::
                             int n_latents, int n_features, float* grad_decoder, float* grad_encoder,
                             float* grad_encoder_bias, std::uintptr_t stream);
 
+// latentcore::decode_error: per row i, recon = bias + sum_j value[i, j] *
+// decoder[index[i, j]] (bias null for zero), error[i] = recon - target[i],
+// grad_out[i] = error[i] * scale (in double, rounded once to float) and
+// sq_error[i] = the sum of error[i]^2 in double. One block per row, as
+// sparse_decode (each feature adds its row's entries in j order), with a
+// block reduction for sq_error (its order differs from the CPU's).
+void decode_error(const std::int32_t* index, const float* value, std::int64_t batch, int k, const float* decoder,
+                  int n_latents, int n_features, const float* bias, const float* target, double scale,
+                  float* error, float* grad_out, double* sq_error, std::uintptr_t stream);
+
+// Parameter, first moment and second moment of one tensor, device pointers.
+struct AdamSlot {
+    float* param;
+    float* first_moment;
+    float* second_moment;
+};
+
+// latentcore::update_latents: the gradients of every latent from the entries
+// (index, value with grad_out) and the AuxK entries (aux_index, aux_value
+// with aux_grad_out), as sparse_decode_backward's kernel sums them (atomics,
+// in scratch memory), grad_pre_bias = sum_l grad_encoder_bias[l] * encoder[l]
+// (the encoder before the update), then one block per latent: the decoder
+// row's tangent projection, AdamStep on the decoder row, the encoder row and
+// the encoder bias, and the decoder row renormalized, its norm in norms[l].
+// Sums land in whatever order the atomics run: equal to the CPU's to float
+// rounding, not bit for bit.
+void update_latents(const std::int32_t* index, const float* value, const float* grad_out, int k,
+                    const std::int32_t* aux_index, const float* aux_value, const float* aux_grad_out, int k_aux,
+                    const float* x_centered, std::int64_t batch, int n_latents, int n_features, AdamSlot encoder,
+                    AdamSlot encoder_bias, AdamSlot decoder, float* grad_pre_bias, float* norms,
+                    double learning_rate, double beta1, double beta2, double eps, long long step,
+                    std::uintptr_t stream);
+
 // latentcore::adam_update over n parameters in place: latentcore::AdamStep
 // (latentcore/adam.hpp), the CPU's code, elementwise. step counts from 1.
 void adam_update(float* param, const float* grad, float* first_moment, float* second_moment,

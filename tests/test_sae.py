@@ -136,6 +136,161 @@ def test_kernels_match_dense_references_and_any_thread_count(rng):
         _core.sae_sparse_decode(np.full((batch, k), m, np.int32), values, decoder, bias, out, 1)
 
 
+def _dense_codes(index, values, m):
+    """Codes (batch, k) as a dense (batch, m) float64 matrix, duplicate ids summed."""
+    dense = np.zeros((index.shape[0], m))
+    rows = np.repeat(np.arange(index.shape[0]), index.shape[1])
+    keep = index.ravel() >= 0
+    np.add.at(dense, (rows[keep], index.ravel()[keep]), values.ravel()[keep])
+    return dense
+
+
+def test_decode_error_equals_the_definition_for_any_thread_count(rng):
+    batch, k, m, d = 300, 6, 80, 19
+    index = rng.integers(-1, m, (batch, k)).astype(np.int32)
+    values = rng.standard_normal((batch, k)).astype(np.float32)
+    values[rng.random((batch, k)) < 0.1] = 0.0
+    decoder, target = (rng.standard_normal(s).astype(np.float32) for s in ((m, d), (batch, d)))
+    bias = rng.standard_normal(d).astype(np.float32)
+    for with_bias, scale in ((True, 3e-3), (False, 1e40)):  # 1e40: beyond float32, as for data near 1e-20
+        target_ = target * np.float32(1e-21) if scale > 1e30 else target
+        decoder_ = decoder * np.float32(1e-21) if scale > 1e30 else decoder
+        results = []
+        for threads in (1, 2):
+            out = [np.empty((batch, d), np.float32), np.empty((batch, d), np.float32), np.empty(batch)]
+            _core.sae_decode_error(index, values, decoder_, bias if with_bias else bias[:0], target_, scale, *out,
+                                   threads)
+            results.append(out)
+        for a, b in zip(*results):
+            np.testing.assert_array_equal(a, b)
+        error, grad, sq = results[0]
+        expected = _dense_codes(index, values, m) @ decoder_.astype(np.float64) - target_
+        if with_bias:
+            expected += bias
+        np.testing.assert_allclose(error, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+        np.testing.assert_allclose(sq, (error.astype(np.float64) ** 2).sum(axis=1), rtol=1e-12)
+        # grad_out is error * scale rounded once: within half an ulp of the exact product.
+        np.testing.assert_allclose(grad, error.astype(np.float64) * scale, rtol=6e-8)
+        assert np.isfinite(grad).all()
+        if scale > 1e30:
+            assert np.abs(grad).max() > 1e10
+
+
+def _reference_update(codes, x_centered, params, moments, hyper, step):
+    """One fused update in float64 numpy: the gradients of sparse_decode_backward
+    from each set of codes (index, values, grad_out), the decoder gradient's
+    tangent projection, dense Adam on every row, the decoder renormalized.
+    Returns the pre-encoder-bias part sum_l grad_encoder_bias[l] * encoder[l]."""
+    lr, b1, b2, eps = hyper
+    m = params["decoder"].shape[0]
+    grads = {name: np.zeros_like(params[name]) for name in ("encoder", "encoder_bias", "decoder")}
+    for index, values, grad_out in codes:
+        dense = _dense_codes(index, values, m)
+        grads["decoder"] += dense.T @ grad_out
+        dpre = np.where(dense > 0, grad_out @ params["decoder"].T, 0.0)
+        grads["encoder"] += dpre.T @ x_centered
+        grads["encoder_bias"] += dpre.sum(axis=0)
+    part = grads["encoder_bias"] @ params["encoder"]
+    dec = params["decoder"]
+    grads["decoder"] -= (grads["decoder"] * dec).sum(axis=1, keepdims=True) * dec
+    for name, g in grads.items():
+        first, second = moments[name]
+        first *= b1
+        first += (1 - b1) * g
+        second *= b2
+        second += (1 - b2) * g * g
+        params[name] -= lr / (1 - b1**step) * first / (np.sqrt(second) / np.sqrt(1 - b2**step) + eps)
+    norms = np.linalg.norm(params["decoder"], axis=1)
+    params["decoder"] /= norms[:, None]
+    return part, norms
+
+
+def test_fused_update_equals_dense_adam_over_steps_with_untouched_latents(rng):
+    """sae_update_latents over five steps against a float64 numpy reference of
+    the unfused step (gradients, tangent projection, dense Adam over every
+    row, renormalization), with AuxK codes and latents that no code touches
+    for several steps: Adam still moves those (their moments decay, the step
+    is not zero), and the fused pass must move them exactly as dense Adam.
+    The same result, bit for bit, on 1 and 2 threads."""
+    batch, k, k_aux, m, d = 40, 3, 2, 150, 13
+    hyper = (1e-2, 0.9, 0.999, 1e-6)
+    decoder = rng.standard_normal((m, d))
+    decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
+    start = {"encoder": decoder + 0.1 * rng.standard_normal((m, d)), "decoder": decoder,
+             "encoder_bias": 0.1 * rng.standard_normal(m)}
+    ref = {name: v.copy() for name, v in start.items()}
+    ref_moments = {name: (np.zeros_like(v), np.zeros_like(v)) for name, v in start.items()}
+    def distinct(low, high, count):  # ids in [low, high), distinct in each row (as a top-k selects them)
+        return (low + np.argsort(rng.random((batch, high - low)), axis=1)[:, :count]).astype(np.int32)
+
+    runs = []
+    for threads in (1, 2):
+        params = {name: v.astype(np.float32) for name, v in start.items()}
+        moments = {name: (np.zeros_like(v), np.zeros_like(v)) for name, v in params.items()}
+        runs.append((threads, params, moments))
+    for step in range(1, 6):
+        # Latents 0-29 are used by no code in steps 2-4; 30-39 only by AuxK codes.
+        low = 0 if step in (1, 5) else 40
+        index = distinct(low, m, k)
+        index[rng.random((batch, k)) < 0.1] = -1
+        values = rng.uniform(-0.2, 1.0, (batch, k)).astype(np.float32)  # some negative: no encoder gradient
+        aux_index = distinct(30, 40, k_aux) if step > 1 else np.empty((batch, 0), np.int32)
+        aux_values = rng.uniform(0.0, 1.0, aux_index.shape).astype(np.float32)
+        grad_out, aux_grad, x_centered = (rng.standard_normal((batch, d)).astype(np.float32) for _ in range(3))
+        part_ref, norms_ref = _reference_update([(index, values, grad_out), (aux_index, aux_values, aux_grad)],
+                                                x_centered, ref, ref_moments, hyper, step)
+        outputs = []
+        for threads, params, moments in runs:
+            part, norms = np.empty(d, np.float32), np.empty(m, np.float32)
+            _core.sae_update_latents(index, values, grad_out, aux_index, aux_values, aux_grad, x_centered,
+                                     params["encoder"], *moments["encoder"], params["encoder_bias"],
+                                     *moments["encoder_bias"], params["decoder"], *moments["decoder"], part, norms,
+                                     *hyper, step, threads)
+            outputs.append((part, norms))
+        for a, b in zip(outputs[0], outputs[1]):
+            np.testing.assert_array_equal(a, b)
+        for name in start:
+            np.testing.assert_array_equal(runs[0][1][name], runs[1][1][name])
+            for a, b in zip(runs[0][2][name], runs[1][2][name]):
+                np.testing.assert_array_equal(a, b)
+        part, norms = outputs[0]
+        np.testing.assert_allclose(part, part_ref, rtol=1e-4, atol=1e-5, err_msg=f"step {step}")
+        np.testing.assert_allclose(norms, norms_ref, rtol=1e-5)
+        params, moments = runs[0][1], runs[0][2]
+        for name in start:
+            np.testing.assert_allclose(params[name], ref[name], rtol=1e-4, atol=2e-5, err_msg=f"{name} step {step}")
+            for got, want in zip(moments[name], ref_moments[name]):
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7, err_msg=f"{name} moments step {step}")
+        if step == 1:  # latents 0-29 that step 1 gave an encoder gradient
+            had_gradient = np.flatnonzero(np.abs(moments["encoder"][0][:30]).max(axis=1) > 0)
+            assert had_gradient.size >= 10
+        if step == 4:  # untouched since step 1, yet moved by this step's Adam
+            moved = np.abs(params["encoder"][had_gradient] - previous[had_gradient]).max(axis=1)
+            assert (moved > 1e-5).all()
+        previous = params["encoder"].copy()
+    np.testing.assert_allclose(np.linalg.norm(runs[0][1]["decoder"], axis=1), 1.0, rtol=1e-6)
+
+
+def test_profile_script_accounts_for_the_whole_step():
+    """bench/profile_sae.py (the private phase hook of latentcore.sae): every
+    phase of a step appears in its table and their shares add up to the step."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "bench" / "profile_sae.py"), "--dims", "16", "--latents", "64",
+                          "--k", "4", "--batch", "256", "--threads", "1", "--steps", "2", "--atoms", "32",
+                          "--planted-k", "3", "--split-repeats", "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in out.stdout.splitlines() if line.startswith("| ") and "%" in line]
+    phases = {row[0].split(":")[0].strip(): float(row[2].strip().rstrip("%")) for row in rows}
+    assert {"encode", "decode + loss", "update", "prepare", "centre"} <= set(phases)
+    assert abs(sum(phases.values()) - 100.0) < 0.5
+    from latentcore import sae
+    assert sae._phase_hook is None  # off by default
+
+
 def test_same_model_for_any_thread_count(data):
     """Each encoder block runs its own single-threaded SGEMM and every sum has
     a fixed order, so the thread count changes nothing, not even the last bit."""
@@ -540,6 +695,22 @@ def test_sae_bindings_check_every_size():
     output = assert_calls_refused('''
 x, W, b = f32(3, 4), f32(5, 4), f32(5)
 ids = i32(3, 2)
+f64 = lambda *s: np.zeros(s, np.float64)
+e = f32(3, 4)
+
+
+def update(**changed):
+    args = dict(index=ids, value=f32(3, 2), grad_out=x, aux_index=i32(3, 1), aux_value=f32(3, 1), aux_grad_out=x,
+                x_centered=x, encoder=f32(5, 4), encoder_first_moment=f32(5, 4), encoder_second_moment=f32(5, 4),
+                encoder_bias=f32(5), encoder_bias_first_moment=f32(5), encoder_bias_second_moment=f32(5),
+                decoder=W.copy() + 1, decoder_first_moment=f32(5, 4), decoder_second_moment=f32(5, 4),
+                grad_pre_bias=f32(4), norms=f32(5), learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=1,
+                n_threads=1)
+    args.update(changed)
+    return _core.sae_update_latents(**args)
+
+
+update()  # the arguments above are right: each call below changes one
 calls = {
     "encode weight width": lambda: _core.sae_topk_encode(x, f32(5, 3), b, g, f32(3, 2), i32(3, 2), 1),
     "encode bias": lambda: _core.sae_topk_encode(x, W, f32(4), g, f32(3, 2), i32(3, 2), 1),
@@ -564,9 +735,34 @@ calls = {
     "adam grad": lambda: _core.sae_adam_update(f32(10), f32(9), f32(10), f32(10), 1e-3, 0.9, 0.999, 1e-8, 1, 1),
     "adam moment": lambda: _core.sae_adam_update(f32(10), f32(10), f32(10), f32(11), 1e-3, 0.9, 0.999, 1e-8, 1, 1),
     "adam step": lambda: _core.sae_adam_update(f32(10), f32(10), f32(10), f32(10), 1e-3, 0.9, 0.999, 1e-8, 0, 1),
+    "decode_error id": lambda: _core.sae_decode_error(np.full((3, 2), 5, np.int32), f32(3, 2), W, b[:0], x, 1.0, f32(3, 4), f32(3, 4), f64(3), 1),
+    "decode_error values": lambda: _core.sae_decode_error(ids, f32(3, 3), W, b[:0], x, 1.0, f32(3, 4), f32(3, 4), f64(3), 1),
+    "decode_error bias": lambda: _core.sae_decode_error(ids, f32(3, 2), W, f32(3), x, 1.0, f32(3, 4), f32(3, 4), f64(3), 1),
+    "decode_error target": lambda: _core.sae_decode_error(ids, f32(3, 2), W, b[:0], f32(2, 4), 1.0, f32(3, 4), f32(3, 4), f64(3), 1),
+    "decode_error error": lambda: _core.sae_decode_error(ids, f32(3, 2), W, b[:0], x, 1.0, f32(3, 5), f32(3, 4), f64(3), 1),
+    "decode_error grad_out": lambda: _core.sae_decode_error(ids, f32(3, 2), W, b[:0], x, 1.0, f32(3, 4), f32(2, 4), f64(3), 1),
+    "decode_error sq_error": lambda: _core.sae_decode_error(ids, f32(3, 2), W, b[:0], x, 1.0, f32(3, 4), f32(3, 4), f64(2), 1),
+    "decode_error scale": lambda: _core.sae_decode_error(ids, f32(3, 2), W, b[:0], x, float("inf"), f32(3, 4), f32(3, 4), f64(3), 1),
+    "decode_error aliasing": lambda: _core.sae_decode_error(ids, f32(3, 2), W, b[:0], e, 1.0, e, f32(3, 4), f64(3), 1),
+    "update id": lambda: update(index=np.full((3, 2), 5, np.int32)),
+    "update id -2": lambda: update(index=np.full((3, 2), -2, np.int32)),
+    "update aux id": lambda: update(aux_index=np.full((3, 1), 5, np.int32)),
+    "update values": lambda: update(value=f32(3, 1)),
+    "update aux values": lambda: update(aux_value=f32(3, 2)),
+    "update aux rows": lambda: update(aux_index=i32(2, 1), aux_value=f32(2, 1)),
+    "update grad_out": lambda: update(grad_out=f32(2, 4)),
+    "update aux_grad_out": lambda: update(aux_grad_out=f32(3, 3)),
+    "update x_centered": lambda: update(x_centered=f32(3, 5)),
+    "update encoder": lambda: update(encoder=f32(4, 4)),
+    "update moment": lambda: update(decoder_second_moment=f32(5, 3)),
+    "update bias": lambda: update(encoder_bias=f32(4)),
+    "update bias moment": lambda: update(encoder_bias_first_moment=f32(6)),
+    "update norms": lambda: update(norms=f32(4)),
+    "update grad_pre_bias": lambda: update(grad_pre_bias=f32(5)),
+    "update step": lambda: update(step=0),
 }
 ''')
-    assert output.count("refused") == 23, output
+    assert output.count("refused") == 48, output
 
 
 def test_ctrl_c_stops_fit_and_encode(rng):

@@ -100,12 +100,18 @@ def backward_both(index, value, grad_out, x_centered, decoder, grads, gpu_index=
     return tuple(cp.asnumpy(g) for g in gpu), cpu
 
 
-@pytest.mark.parametrize("with_bias", [True, False])
-@pytest.mark.parametrize("batch,k,n_latents,n_features", SHAPES)
-def test_decode_equals_cpu(rng, batch, k, n_latents, n_features, with_bias):
+def decode_inputs(rng, batch, k, n_latents, n_features, with_bias):
+    """Codes, a unit-norm decoder and a bias (empty: none) for the decoding tests."""
     index, value = random_codes(rng, batch, k, n_latents)
     decoder = random_decoder(rng, n_latents, n_features)
     bias = (0.1 * rng.standard_normal(n_features)).astype(np.float32) if with_bias else np.empty(0, np.float32)
+    return index, value, decoder, bias
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("batch,k,n_latents,n_features", SHAPES)
+def test_decode_equals_cpu(rng, batch, k, n_latents, n_features, with_bias):
+    index, value, decoder, bias = decode_inputs(rng, batch, k, n_latents, n_features, with_bias)
     gpu, cpu = decode_both(index, value, decoder, bias)
     assert not np.isnan(gpu).any()
     np.testing.assert_allclose(gpu, cpu, rtol=DECODE_RTOL, atol=DECODE_ATOL)
@@ -256,6 +262,113 @@ def test_shape_errors_raise_value_error(rng):
                  (p, p.copy(), p.copy(), p.copy(), 0)]:
         with pytest.raises(ValueError):
             m.sae_adam_update(*args[:4], 1e-3, 0.9, 0.999, 1e-8, args[4], s)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("batch,k,n_latents,n_features", SHAPES)
+def test_decode_error_equals_cpu(rng, batch, k, n_latents, n_features, with_bias):
+    index, value, decoder, bias = decode_inputs(rng, batch, k, n_latents, n_features, with_bias)
+    target = rng.standard_normal((batch, n_features)).astype(np.float32)
+    scale = 2.0 / max(1.0, float((target.astype(np.float64) ** 2).sum()))
+    cpu = [np.full((batch, n_features), np.nan, np.float32), np.full((batch, n_features), np.nan, np.float32),
+           np.full(batch, np.nan)]
+    _core.sae_decode_error(index, value, decoder, bias, target, scale, *cpu, 0)
+    gpu = [cp.asarray(a) for a in cpu]
+    cuda_module().sae_decode_error(cp.asarray(index), cp.asarray(value), cp.asarray(decoder), cp.asarray(bias),
+                                   cp.asarray(target), scale, *gpu, stream())
+    for name, g, c in zip(("error", "grad_out", "sq_error"), gpu, cpu):
+        g = cp.asnumpy(g)
+        assert not np.isnan(g).any(), name
+        np.testing.assert_allclose(g, c, rtol=DECODE_RTOL, atol=DECODE_ATOL * (scale if name == "grad_out" else 1),
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("step", [1, 3])
+@pytest.mark.parametrize("batch,k,n_latents,n_features", SHAPES)
+def test_update_latents_equals_cpu(rng, batch, k, n_latents, n_features, step):
+    """The fused backward + tangent projection + Adam + renormalization, with
+    AuxK codes: the same parameters, moments, norms and pre_bias share as
+    the CPU's, to the atomics' summation order."""
+    index, value = random_codes(rng, batch, k, n_latents)
+    aux_index, aux_value = random_codes(rng, batch, min(2, n_latents), n_latents, negative=0.0)
+    grad_out, x_centered, _ = backward_inputs(rng, batch, n_latents, n_features)
+    aux_grad = (0.5 * rng.standard_normal((batch, n_features))).astype(np.float32)
+    decoder = random_decoder(rng, n_latents, n_features)
+    state = {"encoder": decoder + 0.1 * rng.standard_normal(decoder.shape).astype(np.float32),
+             "encoder_first_moment": 0.01 * rng.standard_normal(decoder.shape),
+             "encoder_second_moment": 0.01 * rng.random(decoder.shape),
+             "encoder_bias": 0.1 * rng.standard_normal(n_latents),
+             "encoder_bias_first_moment": 0.01 * rng.standard_normal(n_latents),
+             "encoder_bias_second_moment": 0.01 * rng.random(n_latents),
+             "decoder": decoder,
+             "decoder_first_moment": 0.01 * rng.standard_normal(decoder.shape),
+             "decoder_second_moment": 0.01 * rng.random(decoder.shape),
+             "grad_pre_bias": np.full(n_features, np.nan), "norms": np.full(n_latents, np.nan)}
+    if step == 1:
+        for name in state:
+            if "moment" in name:
+                state[name] = np.zeros_like(state[name])
+    state = {name: np.ascontiguousarray(v, np.float32) for name, v in state.items()}
+    hyper = (1e-2, 0.9, 0.999, 1e-8, step)
+    cpu = {name: v.copy() for name, v in state.items()}
+    _core.sae_update_latents(index, value, grad_out, aux_index, aux_value, aux_grad, x_centered, *cpu.values(),
+                             *hyper, 0)
+    gpu = {name: cp.asarray(v) for name, v in state.items()}
+    cuda_module().sae_update_latents(*(cp.asarray(a) for a in (index, value, grad_out, aux_index, aux_value,
+                                                               aux_grad, x_centered)), *gpu.values(), *hyper,
+                                     stream())
+    for name in state:
+        np.testing.assert_allclose(cp.asnumpy(gpu[name]), cpu[name], rtol=BACKWARD_RTOL, atol=BACKWARD_ATOL,
+                                   err_msg=name)
+
+
+def test_new_kernels_refuse_wrong_shapes(rng):
+    m = cuda_module()
+    s = stream()
+    batch, k, n_latents, n_features = 4, 2, 6, 5
+    f32 = lambda *shape: cp.zeros(shape, cp.float32)  # noqa: E731
+    index = cp.zeros((batch, k), cp.int32)
+    decoder = cp.asarray(random_decoder(rng, n_latents, n_features))
+
+    def decode_error(**changes):
+        args = dict(index=index, value=f32(batch, k), decoder=decoder, bias=f32(0), target=f32(batch, n_features),
+                    scale=1.0, error=f32(batch, n_features), grad_out=f32(batch, n_features),
+                    sq_error=cp.zeros(batch, cp.float64))
+        args.update(changes)
+        m.sae_decode_error(*args.values(), s)
+
+    decode_error()
+    shared = f32(batch, n_features)
+    for changes in [dict(value=f32(batch, k + 1)), dict(bias=f32(n_features - 1)), dict(target=f32(batch + 1, n_features)),
+                    dict(error=f32(batch, n_features + 1)), dict(grad_out=f32(batch - 1, n_features)),
+                    dict(sq_error=cp.zeros(batch + 1, cp.float64)), dict(scale=float("nan")),
+                    dict(target=shared, error=shared)]:
+        with pytest.raises(ValueError):
+            decode_error(**changes)
+
+    def update(**changes):
+        args = dict(index=index, value=f32(batch, k), grad_out=f32(batch, n_features),
+                    aux_index=cp.zeros((batch, 1), cp.int32), aux_value=f32(batch, 1),
+                    aux_grad_out=f32(batch, n_features), x_centered=f32(batch, n_features),
+                    encoder=f32(n_latents, n_features), encoder_first_moment=f32(n_latents, n_features),
+                    encoder_second_moment=f32(n_latents, n_features), encoder_bias=f32(n_latents),
+                    encoder_bias_first_moment=f32(n_latents), encoder_bias_second_moment=f32(n_latents),
+                    decoder=decoder.copy(), decoder_first_moment=f32(n_latents, n_features),
+                    decoder_second_moment=f32(n_latents, n_features), grad_pre_bias=f32(n_features),
+                    norms=f32(n_latents), learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=1)
+        args.update(changes)
+        m.sae_update_latents(*args.values(), s)
+
+    update()
+    for changes in [dict(value=f32(batch, k + 1)), dict(aux_value=f32(batch, 2)),
+                    dict(aux_index=cp.zeros((batch + 1, 1), cp.int32), aux_value=f32(batch + 1, 1)),
+                    dict(grad_out=f32(batch + 1, n_features)), dict(aux_grad_out=f32(batch, n_features + 1)),
+                    dict(x_centered=f32(batch, n_features - 1)), dict(encoder=f32(n_latents + 1, n_features)),
+                    dict(decoder_second_moment=f32(n_latents, n_features - 1)), dict(encoder_bias=f32(n_latents - 1)),
+                    dict(encoder_bias_second_moment=f32(n_latents + 1)), dict(norms=f32(n_latents + 1)),
+                    dict(grad_pre_bias=f32(n_features + 1)), dict(step=0)]:
+        with pytest.raises(ValueError):
+            update(**changes)
 
 
 def test_wrong_dtype_or_device_raises_type_error(rng):

@@ -289,6 +289,27 @@ def case_sae_adam_update(rng):
                 step=1, n_threads=1)
 
 
+def case_sae_decode_error(rng):
+    index, value = _codes(rng)
+    return dict(index=index, value=value, decoder=_float32(rng, 6, 5), bias=_float32(rng, 5),
+                target=_float32(rng, 4, 5), scale=0.5, error=np.empty((4, 5), np.float32),
+                grad_out=np.empty((4, 5), np.float32), sq_error=np.empty(4, np.float64), n_threads=1)
+
+
+def case_sae_update_latents(rng):
+    index, value = _codes(rng)
+    aux_index = np.array([[1], [2], [-1], [4]], np.int32)
+    moments = {name: np.zeros(shape, np.float32)
+               for name, shape in (("encoder_first_moment", (6, 5)), ("encoder_second_moment", (6, 5)),
+                                   ("encoder_bias_first_moment", (6,)), ("encoder_bias_second_moment", (6,)),
+                                   ("decoder_first_moment", (6, 5)), ("decoder_second_moment", (6, 5)))}
+    return dict(index=index, value=value, grad_out=_float32(rng, 4, 5), aux_index=aux_index,
+                aux_value=rng.uniform(0.5, 1.5, (4, 1)).astype(np.float32), aux_grad_out=_float32(rng, 4, 5),
+                x_centered=_float32(rng, 4, 5), encoder=_float32(rng, 6, 5), encoder_bias=_float32(rng, 6),
+                decoder=_float32(rng, 6, 5), grad_pre_bias=np.empty(5, np.float32), norms=np.empty(6, np.float32),
+                learning_rate=0.1, beta1=0.9, beta2=0.999, eps=1e-8, step=1, n_threads=1, **moments)
+
+
 # kernel -> (argument factory, the output and in-place arrays it writes)
 OUTPUTS = {
     "exact_knn": (case_exact_knn, ["index", "score"]),
@@ -314,6 +335,11 @@ OUTPUTS = {
     "sae_sparse_decode_backward": (case_sae_sparse_decode_backward, ["grad_decoder", "grad_encoder",
                                                                      "grad_encoder_bias"]),
     "sae_adam_update": (case_sae_adam_update, ["param", "first_moment", "second_moment"]),
+    "sae_decode_error": (case_sae_decode_error, ["error", "grad_out", "sq_error"]),
+    "sae_update_latents": (case_sae_update_latents, ["encoder", "encoder_first_moment", "encoder_second_moment",
+                                                     "encoder_bias", "encoder_bias_first_moment",
+                                                     "encoder_bias_second_moment", "decoder", "decoder_first_moment",
+                                                     "decoder_second_moment", "grad_pre_bias", "norms"]),
 }
 
 SENTINEL = {"f": 0.375, "i": 77}

@@ -2,11 +2,20 @@
 
 An autoencoder with ``n_latents`` latents of which only the ``k`` largest
 pre-activations fire per sample. The encoder's GEMM runs in BLAS (cuBLAS on
-the GPU); the top-k is the selection k-NN uses; everything after it is
-sparse: the decoder reads only the k chosen rows of its matrix, and the
-backward pass writes only those rows of both gradients (C++ in
-``cpp/src/sae.cpp``, CUDA in ``cuda/sae.cu``). A plain PyTorch TopK SAE
-spends three of its four GEMMs on that sparse part.
+the GPU), tile by tile, each tile's pre-activations selected from while in
+cache (the top-k is the selection k-NN uses); everything after it is sparse:
+the decoder reads only the k chosen rows of its matrix, fused with the loss's
+gradient, and one pass over the latents builds each latent's gradient rows in
+a buffer from its entries and applies the decoder's tangent projection, Adam
+and the renormalization at once, so no (n_latents, n_features) gradient is
+ever stored (C++ in ``cpp/src/sae.cpp``, CUDA in ``cuda/sae.cu``). A plain
+PyTorch TopK SAE spends three of its four GEMMs on that sparse part.
+
+Every latent takes its Adam step every step, also with a zero gradient (its
+moments decay and it still moves): a "lazy" Adam that skipped those rows
+would be a different optimizer unless it replayed the skipped steps, and
+every latent fires in nearly every batch at the sizes SAEs train at (4096
+samples x k entries over the latents), so there is nothing to skip.
 """
 
 from __future__ import annotations
@@ -41,9 +50,15 @@ _PARAMETERS = ("encoder", "encoder_bias", "decoder", "pre_bias")
 # The kernels take int sizes.
 _INT32_MAX = 2**31 - 1
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 # What the C++ encoder reports when a pre-activation is not finite.
 _OVERFLOW = "pre-activations overflow float32"
+#: A private profiling hook (bench/profile_sae.py): None, or a callable that a
+#: training step calls with each phase's name as the phase ends.
+_phase_hook = None
+
+
+def _no_mark(phase: str) -> None:
+    pass
 
 
 def _overflow_error(training: bool) -> ValueError:
@@ -60,7 +75,8 @@ def _sum_of_squares(a, xp, centered: bool = False) -> float:
     a = a.astype(xp.float64)
     if centered:
         a -= a.mean(axis=0)
-    return float((a ** 2).sum())
+    a = a.ravel()
+    return float(a @ a)
 
 
 def _largest(device: _device.Device, x, weight, bias, k: int, training: bool):
@@ -78,17 +94,28 @@ def _largest(device: _device.Device, x, weight, bias, k: int, training: bool):
     return values, index
 
 
-def _decode(device: _device.Device, index, values, decoder, bias, out=None):
+def _decode_error(device: _device.Device, index, values, decoder, bias, target, scale: float, buffers):
+    """The sparse decoder's forward pass fused with the loss's gradient
+    (``sae_decode_error``): (error, grad_out, sq_error) with error =
+    decode(codes) + bias - target, grad_out = error * scale and sq_error each
+    row's sum of squared errors (float64); the arrays are reused from step to
+    step."""
     xp = device.xp
-    out = xp.empty((index.shape[0], decoder.shape[1]), xp.float32) if out is None else out
+    n, d = target.shape
+    error, grad_out = buffers("error", (n, d)), buffers("grad_out", (n, d))
+    sq_error = buffers("sq_error", (n,), xp.float64)
     bias = xp.empty(0, xp.float32) if bias is None else bias
-    device.call("sae_sparse_decode", index, values, decoder, bias, out)
-    return out
+    device.call("sae_decode_error", index, values, decoder, bias, target, scale, error, grad_out, sq_error)
+    return error, grad_out, sq_error
 
 
-def _backward(device: _device.Device, index, values, grad_out, x_centered, decoder, grads) -> None:
-    device.call("sae_sparse_decode_backward", index, values, grad_out, x_centered, decoder, grads["decoder"],
-                grads["encoder"], grads["encoder_bias"])
+def _gradient_fits(grad_out, sq_error, scale: float, xp) -> bool:
+    """Whether grad_out = error * scale came out finite in float32: surely
+    when the largest error (at most the root of a row's sum of squares)
+    times scale fits, else checked."""
+    if not sq_error.size or math.sqrt(float(sq_error.max())) * scale < _FLOAT32_MAX / 2:
+        return True
+    return bool(xp.isfinite(grad_out).all())
 
 
 class TopKSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -287,11 +314,15 @@ class TopKSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         try:
             with _backend.single_threaded_blas():
                 for batch in _batches(source, self.batch_size, epochs, rng, shuffle):
+                    mark = _phase_hook or _no_mark
+                    mark("batch")
                     if device is None:
                         device = self._start(batch, rng)
                     x = self._prepare(batch, device)
+                    mark("prepare")
                     fvu, l0, dead = self._step(x, device)
                     progress.update(x.shape[0], fvu=f"{fvu:.4f}", l0=f"{l0:.1f}", dead=f"{dead:.3f}")
+                    mark("progress")
         finally:
             progress.close()
             if device is not None:
@@ -309,17 +340,17 @@ class TopKSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._state = {name: device.put(getattr(self, name + "_").copy()) for name in _PARAMETERS}
         self._moments = {name: tuple(device.put(m) for m in pair) for name, pair in self._saved_moments.items()}
         self._last_fired = device.put(self._last_fired)
-        self._grads = {name: device.xp.zeros_like(p) for name, p in self._state.items()}
         self._buffers = {}
         self._updating = False
         return device
 
-    def _buffer(self, name: str, shape: tuple[int, ...], device: _device.Device):
-        """A float32 scratch array reused from step to step: a fresh one each
-        step would cost its page faults and zeroing every time."""
+    def _buffer(self, name: str, shape: tuple[int, ...], device: _device.Device, dtype=None):
+        """A scratch array (float32 by default) reused from step to step: a
+        fresh one each step would cost its page faults every time."""
+        dtype = device.xp.float32 if dtype is None else dtype
         array = self._buffers.get(name)
-        if array is None or array.shape != shape:
-            array = self._buffers[name] = device.xp.empty(shape, device.xp.float32)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self._buffers[name] = device.xp.empty(shape, dtype)
         return array
 
     def _initialize(self, x: np.ndarray, rng: np.random.Generator) -> None:
@@ -338,8 +369,10 @@ class TopKSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _fresh_optimizer(self) -> None:
         """Zero Adam moments, every latent counted as just fired, an empty history."""
-        self._saved_moments = {name: (np.zeros_like(getattr(self, name + "_")),
-                                      np.zeros_like(getattr(self, name + "_"))) for name in _PARAMETERS}
+        # np.zeros, not zeros_like: the pages come zeroed from the system when
+        # first written (the first step writes them all), not written twice.
+        self._saved_moments = {name: tuple(np.zeros(getattr(self, name + "_").shape, np.float32) for _ in range(2))
+                               for name in _PARAMETERS}
         self._last_fired = np.full(self.encoder_.shape[0], self.n_samples_seen_, np.int64)
         self.history_ = {"samples": [], "fvu": [], "l0": [], "dead": []}
 
@@ -372,40 +405,43 @@ class TopKSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _step(self, x, device: _device.Device) -> tuple[float, float, float]:
         """One Adam step. Nothing of the model changes before its update
-        phase (the counters, Adam and the renormalization), so an error or an
-        interrupt before it leaves the model as the previous step left it."""
+        phase (the counters, then one fused pass of Adam over the latents and
+        one over pre_bias), so an error or an interrupt before it leaves the
+        model as the previous step left it."""
         xp, state = device.xp, self._state
         n, n_features = x.shape
-        x_centered = x - state["pre_bias"]
+        mark = _phase_hook or _no_mark
+        buffers = lambda name, shape, dtype=None: self._buffer(name, shape, device, dtype)  # noqa: E731
+        x_centered = xp.subtract(x, state["pre_bias"], out=buffers("x_centered", x.shape))
+        mark("centre")
         values, index, cut = self._select(x_centered, state["encoder"], state["encoder_bias"], self.k, device, True)
-        recon = _decode(device, index, values, state["decoder"], state["pre_bias"], self._buffer("recon", x.shape, device))
-        error = recon - x
+        mark("encode")
         # Sums of squares in float64: in float32 they overflow for data beyond ~1e19.
         total = _sum_of_squares(x, xp, centered=True) or 1.0
-        fvu = _sum_of_squares(error, xp) / total
+        scale = 2.0 / total
+        error, grad_out, sq_error = _decode_error(device, index, values, state["decoder"], state["pre_bias"], x,
+                                                  scale, buffers)
+        fvu = float(sq_error.sum()) / total
         if not math.isfinite(fvu):
             raise _overflow_error(True)
-        grads = self._grads
-        for name in ("decoder", "encoder", "encoder_bias"):
-            grads[name].fill(0.0)
-        grad_out = _times(error, 2.0 / total)
-        if grad_out is None:
+        if not _gradient_fits(grad_out, sq_error, scale, xp):
             raise ValueError(f"X varies too little for float32 training (its sum of squared deviations is "
                              f"{total:.3g}): rescale X, e.g. multiply it by 1e20")
-        _backward(device, index, values, grad_out, x_centered, state["decoder"], grads)
+        mark("decode + loss")
 
         seen = self.n_samples_seen_ + n
         last_fired = self._last_fired.copy()
         last_fired[index[index >= 0]] = seen
         dead = seen - last_fired > self._dead_after()
         dead_ids = xp.flatnonzero(dead).astype(xp.int32)
+        mark("dead latents")
+        aux = None
         if self.aux_coef > 0 and dead_ids.size:
-            self._auxk_backward(x_centered, -error, dead_ids, device, grads)
-
-        grads["pre_bias"] = grad_out.sum(axis=0) - grads["encoder_bias"] @ state["encoder"]
-        # Unit-norm decoder rows: only the tangential part of their gradient counts.
-        decoder = state["decoder"]
-        grads["decoder"] -= (grads["decoder"] * decoder).sum(axis=1, keepdims=True) * decoder
+            aux = self._auxk(x_centered, error, dead_ids, device, buffers)
+        if aux is None:  # no AuxK entries: empty codes (the gradient rows are not read)
+            aux = (xp.empty((n, 0), xp.int32), xp.empty((n, 0), xp.float32), grad_out)
+        grad_pre_bias = grad_out.sum(axis=0)
+        mark("auxk")
 
         # The update phase.
         self._updating = True
@@ -414,36 +450,49 @@ class TopKSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if cut is not None:  # the running mean of the cut-offs is the inference threshold
             self.threshold_ += (cut - self.threshold_) / (self.n_steps_ + 1)
         self.n_steps_ += 1
-        lr = self._learning_rate()
-        for name in _PARAMETERS:
-            device.call("sae_adam_update", state[name], grads[name], *self._moments[name], lr, self.betas[0],
-                        self.betas[1], self.eps, self.n_steps_)
-        norms = xp.linalg.norm(decoder, axis=1, keepdims=True)
-        decoder /= norms
+        adam = (self._learning_rate(), self.betas[0], self.betas[1], self.eps, self.n_steps_)
+        moments = self._moments
+        encoder_part = buffers("encoder_part", (n_features,))
+        norms = buffers("norms", (state["decoder"].shape[0],))
+        # Per latent: its gradients from its entries, the decoder row's tangent
+        # projection, Adam on both rows and the bias, the renormalization.
+        device.call("sae_update_latents", index, values, grad_out, *aux, x_centered, state["encoder"],
+                    *moments["encoder"], state["encoder_bias"], *moments["encoder_bias"], state["decoder"],
+                    *moments["decoder"], encoder_part, norms, *adam)
+        grad_pre_bias -= encoder_part
+        device.call("sae_adam_update", state["pre_bias"], grad_pre_bias, *moments["pre_bias"], *adam)
         self._updating = False
         if not bool(xp.isfinite(norms).all()) or not bool((norms > 0).all()):
             raise ValueError(f"the training diverged at step {self.n_steps_} (non-finite or zero decoder rows); "
                              "lower learning_rate, or rescale X")
+        mark("update")
 
         l0 = float((values > 0).sum()) / n
         dead_fraction = float(dead.sum()) / dead.size
         for key, value in zip(("samples", "fvu", "l0", "dead"), (self.n_samples_seen_, fvu, l0, dead_fraction)):
             self.history_[key].append(value)
+        mark("history")
         return fvu, l0, dead_fraction
 
-    def _auxk_backward(self, x_centered, residual, dead_ids, device: _device.Device, grads) -> None:
-        """AuxK: the dead latents' top k_aux reconstruct the residual (its
-        squared error normalized by the residual's variance, times aux_coef)."""
+    def _auxk(self, x_centered, error, dead_ids, device: _device.Device, buffers):
+        """AuxK: the dead latents' top k_aux reconstruct the residual -error
+        (its squared error normalized by the residual's variance, times
+        aux_coef). Its entries (index, values, grad_out) for the update,
+        or None when the residual is too small for float32 gradients."""
         xp, state = device.xp, self._state
         k_aux = min(self.k_aux or max(1, x_centered.shape[1] // 2), int(dead_ids.size), device.max_k)
         values, local = _largest(device, x_centered, xp.ascontiguousarray(state["encoder"][dead_ids]),
-                                        xp.ascontiguousarray(state["encoder_bias"][dead_ids]), k_aux, True)
+                                 xp.ascontiguousarray(state["encoder_bias"][dead_ids]), k_aux, True)
         values, index = _kept(values, dead_ids[local], xp)
-        aux_error = _decode(device, index, values, state["decoder"], None) - residual
-        total = _sum_of_squares(residual, xp, centered=True) or 1.0
-        grad_aux = _times(aux_error, 2.0 * self.aux_coef / total)
-        if grad_aux is not None:  # else a residual too small for float32 gradients: no AuxK this step
-            _backward(device, index, values, grad_aux, x_centered, state["decoder"], grads)
+        residual = xp.negative(error, out=buffers("residual", error.shape))
+        # The residual's centered sum of squares is error's (the sign changes nothing).
+        scale = 2.0 * self.aux_coef / (_sum_of_squares(error, xp, centered=True) or 1.0)
+        aux_buffers = lambda name, shape, dtype=None: buffers("aux " + name, shape, dtype)  # noqa: E731
+        _, grad_aux, sq_error = _decode_error(device, index, values, state["decoder"], None, residual, scale,
+                                              aux_buffers)
+        if not _gradient_fits(grad_aux, sq_error, scale, xp):
+            return None
+        return index, values, grad_aux
 
     def _dead_after(self) -> int:
         return self.dead_after or 1000 * self.n_latents // self.k
@@ -462,7 +511,7 @@ class TopKSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             setattr(self, name + "_", value)
         self._saved_moments = {name: tuple(device.get(m) for m in pair) for name, pair in self._moments.items()}
         self._last_fired = device.get(self._last_fired)
-        del self._state, self._moments, self._grads, self._buffers, self._updating
+        del self._state, self._moments, self._buffers, self._updating
         self.history_ = {key: list(values) for key, values in self.history_.items()}
 
     @property
@@ -632,20 +681,6 @@ def _kept(values, index, xp):
     where nothing fires, both C-contiguous for the kernels."""
     values = xp.ascontiguousarray(xp.maximum(values, 0.0))
     return values, xp.ascontiguousarray(xp.where(values > 0, index, -1).astype(xp.int32))
-
-
-def _times(a, factor: float):
-    """a * factor in float32, also when factor itself lies outside float32's
-    normal range (the loss of data at a scale of 1e20 is normalized by 1e40
-    or more): in two steps then, each factor representable. None when the
-    product does not fit in float32 (data at a scale near 1e-38)."""
-    if _FLOAT32_TINY <= factor <= _FLOAT32_MAX:
-        return a * np.float32(factor)
-    root = math.sqrt(factor)
-    if not _FLOAT32_TINY <= root <= _FLOAT32_MAX:
-        return None
-    out = (a * np.float32(root)) * np.float32(root)
-    return out if bool((abs(out) <= _FLOAT32_MAX).all()) else None
 
 
 _FORMAT = "latentcore.TopKSAE/1"

@@ -1,7 +1,8 @@
-// One Adam step (Kingma & Ba 2015), shared by the C++ kernel
-// (latentcore::adam_update) and its CUDA twin: the bias corrections folded
-// into the step size and eps once per call on the host, in double, as
-// PyTorch folds them, and the same elementwise update on both sides.
+// One Adam step (Kingma & Ba 2015), shared by the C++ kernels
+// (latentcore::adam_update, latentcore::update_latents) and their CUDA twins:
+// the bias corrections folded into the step size and eps once per call on the
+// host, in double, as PyTorch folds them, and the same elementwise update on
+// both sides.
 #pragma once
 
 #include <cmath>
@@ -27,7 +28,8 @@ struct AdamStep {
 
     // One parameter: its moments updated with gradient g, then the parameter.
     // (On the GPU, and in the CPU's AVX2 clone, products may fuse into sums:
-    // the devices agree to float rounding, not bit for bit.)
+    // the devices agree to float rounding, not bit for bit. The C++ kernels
+    // are built with -fno-math-errno, so that loops around sqrtf vectorize.)
     LATENTCORE_HOST_DEVICE void apply(float& param, float g, float& first_moment, float& second_moment) const {
         const float m = b1 * first_moment + (1.0f - b1) * g;
         const float v = b2 * second_moment + (1.0f - b2) * g * g;
