@@ -119,10 +119,15 @@ def test_an_unfinished_path_is_solved_by_coordinate_descent(rng, monkeypatch):
     X, D = planted(rng, 20)
     alpha = 0.01 * alpha_max(X, D)
     exact = sparse_encode(X, D, method="lasso", alpha=alpha).toarray()
+    grid = [10 * alpha, 3 * alpha, alpha]
+    exact_path = lasso_path(X, D, alphas=grid)[1]
     monkeypatch.setattr(sparse_module, "_homotopy_max_steps", lambda width: 2)
     redone = sparse_encode(X, D, method="lasso", alpha=alpha).toarray()
     np.testing.assert_allclose(redone, exact, atol=1e-4 * np.abs(exact).max())
     assert_optimal(redone, X, D, alpha, False)
+    for a, ours, reference in zip(grid, lasso_path(X, D, alphas=grid)[1], exact_path):
+        np.testing.assert_allclose(ours.toarray(), reference.toarray(), atol=1e-4 * np.abs(exact).max())
+        assert_optimal(ours.toarray(), X, D, a, False)
 
 
 def test_ties_duplicates_and_extreme_scales(rng):

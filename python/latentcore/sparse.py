@@ -614,7 +614,7 @@ def _homotopy(X, D, alphas: np.ndarray, positive: bool, scale: float, n_threads:
     per_call = max(1, min(_SIGNALS_PER_CALL, _LASSO_BLOCK_ENTRIES // (n_alphas * width)))
     parts: list[list] = [[] for _ in range(n_alphas)]
     cpu = _device.cpu(1)
-    gram32 = _gram32(D)
+    gram32, gram64 = _gram32(D), None  # gram64: coordinate descent's, made when first needed
     with _backend.single_threaded_blas():
         for block in _blocks(n, per_call):
             rows = X[block]
@@ -629,8 +629,9 @@ def _homotopy(X, D, alphas: np.ndarray, positive: bool, scale: float, n_threads:
                 codes = rows_to_csr(support[g::n_alphas], _unscaled(values[g::n_alphas], scale, X),
                                     np.maximum(count[:, g], 0), n_atoms, cpu)
                 if unfinished.size:
-                    redone = _lasso(rows[unfinished], D, _gram(D), alphas[g], 1e-10, positive,
-                                    _CD_FALLBACK_SWEEPS, None, scale, n_threads)
+                    gram64 = _gram(D) if gram64 is None else gram64
+                    redone = _lasso(rows[unfinished], D, gram64, alphas[g], 1e-10, positive, _CD_FALLBACK_SWEEPS,
+                                    None, scale, n_threads)
                     placed = scipy.sparse.csr_array(
                         (np.ones(unfinished.size), (unfinished, np.arange(unfinished.size))), shape=(m, unfinished.size))
                     codes = scipy.sparse.csr_array(codes + placed @ redone, dtype=np.float32)
