@@ -65,7 +65,8 @@ import time
 
 import numpy as np
 
-from common import append_section, dist_version, fmt, has_edges, log, machine_section, ratio, table
+from common import (append_section, dist_version, fmt, has_edges, log, machine_section, ratio, reset_peak_rss,
+                    table)
 
 # ---------------------------------------------------------------- settings
 
@@ -119,21 +120,11 @@ def rss() -> tuple[int, int]:
         return peak, peak
 
 
-def reset_peak() -> bool:
-    """Resets this process's peak RSS to its current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def rss_baseline() -> dict:
     """After a child's warm-up: its peak so far, then a reset peak and the RSS now."""
     gc.collect()
     _, warm_peak = rss()
-    was_reset = reset_peak()
+    was_reset = reset_peak_rss()
     baseline, _ = rss()
     return {"warm_peak": warm_peak, "reset": was_reset, "baseline": baseline}
 
